@@ -1,0 +1,1 @@
+"""Everything that touches the world: Nix stores and files, the command line."""

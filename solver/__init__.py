@@ -1,0 +1,1 @@
+"""The pure core of budget-solve: closures, components, the disk model, planners, validation."""

@@ -1,0 +1,80 @@
+"""Lower bounds: on the budget any plan needs, and on the number of steps under a budget."""
+
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+
+from solver.instance import Instance
+
+
+def touched(inst: Instance) -> npt.NDArray[np.float64]:
+    """incidence[c, g] = 1 when group g is surely on disk during the step that changes c."""
+    inc = np.zeros((inst.size, len(inst.groups)), dtype=np.float64)
+    for g, group in enumerate(inst.groups):
+        for c in group.new_users:
+            inc[c, g] = 1.0
+        for c in group.old_users:
+            # A non-vital component may be dropped first; then its old paths are gone.
+            if inst.vital[c]:
+                inc[c, g] = 1.0
+    return inc
+
+
+def _fixed(inst: Instance) -> int:
+    # Every step holds two generations' glue: at least old + new (mid is the larger of them).
+    return inst.always + inst.reserve + inst.old_glue + inst.new_glue
+
+
+def peak_lower_bound(inst: Instance) -> int:
+    """No plan, however many steps, needs less than this."""
+    stored_old = _stored(inst, old=True)
+    stored_new = _stored(inst, old=False)
+    bound = inst.reserve + max(
+        stored_old + min(inst.mid_glue, inst.new_glue),
+        stored_new + min(inst.mid_glue, inst.old_glue),
+    )
+    if inst.size and inst.groups:
+        sizes = np.fromiter((g.size for g in inst.groups), dtype=np.float64)
+        per_comp = touched(inst) @ sizes
+        scratch = np.asarray(inst.scratch, dtype=np.float64)
+        bound = max(bound, int(round(float((per_comp + scratch).max()))) + _fixed(inst))
+    return bound
+
+
+def _stored(inst: Instance, *, old: bool) -> int:
+    """Store bytes of the current (old=True) or the target system, glue included."""
+    total = inst.always + (inst.old_glue if old else inst.new_glue)
+    for g in inst.groups:
+        users = g.old_users if old else g.new_users
+        if users:
+            total += g.size
+    return total
+
+
+def steps_lower_bound(inst: Instance, budget: int) -> int:
+    """A clique of components no two of which fit in one step: each needs its own step."""
+    if inst.size == 0:
+        return 0
+    if inst.size == 1 or not inst.groups:
+        return 1
+    sizes = np.fromiter((g.size for g in inst.groups), dtype=np.float64)
+    inc = touched(inst)
+    alone = inc @ sizes + np.asarray(inst.scratch, dtype=np.float64)
+    both = (inc * sizes) @ inc.T
+    pair = alone[:, None] + alone[None, :] - both + _fixed(inst)
+    conflict = nx.Graph()
+    conflict.add_nodes_from(range(inst.size))
+    rows, cols = np.nonzero(np.triu(pair > budget, k=1))
+    conflict.add_edges_from(zip(rows.tolist(), cols.tolist(), strict=True))
+    best = 1
+    # Greedy cliques from every start, densest first: cheap, and exact on small graphs.
+    order = sorted(conflict.nodes, key=conflict.degree, reverse=True)
+    for start in order[:200]:
+        clique = [start]
+        candidates = set(conflict[start])
+        for v in order:
+            if v in candidates:
+                clique.append(v)
+                candidates &= set(conflict[v])
+        best = max(best, len(clique))
+    return best

@@ -1,0 +1,17 @@
+"""The project's error hierarchy: one top-level handler turns these into `error: ...`."""
+
+
+class BudgetSolveError(Exception):
+    """Base of every error the command line reports as `error: ...` (exit 2)."""
+
+
+class InputError(BudgetSolveError):
+    """User input (a file, an option, a size) is wrong."""
+
+
+class ClosureError(InputError):
+    """A closure is inconsistent: a missing path, a dangling reference, a bad size."""
+
+
+class NixError(BudgetSolveError):
+    """A nix command failed or printed something we cannot read."""

@@ -1,0 +1,235 @@
+"""Heuristic planners and the baselines: one step, one component per step, greedy merging."""
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from solver.components import Change
+from solver.instance import Instance
+from solver.plan import Generation, Plan, State, evaluate, final, glue_of, initial, presence_matrix
+
+
+class _Disk:
+    """Incremental presence of groups as components change state, one at a time."""
+
+    def __init__(self, inst: Instance, start: Generation) -> None:
+        self.inst = inst
+        self.state = list(start)
+        n = len(inst.groups)
+        self.old_count = [0] * n
+        self.new_count = [0] * n
+        self.new_groups: list[list[int]] = [[] for _ in range(inst.size)]
+        self.old_groups: list[list[int]] = [[] for _ in range(inst.size)]
+        for g, group in enumerate(inst.groups):
+            for c in group.old_users:
+                self.old_groups[c].append(g)
+                if start[c] == State.OLD:
+                    self.old_count[g] += 1
+            for c in group.new_users:
+                self.new_groups[c].append(g)
+                if start[c] == State.NEW:
+                    self.new_count[g] += 1
+        self.sizes = [g.size for g in inst.groups]
+        self.stored = sum(s for g, s in enumerate(self.sizes) if self.present(g))
+        # add_cost[c]: bytes that turning c new would bring on disk right now.
+        self.add_cost = [
+            sum(self.sizes[g] for g in self.new_groups[c] if not self.present(g))
+            for c in range(inst.size)
+        ]
+
+    def present(self, g: int) -> bool:
+        return self.old_count[g] > 0 or self.new_count[g] > 0
+
+    def _flip(self, g: int, now_present: bool) -> None:
+        size = self.sizes[g]
+        self.stored += size if now_present else -size
+        for c in self.inst.groups[g].new_users:
+            self.add_cost[c] += -size if now_present else size
+
+    def freed_by(self, c: int) -> int:
+        """Bytes that leave the disk once c's old state is collected (c turned new)."""
+        if self.state[c] != State.OLD:
+            return 0
+        return sum(
+            self.sizes[g]
+            for g in self.old_groups[c]
+            if self.old_count[g] == 1 and self.new_count[g] == 0 and c not in self._new_users(g)
+        )
+
+    def _new_users(self, g: int) -> tuple[int, ...]:
+        return self.inst.groups[g].new_users
+
+    def set(self, c: int, to: State) -> None:
+        was = self.state[c]
+        if was == to:
+            return
+        if to == State.NEW:
+            for g in self.new_groups[c]:
+                self.new_count[g] += 1
+                if self.new_count[g] == 1 and self.old_count[g] == 0:
+                    self._flip(g, True)
+        if was == State.OLD:
+            for g in self.old_groups[c]:
+                self.old_count[g] -= 1
+                if self.old_count[g] == 0 and self.new_count[g] == 0:
+                    self._flip(g, False)
+        if was == State.NEW:
+            for g in self.new_groups[c]:
+                self.new_count[g] -= 1
+                if self.new_count[g] == 0 and self.old_count[g] == 0:
+                    self._flip(g, False)
+        if to == State.OLD:
+            for g in self.old_groups[c]:
+                self.old_count[g] += 1
+                if self.old_count[g] == 1 and self.new_count[g] == 0:
+                    self._flip(g, True)
+        self.state[c] = to
+
+
+def _droppable(inst: Instance) -> list[int]:
+    """Non-vital components that can be made absent (present now, not about to vanish)."""
+    return [c for c in range(inst.size) if not inst.vital[c] and inst.changes[c] is not Change.ADD]
+
+
+def greedy_sequence(inst: Instance, *, drop_non_vital: bool = False) -> list[Generation]:
+    """One change per step, smallest next peak first (ties: most bytes freed)."""
+    disk = _Disk(inst, initial(inst))
+    gens: list[Generation] = [tuple(disk.state)]
+    if drop_non_vital:
+        dropped = _droppable(inst)
+        for c in dropped:
+            # Removing a non-vital component early is its final state already.
+            disk.set(c, State.NEW if inst.changes[c] is Change.REMOVE else State.ABSENT)
+        if dropped:
+            gens.append(tuple(disk.state))
+    todo = {c for c in range(inst.size) if disk.state[c] == State.OLD}
+    restores = {c for c in range(inst.size) if disk.state[c] == State.ABSENT}
+    for pool in (todo, restores):
+        while pool:
+            best = min(
+                pool,
+                key=lambda c: (disk.add_cost[c] + inst.scratch[c], -disk.freed_by(c), c),
+            )
+            pool.discard(best)
+            disk.set(best, State.NEW)
+            gens.append(tuple(disk.state))
+    return gens
+
+
+def _transition_needs(
+    inst: Instance, gens: Sequence[Generation], present: npt.NDArray[np.bool_], start: int
+) -> npt.NDArray[np.int64]:
+    """Need of jumping from generation `start` straight to each later one."""
+    sizes = np.fromiter((g.size for g in inst.groups), dtype=np.int64, count=len(inst.groups))
+    union = (present[start] | present[start + 1 :]).astype(np.int64) @ sizes
+    last = len(gens) - 1
+    glue = np.array(
+        [glue_of(inst, start, last) + glue_of(inst, e, last) for e in range(start + 1, last + 1)],
+        dtype=np.int64,
+    )
+    scratch = np.zeros(len(gens) - start - 1, dtype=np.int64)
+    for c, bytes_ in enumerate(inst.scratch):
+        if not bytes_:
+            continue
+        became = [i for i, g in enumerate(gens) if g[c] == State.NEW]
+        if became and became[0] > start:
+            scratch[became[0] - start - 1 :] += bytes_
+    needs: npt.NDArray[np.int64] = union + glue + scratch + inst.always + inst.reserve
+    return needs
+
+
+def merge_greedy(inst: Instance, gens: Sequence[Generation], budget: int) -> list[Generation]:
+    """Merge consecutive steps left to right while the union still fits (the baseline)."""
+    present = presence_matrix(inst, gens)
+    kept = [0]
+    start = 0
+    last = len(gens) - 1
+    while start < last:
+        needs = _transition_needs(inst, gens, present, start)
+        end = start + 1
+        while end < last and needs[end - start] <= budget:
+            end += 1
+        kept.append(end)
+        start = end
+    return [gens[i] for i in kept]
+
+
+def merge_optimal(inst: Instance, gens: Sequence[Generation], budget: int) -> list[Generation]:
+    """Fewest steps, then lowest peak, that keep `gens` in order (a shortest path over jumps)."""
+    present = presence_matrix(inst, gens)
+    last = len(gens) - 1
+    inf = (len(gens) + 1, 0)
+    best: list[tuple[int, int]] = [(0, 0)] + [inf] * last
+    came: list[int] = [0] * len(gens)
+    for s in range(last):
+        if best[s] == inf:
+            continue
+        needs = _transition_needs(inst, gens, present, s)
+        for e in range(s + 1, last + 1):
+            need = int(needs[e - s - 1])
+            if need > budget and e > s + 1:
+                continue
+            cand = (best[s][0] + 1, max(best[s][1], need))
+            if cand < best[e]:
+                best[e] = cand
+                came[e] = s
+    path = [last]
+    while path[-1] != 0:
+        path.append(came[path[-1]])
+    return [gens[i] for i in reversed(path)]
+
+
+def greedy_batches(inst: Instance, budget: int, *, drop_non_vital: bool = False) -> list[Generation]:
+    """Fill each step with the cheapest changes while it fits the budget."""
+    disk = _Disk(inst, initial(inst))
+    gens: list[Generation] = [tuple(disk.state)]
+    if drop_non_vital:
+        dropped = _droppable(inst)
+        for c in dropped:
+            disk.set(c, State.NEW if inst.changes[c] is Change.REMOVE else State.ABSENT)
+        if dropped:
+            gens.append(tuple(disk.state))
+    # Two generations' glue; the intermediate estimate is the larger side, so this never undercounts.
+    fixed = inst.always + inst.reserve + 2 * inst.mid_glue
+    for wanted in (State.OLD, State.ABSENT):
+        pool = {c for c in range(inst.size) if disk.state[c] == wanted}
+        while pool:
+            base = disk.stored + fixed
+            # Groups brought in by this batch so far; their cost is paid once.
+            added: set[int] = set()
+            batch: list[int] = []
+            extra = 0
+            while pool:
+                cost, c = min(
+                    (
+                        inst.scratch[c]
+                        + sum(
+                            disk.sizes[g]
+                            for g in disk.new_groups[c]
+                            if g not in added and not disk.present(g)
+                        ),
+                        c,
+                    )
+                    for c in pool
+                )
+                if batch and base + extra + cost > budget:
+                    break
+                batch.append(c)
+                pool.discard(c)
+                extra += cost
+                added.update(g for g in disk.new_groups[c] if not disk.present(g))
+                if base + extra > budget:
+                    break  # a change that does not fit even alone: it gets a step of its own
+            for c in batch:
+                disk.set(c, State.NEW)
+            gens.append(tuple(disk.state))
+    if gens[-1] != final(inst):
+        gens.append(final(inst))
+    return gens
+
+
+def best_of(inst: Instance, candidates: Iterable[Sequence[Generation]]) -> Plan:
+    """The plan with fewest steps, then lowest peak, then least absence."""
+    plans = [evaluate(inst, c) for c in candidates]
+    return min(plans, key=lambda p: (len(p), p.peak_bytes, p.absent_steps))

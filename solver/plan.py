@@ -1,0 +1,188 @@
+"""Plans: a sequence of generations (one state per component) and the disk need of each step."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from solver.components import Change
+from solver.instance import Instance
+
+
+class State(IntEnum):
+    OLD = 0
+    NEW = 1
+    ABSENT = 2
+
+
+Generation = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One intermediate generation built, the previous one deleted, garbage collected."""
+
+    index: int
+    upgrade: tuple[str, ...]
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+    drop: tuple[str, ...]
+    restore: tuple[str, ...]
+    peak_bytes: int
+    store_bytes_after: int
+
+    @property
+    def changes(self) -> int:
+        return sum(map(len, (self.upgrade, self.add, self.remove, self.drop, self.restore)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "upgrade": list(self.upgrade),
+            "add": list(self.add),
+            "remove": list(self.remove),
+            "drop": list(self.drop),
+            "restore": list(self.restore),
+            "peak_bytes": self.peak_bytes,
+            "store_bytes_after": self.store_bytes_after,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    generations: tuple[Generation, ...]
+    steps: tuple[Step, ...]
+
+    @property
+    def peak_bytes(self) -> int:
+        return max((s.peak_bytes for s in self.steps), default=0)
+
+    @property
+    def absent_steps(self) -> int:
+        """Generations in which some component is absent, summed over components."""
+        return sum(st == State.ABSENT for g in self.generations for st in g)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+def presence_matrix(inst: Instance, generations: Sequence[Generation]) -> npt.NDArray[np.bool_]:
+    """present[i, g]: is group g on disk in generation i."""
+    states = np.asarray(generations, dtype=np.int8).reshape(len(generations), inst.size)
+    present = np.zeros((len(generations), len(inst.groups)), dtype=np.bool_)
+    is_old = states == State.OLD
+    is_new = states == State.NEW
+    for g, group in enumerate(inst.groups):
+        col = present[:, g]
+        for c in group.old_users:
+            col |= is_old[:, c]
+        for c in group.new_users:
+            col |= is_new[:, c]
+    return present
+
+
+def group_sizes(inst: Instance) -> npt.NDArray[np.int64]:
+    return np.fromiter((g.size for g in inst.groups), dtype=np.int64, count=len(inst.groups))
+
+
+def glue_of(inst: Instance, i: int, last: int) -> int:
+    """Glue bytes of generation i in a plan whose final generation is `last`."""
+    if i == 0:
+        return inst.old_glue
+    if i == last:
+        return inst.new_glue
+    return inst.mid_glue
+
+
+def first_new(generations: Sequence[Generation], c: int) -> int | None:
+    for i, g in enumerate(generations):
+        if g[c] == State.NEW:
+            return i
+    return None
+
+
+def scratch_by_step(inst: Instance, generations: Sequence[Generation]) -> list[int]:
+    """Build scratch of each step: components that become new for the first time."""
+    out = [0] * len(generations)
+    for c, bytes_ in enumerate(inst.scratch):
+        if bytes_:
+            i = first_new(generations, c)
+            if i is not None and i > 0:
+                out[i] += bytes_
+    return out
+
+
+def evaluate(inst: Instance, generations: Sequence[Generation]) -> Plan:
+    """Exact disk need of every step of a plan (the planner's own accounting)."""
+    gens = [tuple(g) for g in generations]
+    present = presence_matrix(inst, gens)
+    sizes = group_sizes(inst)
+    stored = present.astype(np.int64) @ sizes
+    scratch = scratch_by_step(inst, gens)
+    last = len(gens) - 1
+    steps = []
+    for i in range(1, len(gens)):
+        union = int((present[i - 1] | present[i]).astype(np.int64) @ sizes)
+        glue = glue_of(inst, i - 1, last) + glue_of(inst, i, last)
+        peak = inst.always + union + glue + scratch[i] + inst.reserve
+        after = inst.always + int(stored[i]) + glue_of(inst, i, last)
+        steps.append(_describe(inst, i, gens[i - 1], gens[i], peak, after))
+    return Plan(tuple(gens), tuple(steps))
+
+
+def _describe(
+    inst: Instance, index: int, before: Generation, after: Generation, peak: int, stored: int
+) -> Step:
+    kinds: dict[str, list[str]] = {k: [] for k in ("upgrade", "add", "remove", "drop", "restore")}
+    for c, (a, b) in enumerate(zip(before, after, strict=True)):
+        if a == b or (inst.changes[c] is Change.SAME and State.ABSENT not in (a, b)):
+            continue
+        name = inst.names[c]
+        if b == State.ABSENT:
+            kinds["drop"].append(name)
+        elif a == State.ABSENT:
+            kinds["restore"].append(name)
+        elif inst.changes[c] is Change.ADD:
+            kinds["add"].append(name)
+        elif inst.changes[c] is Change.REMOVE:
+            kinds["remove"].append(name)
+        else:
+            kinds["upgrade"].append(name)
+    return Step(index, *(tuple(v) for v in kinds.values()), peak_bytes=peak, store_bytes_after=stored)
+
+
+def one_step(inst: Instance) -> Plan:
+    """The plain upgrade: everything at once."""
+    return evaluate(inst, [initial(inst), final(inst)])
+
+
+def initial(inst: Instance) -> Generation:
+    return (State.OLD,) * inst.size
+
+
+def final(inst: Instance) -> Generation:
+    return (State.NEW,) * inst.size
+
+
+def _same_disk(inst: Instance, a: Generation, b: Generation) -> bool:
+    """Two generations that put the same paths on disk (unchanged components: old == new)."""
+    for c, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x != y and not (inst.changes[c] is Change.SAME and State.ABSENT not in (x, y)):
+            return False
+    return True
+
+
+def canonical(inst: Instance, generations: Sequence[Generation]) -> list[Generation]:
+    """Drop null steps; the plan starts at the current system and ends at the target."""
+    out: list[Generation] = [initial(inst)]
+    for gen in generations[1:]:
+        if not _same_disk(inst, out[-1], gen):
+            out.append(tuple(gen))
+    if not _same_disk(inst, out[-1], final(inst)):
+        out.append(final(inst))
+    elif len(out) > 1:
+        out[-1] = final(inst)
+    return out

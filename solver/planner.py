@@ -1,0 +1,176 @@
+"""The planner: heuristics for a first plan and a floor, then CP-SAT to prove or improve."""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from solver.bounds import peak_lower_bound, steps_lower_bound
+from solver.cpsat import SolveStatus, UpgradeModel, default_workers
+from solver.greedy import best_of, greedy_batches, greedy_sequence, merge_greedy, merge_optimal
+from solver.instance import Instance
+from solver.plan import Plan, evaluate, one_step
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class Status(Enum):
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+
+
+@dataclass(frozen=True)
+class Result:
+    """A plan (or the verdict that none fits) and what is known about how good it is."""
+
+    status: Status
+    budget: int
+    plan: Plan | None
+    lower_bound_steps: int
+    # Smallest budget we found a plan for; None when this budget fits.
+    min_feasible_budget: int | None
+    # No plan, whatever its number of steps, can peak below this.
+    peak_floor: int
+    one_step_peak: int
+    # Steps of the baseline: one change per step in greedy order, merged while it fits.
+    greedy_steps: int | None
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.plan.peak_bytes if self.plan else 0
+
+    @property
+    def min_budget_proven(self) -> bool:
+        return self.min_feasible_budget is not None and self.min_feasible_budget == self.peak_floor
+
+    def to_json(self) -> dict[str, Any]:
+        """The object of DESIGN.md's `--json` contract."""
+        return {
+            "status": self.status.value,
+            "budget_bytes": self.budget,
+            "peak_bytes": self.peak_bytes,
+            "lower_bound_steps": self.lower_bound_steps,
+            "min_feasible_budget_bytes": self.min_feasible_budget,
+            "steps": [s.to_json() for s in self.plan.steps] if self.plan else [],
+        }
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def min_peak_plan(inst: Instance) -> Plan:
+    """The lowest-peak plan the heuristics find: one change per step, best greedy order."""
+    candidates = [greedy_sequence(inst)]
+    if not all(inst.vital):
+        candidates.append(greedy_sequence(inst, drop_non_vital=True))
+    plans = [evaluate(inst, c) for c in candidates]
+    return min(plans, key=lambda p: (p.peak_bytes, p.absent_steps, len(p)))
+
+
+def plan_upgrade(
+    inst: Instance,
+    budget: int,
+    *,
+    time_limit: float = 60.0,
+    workers: int | None = None,
+    progress: Progress = _quiet,
+) -> Result:
+    """Fewest steps under `budget`, then the lowest peak, then the least absence."""
+    started = time.monotonic()
+    workers = workers or default_workers()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.monotonic()
+        timings[name] = now - since
+        return now
+
+    single = one_step(inst)
+    floor = min(peak_lower_bound(inst), single.peak_bytes)
+    t = lap("bounds", started)
+    if single.peak_bytes <= budget or inst.size == 0:
+        # One step is the only plan with one step; nothing to optimise.
+        return Result(Status.OPTIMAL, budget, single, min(1, inst.size), None, floor,
+                      single.peak_bytes, min(1, inst.size), time.monotonic() - started, timings)
+
+    progress("ordering components")
+    lowest = min_peak_plan(inst)
+    t = lap("min_peak", t)
+    if lowest.peak_bytes > budget:
+        return Result(Status.INFEASIBLE, budget, None, 0, lowest.peak_bytes, floor,
+                      single.peak_bytes, None, time.monotonic() - started, timings)
+
+    progress("merging steps")
+    baseline = evaluate(inst, merge_greedy(inst, greedy_sequence(inst), budget))
+    if baseline.peak_bytes > budget:
+        baseline = evaluate(inst, merge_greedy(inst, lowest.generations, budget))
+    candidates = [merge_optimal(inst, lowest.generations, budget), greedy_batches(inst, budget)]
+    if not all(inst.vital):
+        candidates.append(greedy_batches(inst, budget, drop_non_vital=True))
+    fitting = [c for c in candidates if evaluate(inst, c).peak_bytes <= budget]
+    best = best_of(inst, [*fitting, baseline.generations])
+    t = lap("heuristics", t)
+    bound = max(2, steps_lower_bound(inst, budget))
+    t = lap("steps_bound", t)
+    log.debug("heuristic plan: %d steps (baseline %d), lower bound %d", len(best), len(baseline), bound)
+
+    deadline = started + time_limit
+    model = UpgradeModel(inst, budget, len(best))
+    model.hint(best.generations)
+    t = lap("model", t)
+    proven_steps = bound >= len(best)
+    if not proven_steps:
+        progress(f"searching for fewer than {len(best)} steps")
+        stage = model.solve("steps", time_limit=(deadline - time.monotonic()) * 0.6, workers=workers)
+        if stage.generations is not None:
+            found = evaluate(inst, stage.generations)
+            if found.peak_bytes <= budget and len(found) < len(best):
+                best = found
+        if stage.bound is not None:
+            bound = max(bound, stage.bound)
+        proven_steps = stage.status is SolveStatus.OPTIMAL or bound >= len(best)
+        t = lap("cpsat_steps", t)
+        model.hint(best.generations)
+    progress(f"lowering the peak of {len(best)} steps")
+    stage = model.solve("peak", time_limit=(deadline - time.monotonic()) * 0.8, workers=workers,
+                        at_most={"steps": len(best)})
+    proven_peak = stage.status is SolveStatus.OPTIMAL
+    if stage.generations is not None:
+        found = evaluate(inst, stage.generations)
+        if len(found) <= len(best) and found.peak_bytes <= best.peak_bytes:
+            best = found
+    t = lap("cpsat_peak", t)
+    proven_absence = True
+    if not all(inst.vital) and best.absent_steps:
+        model.hint(best.generations)
+        progress("shortening absences")
+        stage = model.solve("absence", time_limit=deadline - time.monotonic(), workers=workers,
+                            at_most={"steps": len(best), "peak": best.peak_bytes})
+        proven_absence = stage.status is SolveStatus.OPTIMAL
+        if stage.generations is not None:
+            found = evaluate(inst, stage.generations)
+            if (len(found), found.peak_bytes, found.absent_steps) < (
+                len(best), best.peak_bytes, best.absent_steps):
+                best = found
+        lap("cpsat_absence", t)
+    optimal = proven_steps and proven_peak and proven_absence
+    return Result(
+        Status.OPTIMAL if optimal else Status.FEASIBLE,
+        budget,
+        best,
+        min(bound, len(best)),
+        None,
+        floor,
+        single.peak_bytes,
+        len(baseline),
+        time.monotonic() - started,
+        timings,
+    )
