@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from solver.closure import Closure, PathInfo
+from solver.names import LIBRARIES, PACKAGES
 from solver.storepath import NIX_BASE32
 
 STORE = "/nix/store"
@@ -49,12 +50,16 @@ def generate_system(
     libs: list[str] = [add("glibc", "2.39-52", 30_000_000, [])]
     for i in range(1, n_libs):
         deps = rng.sample(libs, k=min(len(libs), rng.randint(1, 4)))
-        libs.append(add(f"lib{i}", f"{rng.randint(0, 9)}.{rng.randint(0, 30)}", _size(rng, 400_000), deps + [libs[0]]))
+        lib_name = LIBRARIES[i] if i < len(LIBRARIES) else f"lib{i}"
+        libs.append(add(lib_name, f"{rng.randint(0, 9)}.{rng.randint(0, 30)}", _size(rng, 400_000), deps + [libs[0]]))
     private_total = max(0, paths - n_libs - components - 3)
     per_comp = [0] * components
     for _ in range(private_total):
         per_comp[rng.randrange(components)] += 1
     big = set(rng.sample(range(components), k=min(components, max(1, components // 60))))
+    def pkg_name(c: int) -> str:
+        return PACKAGES[c] if c < len(PACKAGES) else f"pkg{c}"
+
     uses: list[set[str]] = []
     for _ in range(components):
         # Popular libraries are referenced far more often: a few low indices dominate.
@@ -67,11 +72,11 @@ def generate_system(
     entries: list[str] = []
     for c, used in enumerate(uses):
         private = [
-            add(f"pkg{c}-dep{p}", f"{rng.randint(1, 5)}.{p}", _size(rng, 150_000), used)
+            add(f"{pkg_name(c)}-dep{p}", f"{rng.randint(1, 5)}.{p}", _size(rng, 150_000), used)
             for p in range(per_comp[c])
         ]
         size = _size(rng, 3_000_000) if c not in big else rng.randint(200, 900) * 1_000_000
-        entries.append(add(f"pkg{c}", f"{rng.randint(1, 20)}.{rng.randint(0, 9)}", size, [*used, *private]))
+        entries.append(add(pkg_name(c), f"{rng.randint(1, 20)}.{rng.randint(0, 9)}", size, [*used, *private]))
     system_path = add("system-path", "", 40_000, entries)
     etc = add("etc", "", 30_000, rng.sample(entries, k=min(5, len(entries))))
     top = add(name, "", 15_000, [system_path, etc])

@@ -1,0 +1,70 @@
+"""Turn command-line sources into a planning problem: closures, components, pinned paths."""
+
+import logging
+import os
+from collections.abc import Sequence
+
+from adapters import nix
+from adapters.readers import read_source
+from solver.closure import Closure, merge
+from solver.components import split_components
+from solver.errors import InputError
+from solver.instance import Problem
+
+log = logging.getLogger(__name__)
+
+
+def is_live(spec: str) -> bool:
+    """A source that names something in the local store (a store path or a link to one)."""
+    store = nix.store_dir()
+    return os.path.realpath(spec).startswith(store.rstrip("/") + "/")
+
+
+def live_pinned(old: Closure, new: Closure) -> Closure | None:
+    """Closures of the GC roots other than the two systems: they stay whatever we do."""
+    ours = set(old.roots) | set(new.roots)
+    targets = sorted({t for t in nix.gc_roots().values() if t not in ours})
+    if not targets:
+        return None
+    log.debug("pinned by %d other GC roots", len(targets))
+    return Closure(nix.path_info(targets, recursive=True), targets, source="GC roots")
+
+
+def keep_closure(paths: Sequence[str], old: Closure, new: Closure, live: bool) -> Closure | None:
+    """Closures of `--keep` paths, from the known closures or, on a live store, from Nix."""
+    parts = []
+    for path in paths:
+        real = os.path.realpath(path) if os.path.islink(path) else path
+        if real in old:
+            parts.append(old.restrict([real]))
+        elif real in new:
+            parts.append(new.restrict([real]))
+        elif live or is_live(real):
+            parts.append(Closure(nix.path_info([real], recursive=True), [real], source=path))
+        else:
+            raise InputError(
+                f"--keep {path}: not in the current or the target closure, and not in a local store"
+            )
+    return merge(parts, source="--keep") if parts else None
+
+
+def load_problem(
+    current: str,
+    target: str,
+    *,
+    non_vital: Sequence[str] = (),
+    couple: Sequence[Sequence[str]] = (),
+    keep: Sequence[str] = (),
+    reserve: int = 0,
+    gc_roots: bool = True,
+) -> Problem:
+    """Read both systems and everything that pins paths, and split them into components."""
+    old = read_source(current)
+    new = read_source(target)
+    live = is_live(current)
+    pinned = [p for p in (live_pinned(old, new) if live and gc_roots else None,
+                          keep_closure(keep, old, new, live)) if p is not None]
+    split = split_components(old, new, non_vital=non_vital, couple=couple)
+    return Problem(
+        old, new, split, pinned=merge(pinned, source="pinned") if pinned else None, reserve=reserve
+    )

@@ -1,0 +1,136 @@
+"""Human output: a table of steps with a bar against the budget, and a one-line verdict."""
+
+import shutil
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import TextIO
+
+from solver.planner import Result, Status
+from solver.plan import Step
+from solver.units import format_size
+
+BAR = 20
+
+
+def _bar(value: int, budget: int) -> str:
+    filled = 0 if budget <= 0 else min(BAR, round(BAR * value / budget))
+    return "█" * filled + "·" * (BAR - filled)
+
+
+def _changes(step: Step, width: int) -> str:
+    parts = []
+    for verb, names in (
+        ("upgrade", step.upgrade),
+        ("add", step.add),
+        ("remove", step.remove),
+        ("drop", step.drop),
+        ("restore", step.restore),
+    ):
+        if names:
+            parts.append(f"{verb} {', '.join(names)}")
+    text = "; ".join(parts)
+    if len(text) <= width:
+        return text
+    counts = [f"{verb} {len(n)}" for verb, n in (
+        ("upgrade", step.upgrade), ("add", step.add), ("remove", step.remove),
+        ("drop", step.drop), ("restore", step.restore)) if n]
+    summary = ", ".join(counts) + ": "
+    room = max(10, width - len(summary) - 2)
+    names = ", ".join(step.upgrade + step.add + step.remove + step.drop + step.restore)
+    return summary + (names if len(names) <= room else names[: room - 1] + "…")
+
+
+def verdict(result: Result) -> str:
+    budget = format_size(result.budget)
+    if result.status is Status.INFEASIBLE:
+        found = format_size(result.min_feasible_budget or 0)
+        how = (
+            "proven minimal"
+            if result.min_budget_proven
+            else f"no plan can need less than {format_size(result.peak_floor)}"
+        )
+        return f"infeasible: no plan fits {budget}; the smallest budget that works is {found} ({how})"
+    assert result.plan is not None
+    steps = len(result.plan)
+    if steps == 0:
+        return "nothing to do: the current system is the target"
+    noun = "step" if steps == 1 else "steps"
+    quality = (
+        "optimal" if result.status is Status.OPTIMAL
+        else f"at least {result.lower_bound_steps} needed"
+    )
+    extra = ""
+    if result.greedy_steps and result.greedy_steps > steps:
+        extra = f", greedy needs {result.greedy_steps}"
+    one = "" if steps == 1 else f"; one step would need {format_size(result.one_step_peak)}"
+    return (
+        f"plan: {steps} {noun} ({quality}{extra}), peak {format_size(result.peak_bytes)} "
+        f"of {budget}{one}"
+    )
+
+
+def render(result: Result, out: TextIO) -> None:
+    if result.plan is not None and result.plan.steps:
+        width = shutil.get_terminal_size((100, 24)).columns
+        changes_width = max(24, width - 60)
+        out.write(f"{'step':>4}  {'changes':<{changes_width}}  {'peak':>10}  {'after':>10}  budget\n")
+        for step in result.plan.steps:
+            out.write(
+                f"{step.index:>4}  {_changes(step, changes_width):<{changes_width}}  "
+                f"{format_size(step.peak_bytes):>10}  {format_size(step.store_bytes_after):>10}  "
+                f"{_bar(step.peak_bytes, result.budget)}\n"
+            )
+    out.write(verdict(result) + "\n")
+
+
+class Spinner:
+    """Shows what the solver is doing once it has taken more than a second."""
+
+    def __init__(self, stream: TextIO = sys.stderr, delay: float = 1.0, enabled: bool = True) -> None:
+        self.stream = stream
+        self.delay = delay
+        self.enabled = enabled
+        self.message = "reading closures"
+        self._shown = ""
+        self._start = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._tty = stream.isatty()
+
+    def __call__(self, message: str) -> None:
+        self.message = message
+
+    def __enter__(self) -> "Spinner":
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._tty and self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+    def _run(self) -> None:
+        if self._stop.wait(self.delay):
+            return
+        frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+        i = 0
+        while not self._stop.is_set():
+            elapsed = time.monotonic() - self._start
+            if self._tty:
+                self.stream.write(f"\r\033[K{frames[i % len(frames)]} {self.message} ({elapsed:.0f}s)")
+                self.stream.flush()
+                self._shown = self.message
+            elif self.message != self._shown:
+                self.stream.write(f"budget-solve: {self.message} ({elapsed:.1f}s)\n")
+                self.stream.flush()
+                self._shown = self.message
+            i += 1
+            self._stop.wait(0.2)

@@ -1,0 +1,108 @@
+"""The planner on hand-made and generated closures; every plan goes through the validator."""
+
+import pytest
+
+from solver.components import split_components
+from solver.greedy import greedy_sequence, merge_greedy
+from solver.instance import Problem, build_instance
+from solver.plan import evaluate, one_step
+from solver.planner import Status, plan_upgrade
+from solver.synthetic import generate_pair
+from solver.validate import validate
+from tests.helpers import GiB, MiB, instance_of, user_story
+
+
+def checked(problem, result):
+    """Validate a result's plan and return it."""
+    assert result.plan is not None
+    report = validate(problem, result.plan, result.budget)
+    assert report.peak == result.peak_bytes <= result.budget
+    return result.plan
+
+
+def test_user_story_two_steps():
+    old, new = user_story()
+    problem, inst = instance_of(old, new)
+    assert one_step(inst).peak_bytes > 14 * GiB
+    result = plan_upgrade(inst, 14 * GiB, time_limit=10, workers=1)
+    plan = checked(problem, result)
+    assert result.status is Status.OPTIMAL
+    assert len(plan) == 2 and result.lower_bound_steps == 2
+    assert sorted(plan.steps[0].upgrade + plan.steps[1].upgrade) == ["bigPackageA", "bigPackageB"]
+
+
+def test_one_step_when_it_fits():
+    old, new = user_story()
+    problem, inst = instance_of(old, new)
+    result = plan_upgrade(inst, 40 * GiB, time_limit=10, workers=1)
+    plan = checked(problem, result)
+    assert len(plan) == 1 and result.status is Status.OPTIMAL
+
+
+def test_infeasible_reports_min_budget():
+    old, new = user_story()
+    problem, inst = instance_of(old, new)
+    result = plan_upgrade(inst, 10 * GiB, time_limit=10, workers=1)
+    assert result.status is Status.INFEASIBLE and result.plan is None
+    assert result.to_json()["steps"] == []
+    need = result.min_feasible_budget
+    assert need is not None and need > 10 * GiB
+    assert plan_upgrade(inst, need, time_limit=10, workers=1).status is not Status.INFEASIBLE
+    assert plan_upgrade(inst, need - MiB, time_limit=10, workers=1).status is Status.INFEASIBLE
+
+
+def test_non_vital_dropped_and_restored():
+    old, new = user_story(extra=2 * GiB)
+    # Without dropping games, upgrading either big package needs 15 GiB.
+    problem, inst = instance_of(old, new, non_vital=["games"])
+    budget = 13 * GiB + 64 * MiB
+    result = plan_upgrade(inst, budget, time_limit=10, workers=1)
+    plan = checked(problem, result)
+    dropped = [n for s in plan.steps for n in s.drop]
+    restored = [n for s in plan.steps for n in s.restore]
+    assert dropped == ["games"] and restored == ["games"]
+    vital_problem, vital_inst = instance_of(old, new)
+    assert plan_upgrade(vital_inst, budget, time_limit=10, workers=1).status is Status.INFEASIBLE
+
+
+def test_reserve_counts_on_every_step():
+    old, new = user_story()
+    problem, inst = instance_of(old, new, reserve=GiB)
+    assert plan_upgrade(inst, 14 * GiB, time_limit=10, workers=1).status is Status.INFEASIBLE
+    result = plan_upgrade(inst, 14 * GiB + 64 * MiB, time_limit=10, workers=1)
+    plan = checked(problem, result)
+    assert all(s.peak_bytes >= 13 * GiB + GiB for s in plan.steps)
+
+
+@pytest.fixture(scope="module")
+def synthetic_3000():
+    pair = generate_pair(3000, 150, changed=0.3, seed=3)
+    split = split_components(pair.old, pair.new)
+    problem = Problem(pair.old, pair.new, split)
+    return problem, build_instance(problem)
+
+
+@pytest.mark.slow
+def test_synthetic_3000_paths_halfway_budget(synthetic_3000):
+    problem, inst = synthetic_3000
+    both = one_step(inst).peak_bytes
+    alone = max(problem.old.size(), problem.new.size())
+    budget = (alone + both) // 2
+    result = plan_upgrade(inst, budget, time_limit=20, workers=2)
+    plan = checked(problem, result)
+    greedy = evaluate(inst, merge_greedy(inst, greedy_sequence(inst), budget))
+    assert greedy.peak_bytes <= budget
+    assert len(plan) <= len(greedy)
+    assert result.lower_bound_steps <= len(plan)
+
+
+@pytest.mark.slow
+def test_synthetic_min_feasible_budget_is_tight(synthetic_3000):
+    problem, inst = synthetic_3000
+    alone = max(problem.old.size(), problem.new.size())
+    result = plan_upgrade(inst, alone, time_limit=10, workers=2)
+    assert result.status is Status.INFEASIBLE
+    need = result.min_feasible_budget
+    at = plan_upgrade(inst, need, time_limit=10, workers=2)
+    checked(problem, at)
+    assert plan_upgrade(inst, need - MiB, time_limit=10, workers=2).status is Status.INFEASIBLE
