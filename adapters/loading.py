@@ -8,7 +8,7 @@ from adapters import nix
 from adapters.readers import read_source
 from solver.closure import Closure, merge
 from solver.components import split_components
-from solver.errors import InputError
+from solver.errors import InputError, NixError
 from solver.instance import Problem
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,10 @@ def keep_closure(paths: Sequence[str], old: Closure, new: Closure, live: bool) -
         elif real in new:
             parts.append(new.restrict([real]))
         elif live or is_live(real):
-            parts.append(Closure(nix.path_info([real], recursive=True), [real], source=path))
+            try:
+                parts.append(Closure(nix.path_info([real], recursive=True), [real], source=path))
+            except NixError as e:
+                raise InputError(f"--keep {path}: not in either closure, and {e}") from e
         else:
             raise InputError(
                 f"--keep {path}: not in the current or the target closure, and not in a local store"

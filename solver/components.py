@@ -42,10 +42,15 @@ SMALL_WRAPPER_BYTES = 64 * 1024
 KERNEL_PNAMES = frozenset({"linux", "linux-modules", "linux-headers", "initrd-linux", "initrd"})
 
 
+def is_regenerated(sp: StorePath) -> bool:
+    """Paths that are glue by name: every generation builds its own."""
+    name = sp.name
+    return name in GLUE_NAMES or name.startswith(GLUE_PREFIXES) or name.endswith(GLUE_SUFFIXES)
+
+
 def is_glue(sp: StorePath, nar_size: int, has_references: bool) -> bool:
     """True for paths that every generation regenerates rather than upgrades."""
-    name = sp.name
-    if name in GLUE_NAMES or name.startswith(GLUE_PREFIXES) or name.endswith(GLUE_SUFFIXES):
+    if is_regenerated(sp):
         return True
     return has_references and nar_size <= SMALL_WRAPPER_BYTES and sp.version == "" and not sp.output
 
@@ -97,6 +102,22 @@ GluePredicate = Callable[[StorePath, int, bool], bool]
 
 def _walk(closure: Closure, glue: GluePredicate) -> tuple[dict[str, list[str]], set[str]]:
     """Entry paths by component key, and the glue visited on the way down."""
+    # Whatever references glue by name (a config dir pointing at system-path, say) is
+    # rebuilt with it in every generation, so it is glue too, whatever its own name.
+    referrers: dict[str, list[str]] = defaultdict(list)
+    regenerated: set[str] = set()
+    for info in closure.infos():
+        for ref in info.references:
+            referrers[ref].append(info.path)
+        if is_regenerated(StorePath.parse(info.path)):
+            regenerated.add(info.path)
+    stack = list(regenerated)
+    while stack:
+        for parent in referrers.get(stack.pop(), ()):
+            if parent not in regenerated:
+                regenerated.add(parent)
+                stack.append(parent)
+
     entries: dict[str, list[str]] = defaultdict(list)
     glue_paths: set[str] = set()
     seen: set[str] = set()
@@ -109,12 +130,12 @@ def _walk(closure: Closure, glue: GluePredicate) -> tuple[dict[str, list[str]], 
         seen.add(path)
         info = closure[path]
         sp = StorePath.parse(path)
-        if path in roots or glue(sp, info.nar_size, bool(info.references)):
+        if path in roots or path in regenerated or glue(sp, info.nar_size, bool(info.references)):
             glue_paths.add(path)
             stack.extend(info.references)
         else:
             entries[sp.key].append(path)
-    # A glue-looking path that some package references belongs to that package.
+    # A small wrapper that some package references belongs to that package.
     inside = closure.reachable(p for ps in entries.values() for p in ps)
     return entries, glue_paths - inside
 

@@ -1,0 +1,130 @@
+"""The command line: the JSON contract, exit codes, and one-line errors for bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adapters.cli import main
+from solver.units import parse_size
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "scenarios" / "examples"
+CURRENT = str(EXAMPLES / "nixos-current.json")
+TARGET = str(EXAMPLES / "nixos-target.json")
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quiet", *args])
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_json_contract(capsys):
+    code, out, err = run(capsys, "--limit", "3G", "--current", CURRENT, "--target", TARGET,
+                         "--json", "--time-limit", "20")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert set(doc) == {"status", "budget_bytes", "peak_bytes", "lower_bound_steps",
+                        "min_feasible_budget_bytes", "steps"}
+    assert doc["status"] in ("optimal", "feasible")
+    assert doc["budget_bytes"] == 3 * 2**30
+    assert doc["min_feasible_budget_bytes"] is None
+    assert doc["peak_bytes"] == max(s["peak_bytes"] for s in doc["steps"]) <= doc["budget_bytes"]
+    assert 2 <= doc["lower_bound_steps"] <= len(doc["steps"])
+    for i, step in enumerate(doc["steps"], start=1):
+        assert set(step) == {"index", "upgrade", "add", "remove", "drop", "restore",
+                             "peak_bytes", "store_bytes_after"}
+        assert step["index"] == i
+    changed = [n for s in doc["steps"] for k in ("upgrade", "add", "remove") for n in s[k]]
+    assert len(changed) == len(set(changed))
+
+
+def test_human_output(capsys):
+    code, out, _ = run(capsys, "--limit", "3G", "--current", CURRENT, "--target", TARGET)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["step", "changes"]
+    assert lines[-1].startswith("plan: ")
+    assert "█" in out
+
+
+def test_infeasible_exit_3(capsys):
+    code, out, _ = run(capsys, "--limit", "2.6G", "--current", CURRENT, "--target", TARGET, "--json")
+    assert code == 3
+    doc = json.loads(out)
+    assert doc["status"] == "infeasible" and doc["steps"] == []
+    need = doc["min_feasible_budget_bytes"]
+    assert need > parse_size("2.6G")
+    code, out, _ = run(capsys, "--limit", str(need), "--current", CURRENT, "--target", TARGET,
+                       "--json", "--time-limit", "5")
+    assert code == 0 and json.loads(out)["peak_bytes"] <= need
+    code, _, _ = run(capsys, "--limit", str(need - 2**20), "--current", CURRENT, "--target", TARGET)
+    assert code == 3
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+H = "/nix/store/" + "a" * 32
+G = "/nix/store/" + "b" * 32
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--limit", "9G", "--target", "/nonexistent/file.json", "--current", CURRENT],
+         "/nonexistent/file.json"),
+        (["--limit", "nine", "--target", TARGET, "--current", CURRENT], "invalid size"),
+        (["--limit", "-1G", "--target", TARGET, "--current", CURRENT], "invalid size"),
+        (["--limit", "9G", "--current", CURRENT], "missing --target"),
+        (["--target", TARGET, "--current", CURRENT], "missing --limit"),
+        (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--non-vital", "nosuchpkg"],
+         "nosuchpkg"),
+        (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--couple", "vim"],
+         "at least two"),
+        (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--keep", H + "-x"],
+         "--keep"),
+        (["--limit", "1M", "--target", TARGET, "--current", CURRENT, "--reserve", "2M"],
+         "below what stays pinned"),
+        (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--bogus"], "--bogus"),
+    ],
+)
+def test_bad_input_one_line_error(capsys, args, message):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "json"),
+        (json.dumps({f"{H}-a-1.0": {"references": []}}), "narSize"),
+        (json.dumps({f"{H}-a-1.0": {"narSize": 10, "references": [f"{G}-b-1.0"]}}), f"{G}-b-1.0"),
+        (json.dumps({f"{H}-a-1.0": {"narSize": -5, "references": []}}), "negative"),
+        (json.dumps({f"{H}-a-1.0": {"narSize": 10**16, "references": []}}), "absurd"),
+    ],
+)
+def test_bad_files_one_line_error(capsys, tmp_path, content, message):
+    bad = write(tmp_path, "bad.json", content)
+    code, _, err = run(capsys, "--limit", "9G", "--current", CURRENT, "--target", bad)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message.lower() in err.lower()
+
+
+def test_directory_without_narinfo(capsys, tmp_path):
+    code, _, err = run(capsys, "--limit", "9G", "--current", CURRENT, "--target", str(tmp_path))
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_help_explains():
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
