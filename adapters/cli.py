@@ -24,7 +24,7 @@ SRC_HELP = (
 )
 
 
-class Size(click.ParamType):
+class Size(click.ParamType):  # type: ignore[type-arg]
     """A byte size: 9G, 9GiB, 9.5G, 512M or plain bytes (binary units)."""
 
     name = "SIZE"
@@ -50,31 +50,75 @@ def _couples(values: Sequence[str]) -> list[list[str]]:
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--limit", type=Size(), help="Disk budget for the store: 9G, 9.5GiB, 512M, bytes.")
-@click.option("--current", default="/run/current-system", show_default=True,
-              metavar="SRC", help=f"The running system: {SRC_HELP}.")
+@click.option(
+    "--current",
+    default="/run/current-system",
+    show_default=True,
+    metavar="SRC",
+    help=f"The running system: {SRC_HELP}.",
+)
 @click.option("--target", metavar="SRC", help=f"The system to upgrade to: {SRC_HELP}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
-@click.option("--reserve", type=Size(), default="0", show_default=True,
-              help="Space kept free at every step (min-free, SQLite WAL, the reserved file).")
-@click.option("--non-vital", multiple=True, metavar="NAME",
-              help="A package the plan may remove for a while and add back later. Repeatable.")
-@click.option("--couple", multiple=True, metavar="A,B,...",
-              help="Components that must change in the same step. Repeatable.")
-@click.option("--keep", multiple=True, metavar="PATH",
-              help="A store path that stays on disk throughout (with its closure). Repeatable.")
-@click.option("--no-gc-roots", is_flag=True,
-              help="On a live store, do not count what other GC roots pin.")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
-              help="Seconds the optimiser may spend; the best plan so far is printed.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="CP-SAT worker threads [default: CPU count, at most 8].")
+@click.option(
+    "--reserve",
+    type=Size(),
+    default="0",
+    show_default=True,
+    help="Space kept free at every step (min-free, SQLite WAL, the reserved file).",
+)
+@click.option(
+    "--non-vital",
+    multiple=True,
+    metavar="NAME",
+    help="A package the plan may remove for a while and add back later. Repeatable.",
+)
+@click.option(
+    "--couple",
+    multiple=True,
+    metavar="A,B,...",
+    help="Components that must change in the same step. Repeatable.",
+)
+@click.option(
+    "--keep",
+    multiple=True,
+    metavar="PATH",
+    help="A store path that stays on disk throughout (with its closure). Repeatable.",
+)
+@click.option(
+    "--no-gc-roots", is_flag=True, help="On a live store, do not count what other GC roots pin."
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds the optimiser may spend; the best plan so far is printed.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CP-SAT worker threads [default: CPU count, at most 8].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 @click.option("--debug", is_flag=True, help="Log what happens, and show tracebacks.")
 @click.pass_context
-def cli(ctx: click.Context, limit: int | None, current: str, target: str | None, as_json: bool,
-        reserve: int, non_vital: tuple[str, ...], couple: tuple[str, ...], keep: tuple[str, ...],
-        no_gc_roots: bool, time_limit: float, workers: int | None, quiet: bool,
-        debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    limit: int | None,
+    current: str,
+    target: str | None,
+    as_json: bool,
+    reserve: int,
+    non_vital: tuple[str, ...],
+    couple: tuple[str, ...],
+    keep: tuple[str, ...],
+    no_gc_roots: bool,
+    time_limit: float,
+    workers: int | None,
+    quiet: bool,
+    debug: bool,
+) -> None:
     """Plan a NixOS upgrade that fits a small disk.
 
     Reads the current and the target system's closures (store paths, references, NAR
@@ -90,8 +134,9 @@ def cli(ctx: click.Context, limit: int | None, current: str, target: str | None,
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s"
+    )
     if ctx.invoked_subcommand is not None:
         return
     if limit is None:
@@ -100,8 +145,13 @@ def cli(ctx: click.Context, limit: int | None, current: str, target: str | None,
         raise click.UsageError("missing --target SRC (the system to upgrade to)")
     with Spinner(enabled=not quiet) as progress:
         problem = load_problem(
-            current, target, non_vital=non_vital, couple=_couples(couple), keep=keep,
-            reserve=reserve, gc_roots=not no_gc_roots,
+            current,
+            target,
+            non_vital=non_vital,
+            couple=_couples(couple),
+            keep=keep,
+            reserve=reserve,
+            gc_roots=not no_gc_roots,
         )
         pinned = problem.pinned.size() if problem.pinned is not None else 0
         if pinned + reserve > limit:
@@ -112,8 +162,9 @@ def cli(ctx: click.Context, limit: int | None, current: str, target: str | None,
             )
         progress("building the model")
         inst = build_instance(problem)
-        result = plan_upgrade(inst, limit, time_limit=time_limit, workers=workers,
-                              progress=progress)
+        result = plan_upgrade(
+            inst, limit, time_limit=time_limit, workers=workers, progress=progress
+        )
         if result.plan is not None:
             progress("validating the plan")
             validate(problem, result.plan, limit)
@@ -155,8 +206,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as e:
         if debug:
             raise
-        click.echo(f"error: {e.strerror or e}: {e.filename}" if e.filename else f"error: {e}",
-                   err=True)
+        click.echo(
+            f"error: {e.strerror or e}: {e.filename}" if e.filename else f"error: {e}", err=True
+        )
         sys.exit(EXIT_INPUT)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 

@@ -65,8 +65,14 @@ def load_problem(
     old = read_source(current)
     new = read_source(target)
     live = is_live(current)
-    pinned = [p for p in (live_pinned(old, new) if live and gc_roots else None,
-                          keep_closure(keep, old, new, live)) if p is not None]
+    pinned = [
+        p
+        for p in (
+            live_pinned(old, new) if live and gc_roots else None,
+            keep_closure(keep, old, new, live),
+        )
+        if p is not None
+    ]
     split = split_components(old, new, non_vital=non_vital, couple=couple)
     return Problem(
         old, new, split, pinned=merge(pinned, source="pinned") if pinned else None, reserve=reserve

@@ -7,8 +7,8 @@ import time
 from types import TracebackType
 from typing import TextIO
 
-from solver.planner import Result, Status
 from solver.plan import Step
+from solver.planner import Result, Status
 from solver.units import format_size
 
 BAR = 20
@@ -33,13 +33,21 @@ def _changes(step: Step, width: int) -> str:
     text = "; ".join(parts)
     if len(text) <= width:
         return text
-    counts = [f"{verb} {len(n)}" for verb, n in (
-        ("upgrade", step.upgrade), ("add", step.add), ("remove", step.remove),
-        ("drop", step.drop), ("restore", step.restore)) if n]
+    counts = [
+        f"{verb} {len(n)}"
+        for verb, n in (
+            ("upgrade", step.upgrade),
+            ("add", step.add),
+            ("remove", step.remove),
+            ("drop", step.drop),
+            ("restore", step.restore),
+        )
+        if n
+    ]
     summary = ", ".join(counts) + ": "
     room = max(10, width - len(summary) - 2)
-    names = ", ".join(step.upgrade + step.add + step.remove + step.drop + step.restore)
-    return summary + (names if len(names) <= room else names[: room - 1] + "…")
+    listed = ", ".join(step.upgrade + step.add + step.remove + step.drop + step.restore)
+    return summary + (listed if len(listed) <= room else listed[: room - 1] + "…")
 
 
 def verdict(result: Result) -> str:
@@ -51,14 +59,17 @@ def verdict(result: Result) -> str:
             if result.min_budget_proven
             else f"no plan can need less than {format_size(result.peak_floor)}"
         )
-        return f"infeasible: no plan fits {budget}; the smallest budget that works is {found} ({how})"
+        return (
+            f"infeasible: no plan fits {budget}; the smallest budget that works is {found} ({how})"
+        )
     assert result.plan is not None
     steps = len(result.plan)
     if steps == 0:
         return "nothing to do: the current system is the target"
     noun = "step" if steps == 1 else "steps"
     quality = (
-        "optimal" if result.status is Status.OPTIMAL
+        "optimal"
+        if result.status is Status.OPTIMAL
         else f"at least {result.lower_bound_steps} needed"
     )
     extra = ""
@@ -75,7 +86,9 @@ def render(result: Result, out: TextIO) -> None:
     if result.plan is not None and result.plan.steps:
         width = shutil.get_terminal_size((100, 24)).columns
         changes_width = max(24, width - 60)
-        out.write(f"{'step':>4}  {'changes':<{changes_width}}  {'peak':>10}  {'after':>10}  budget\n")
+        out.write(
+            f"{'step':>4}  {'changes':<{changes_width}}  {'peak':>10}  {'after':>10}  budget\n"
+        )
         for step in result.plan.steps:
             out.write(
                 f"{step.index:>4}  {_changes(step, changes_width):<{changes_width}}  "
@@ -88,7 +101,9 @@ def render(result: Result, out: TextIO) -> None:
 class Spinner:
     """Shows what the solver is doing once it has taken more than a second."""
 
-    def __init__(self, stream: TextIO = sys.stderr, delay: float = 1.0, enabled: bool = True) -> None:
+    def __init__(
+        self, stream: TextIO = sys.stderr, delay: float = 1.0, enabled: bool = True
+    ) -> None:
         self.stream = stream
         self.delay = delay
         self.enabled = enabled
@@ -125,7 +140,9 @@ class Spinner:
         while not self._stop.is_set():
             elapsed = time.monotonic() - self._start
             if self._tty:
-                self.stream.write(f"\r\033[K{frames[i % len(frames)]} {self.message} ({elapsed:.0f}s)")
+                self.stream.write(
+                    f"\r\033[K{frames[i % len(frames)]} {self.message} ({elapsed:.0f}s)"
+                )
                 self.stream.flush()
                 self._shown = self.message
             elif self.message != self._shown:

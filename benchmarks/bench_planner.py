@@ -89,7 +89,9 @@ def main() -> None:
             flush=True,
         )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory: {peak_mib:.0f} MiB; {args.workers} workers, time limit {args.time_limit:g}s")
+    print(
+        f"peak memory: {peak_mib:.0f} MiB; {args.workers} workers, time limit {args.time_limit:g}s"
+    )
 
 
 if __name__ == "__main__":

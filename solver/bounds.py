@@ -37,7 +37,7 @@ def peak_lower_bound(inst: Instance) -> int:
         sizes = np.fromiter((g.size for g in inst.groups), dtype=np.float64)
         per_comp = touched(inst) @ sizes
         scratch = np.asarray(inst.scratch, dtype=np.float64)
-        bound = max(bound, int(round(float((per_comp + scratch).max()))) + _fixed(inst))
+        bound = max(bound, round(float((per_comp + scratch).max())) + _fixed(inst))
     return bound
 
 

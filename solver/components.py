@@ -5,6 +5,7 @@ top-level, `system-path`, `etc`, `unit-*`, small wrappers) to the first real pac
 match old and new packages by pname plus output. See DESIGN.md, "Vocabulary".
 """
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -208,7 +209,7 @@ def split_components(
         if missing:
             raise InputError(f"unknown component {missing[0]!r} in a coupling group")
         linked.add_nodes_from(group)
-        linked.add_edges_from(zip(group, group[1:], strict=False))
+        linked.add_edges_from(itertools.pairwise(group))
     for members in nx.connected_components(linked):
         if len(members) < 2:
             continue

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from ortools.sat.python import cp_model
@@ -49,6 +50,23 @@ class Stage:
     seconds: float
 
 
+# Values of derived variables, computed from a plan's u{c}.{i} / a{c}.{i}, for hints.
+def _step_value(v: dict[str, int], *, c: int, k: int) -> int:
+    return k - sum(v[f"u{c}.{i}"] for i in range(1, k))
+
+
+def _any_old(v: dict[str, int], *, users: tuple[int, ...], i: int) -> int:
+    return int(any(not v[f"u{c}.{i}"] for c in users))
+
+
+def _any_new(v: dict[str, int], *, users: tuple[int, ...], i: int) -> int:
+    return int(any(v[f"u{c}.{i}"] for c in users))
+
+
+def _state_value(v: dict[str, int], *, c: int, i: int, new: bool) -> int:
+    return int(v[f"u{c}.{i}"] == new and not v[f"a{c}.{i}"])
+
+
 def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -78,10 +96,14 @@ class UpgradeModel:
         self.absent: dict[int, list[cp_model.IntVar]] = {}
         for c, name in enumerate(self.inst.names):
             same = self.inst.changes[c] is Change.SAME
-            row = [self._const_false] + [
-                self._const_false if same else m.new_bool_var(f"upgraded[{name}][{i}]")
-                for i in range(1, k)
-            ] + [self._const_true]
+            row = (
+                [self._const_false]
+                + [
+                    self._const_false if same else m.new_bool_var(f"upgraded[{name}][{i}]")
+                    for i in range(1, k)
+                ]
+                + [self._const_true]
+            )
             self.upgraded.append(row)
             if not self.inst.vital[c] and self.inst.changes[c] in (Change.UPGRADE, Change.SAME):
                 self.absent[c] = (
@@ -99,7 +121,7 @@ class UpgradeModel:
             t = self.model.new_int_var(1, self.k, f"step[{self.inst.names[c]}]")
             self.model.add(t == self.k - sum(self.upgraded[c][1 : self.k]))
             cache[c] = t
-            self._derived.append((t, lambda v, c=c: self.k - sum(v[f"u{c}.{i}"] for i in range(1, self.k))))
+            self._derived.append((t, partial(_step_value, c=c, k=self.k)))
         return cache[c]
 
     # -- constraints -----------------------------------------------------------------------
@@ -165,8 +187,12 @@ class UpgradeModel:
         """Literals any of which puts a group on disk during transition j."""
         inst = self.inst
         lits: list[Lit] = []
-        vital_old = tuple(c for c in olds if c not in self.absent and inst.changes[c] is not Change.SAME)
-        vital_new = tuple(c for c in news if c not in self.absent and inst.changes[c] is not Change.SAME)
+        vital_old = tuple(
+            c for c in olds if c not in self.absent and inst.changes[c] is not Change.SAME
+        )
+        vital_new = tuple(
+            c for c in news if c not in self.absent and inst.changes[c] is not Change.SAME
+        )
         if vital_old:
             lits.append(self._old_lit(vital_old, j))
         if vital_new:
@@ -198,7 +224,7 @@ class UpgradeModel:
                 ge = self.model.new_bool_var(f"old_left[{len(self._old_chain)}][{jj}]")
                 self.model.add(top <= jj - 1).only_enforce_if(ge.negated())
                 chain.append(ge)
-                self._derived.append((ge, lambda v, us=users, jj=jj: int(any(not v[f"u{c}.{jj - 1}"] for c in us))))
+                self._derived.append((ge, partial(_any_old, users=users, i=jj - 1)))
             self._old_chain[users] = chain
         return chain[j]
 
@@ -217,7 +243,7 @@ class UpgradeModel:
                 le = self.model.new_bool_var(f"new_in[{len(self._new_chain)}][{jj}]")
                 self.model.add(low >= jj + 1).only_enforce_if(le.negated())
                 chain.append(le)
-                self._derived.append((le, lambda v, us=users, jj=jj: int(any(v[f"u{c}.{jj}"] for c in us))))
+                self._derived.append((le, partial(_any_new, users=users, i=jj)))
             chain.append(True)
             self._new_chain[users] = chain
         return chain[j]
@@ -243,9 +269,7 @@ class UpgradeModel:
             self.model.add_bool_and([version, a.negated()]).only_enforce_if(lit)
             self.model.add_bool_or([version.negated(), a, lit])
             cache[key] = lit
-            self._derived.append(
-                (lit, lambda v, c=c, i=i, new=new: int(v[f"u{c}.{i}"] == new and not v[f"a{c}.{i}"]))
-            )
+            self._derived.append((lit, partial(_state_value, c=c, i=i, new=new)))
         return cache[key]
 
     # -- hints and solving -----------------------------------------------------------------
@@ -255,13 +279,15 @@ class UpgradeModel:
         gens = list(generations) + [generations[-1]] * (self.k + 1 - len(generations))
         if len(gens) != self.k + 1:
             raise ValueError("hint has more steps than the model has slots")
-        self.model.clear_hints()
+        self.model.clear_hints()  # type: ignore[no-untyped-call]
         values: dict[str, int] = {}
         for c in range(self.inst.size):
             seen_new = False
             for i, gen in enumerate(gens):
                 seen_new = seen_new or gen[c] == State.NEW
-                values[f"u{c}.{i}"] = int(seen_new) if self.inst.changes[c] is not Change.SAME else int(i == self.k)
+                values[f"u{c}.{i}"] = (
+                    int(seen_new) if self.inst.changes[c] is not Change.SAME else int(i == self.k)
+                )
                 values[f"a{c}.{i}"] = int(gen[c] == State.ABSENT)
                 if 0 < i < self.k:
                     if self.inst.changes[c] is not Change.SAME:
@@ -284,7 +310,7 @@ class UpgradeModel:
     ) -> Stage:
         """Minimise `steps`, `peak` or `absence`, with earlier stages' optima as limits."""
         m = self.model
-        m.clear_objective()
+        m.clear_objective()  # type: ignore[no-untyped-call]
         terms = {
             "steps": sum(self.used),
             "peak": self.peak,

@@ -180,7 +180,9 @@ def merge_optimal(inst: Instance, gens: Sequence[Generation], budget: int) -> li
     return [gens[i] for i in reversed(path)]
 
 
-def greedy_batches(inst: Instance, budget: int, *, drop_non_vital: bool = False) -> list[Generation]:
+def greedy_batches(
+    inst: Instance, budget: int, *, drop_non_vital: bool = False
+) -> list[Generation]:
     """Fill each step with the cheapest changes while it fits the budget."""
     disk = _Disk(inst, initial(inst))
     gens: list[Generation] = [tuple(disk.state)]
@@ -190,7 +192,7 @@ def greedy_batches(inst: Instance, budget: int, *, drop_non_vital: bool = False)
             disk.set(c, State.NEW if inst.changes[c] is Change.REMOVE else State.ABSENT)
         if dropped:
             gens.append(tuple(disk.state))
-    # Two generations' glue; the intermediate estimate is the larger side, so this never undercounts.
+    # Two generations' glue; intermediate glue is the larger side, so this never undercounts.
     fixed = inst.always + inst.reserve + 2 * inst.mid_glue
     for wanted in (State.OLD, State.ABSENT):
         pool = {c for c in range(inst.size) if disk.state[c] == wanted}

@@ -151,7 +151,16 @@ def _describe(
             kinds["remove"].append(name)
         else:
             kinds["upgrade"].append(name)
-    return Step(index, *(tuple(v) for v in kinds.values()), peak_bytes=peak, store_bytes_after=stored)
+    return Step(
+        index,
+        upgrade=tuple(kinds["upgrade"]),
+        add=tuple(kinds["add"]),
+        remove=tuple(kinds["remove"]),
+        drop=tuple(kinds["drop"]),
+        restore=tuple(kinds["restore"]),
+        peak_bytes=peak,
+        store_bytes_after=stored,
+    )
 
 
 def one_step(inst: Instance) -> Plan:

@@ -98,15 +98,35 @@ def plan_upgrade(
     t = lap("bounds", started)
     if single.peak_bytes <= budget or inst.size == 0:
         # One step is the only plan with one step; nothing to optimise.
-        return Result(Status.OPTIMAL, budget, single, min(1, inst.size), None, floor,
-                      single.peak_bytes, min(1, inst.size), time.monotonic() - started, timings)
+        return Result(
+            Status.OPTIMAL,
+            budget,
+            single,
+            min(1, inst.size),
+            None,
+            floor,
+            single.peak_bytes,
+            min(1, inst.size),
+            time.monotonic() - started,
+            timings,
+        )
 
     progress("ordering components")
     lowest = min_peak_plan(inst)
     t = lap("min_peak", t)
     if lowest.peak_bytes > budget:
-        return Result(Status.INFEASIBLE, budget, None, 0, lowest.peak_bytes, floor,
-                      single.peak_bytes, None, time.monotonic() - started, timings)
+        return Result(
+            Status.INFEASIBLE,
+            budget,
+            None,
+            0,
+            lowest.peak_bytes,
+            floor,
+            single.peak_bytes,
+            None,
+            time.monotonic() - started,
+            timings,
+        )
 
     progress("merging steps")
     baseline = evaluate(inst, merge_greedy(inst, greedy_sequence(inst), budget))
@@ -120,7 +140,9 @@ def plan_upgrade(
     t = lap("heuristics", t)
     bound = max(2, steps_lower_bound(inst, budget))
     t = lap("steps_bound", t)
-    log.debug("heuristic plan: %d steps (baseline %d), lower bound %d", len(best), len(baseline), bound)
+    log.debug(
+        "heuristic plan: %d steps (baseline %d), lower bound %d", len(best), len(baseline), bound
+    )
 
     deadline = started + time_limit
     model = UpgradeModel(inst, budget, len(best))
@@ -129,7 +151,9 @@ def plan_upgrade(
     proven_steps = bound >= len(best)
     if not proven_steps:
         progress(f"searching for fewer than {len(best)} steps")
-        stage = model.solve("steps", time_limit=(deadline - time.monotonic()) * 0.6, workers=workers)
+        stage = model.solve(
+            "steps", time_limit=(deadline - time.monotonic()) * 0.6, workers=workers
+        )
         if stage.generations is not None:
             found = evaluate(inst, stage.generations)
             if found.peak_bytes <= budget and len(found) < len(best):
@@ -140,8 +164,12 @@ def plan_upgrade(
         t = lap("cpsat_steps", t)
         model.hint(best.generations)
     progress(f"lowering the peak of {len(best)} steps")
-    stage = model.solve("peak", time_limit=(deadline - time.monotonic()) * 0.8, workers=workers,
-                        at_most={"steps": len(best)})
+    stage = model.solve(
+        "peak",
+        time_limit=(deadline - time.monotonic()) * 0.8,
+        workers=workers,
+        at_most={"steps": len(best)},
+    )
     proven_peak = stage.status is SolveStatus.OPTIMAL
     if stage.generations is not None:
         found = evaluate(inst, stage.generations)
@@ -152,13 +180,20 @@ def plan_upgrade(
     if not all(inst.vital) and best.absent_steps:
         model.hint(best.generations)
         progress("shortening absences")
-        stage = model.solve("absence", time_limit=deadline - time.monotonic(), workers=workers,
-                            at_most={"steps": len(best), "peak": best.peak_bytes})
+        stage = model.solve(
+            "absence",
+            time_limit=deadline - time.monotonic(),
+            workers=workers,
+            at_most={"steps": len(best), "peak": best.peak_bytes},
+        )
         proven_absence = stage.status is SolveStatus.OPTIMAL
         if stage.generations is not None:
             found = evaluate(inst, stage.generations)
             if (len(found), found.peak_bytes, found.absent_steps) < (
-                len(best), best.peak_bytes, best.absent_steps):
+                len(best),
+                best.peak_bytes,
+                best.absent_steps,
+            ):
                 best = found
         lap("cpsat_absence", t)
     optimal = proven_steps and proven_peak and proven_absence

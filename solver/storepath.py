@@ -12,7 +12,7 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 
 def parse_drv_name(name: str) -> tuple[str, str]:
-    """Split a name like Nix's `builtins.parseDrvName`: at the first `-` not followed by a letter."""
+    """Split a name like parseDrvName: at the first `-` not followed by a letter."""
     for i, ch in enumerate(name):
         if ch == "-" and i + 1 < len(name) and not name[i + 1].isalpha():
             return name[:i], name[i + 1 :]

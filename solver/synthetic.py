@@ -51,12 +51,20 @@ def generate_system(
     for i in range(1, n_libs):
         deps = rng.sample(libs, k=min(len(libs), rng.randint(1, 4)))
         lib_name = LIBRARIES[i] if i < len(LIBRARIES) else f"lib{i}"
-        libs.append(add(lib_name, f"{rng.randint(0, 9)}.{rng.randint(0, 30)}", _size(rng, 400_000), deps + [libs[0]]))
+        libs.append(
+            add(
+                lib_name,
+                f"{rng.randint(0, 9)}.{rng.randint(0, 30)}",
+                _size(rng, 400_000),
+                [*deps, libs[0]],
+            )
+        )
     private_total = max(0, paths - n_libs - components - 3)
     per_comp = [0] * components
     for _ in range(private_total):
         per_comp[rng.randrange(components)] += 1
     big = set(rng.sample(range(components), k=min(components, max(1, components // 60))))
+
     def pkg_name(c: int) -> str:
         return PACKAGES[c] if c < len(PACKAGES) else f"pkg{c}"
 
@@ -64,7 +72,9 @@ def generate_system(
     for _ in range(components):
         # Popular libraries are referenced far more often: a few low indices dominate.
         wanted = min(len(libs), 1 + int(rng.paretovariate(1.2)))
-        uses.append({libs[min(len(libs) - 1, int(rng.expovariate(6.0 / len(libs))))] for _ in range(wanted)})
+        uses.append(
+            {libs[min(len(libs) - 1, int(rng.expovariate(6.0 / len(libs))))] for _ in range(wanted)}
+        )
     referenced = {r for lib in libs for r in infos[lib].references} | set().union(*uses)
     for lib in libs:
         if lib not in referenced:
@@ -76,7 +86,9 @@ def generate_system(
             for p in range(per_comp[c])
         ]
         size = _size(rng, 3_000_000) if c not in big else rng.randint(200, 900) * 1_000_000
-        entries.append(add(pkg_name(c), f"{rng.randint(1, 20)}.{rng.randint(0, 9)}", size, [*used, *private]))
+        entries.append(
+            add(pkg_name(c), f"{rng.randint(1, 20)}.{rng.randint(0, 9)}", size, [*used, *private])
+        )
     system_path = add("system-path", "", 40_000, entries)
     etc = add("etc", "", 30_000, rng.sample(entries, k=min(5, len(entries))))
     top = add(name, "", 15_000, [system_path, etc])
@@ -125,7 +137,9 @@ def _bump(name: str) -> str:
     return name
 
 
-def generate_upgrade(old: Closure, *, changed: float = 0.3, growth: float = 0.03, seed: int = 0) -> Closure:
+def generate_upgrade(
+    old: Closure, *, changed: float = 0.3, growth: float = 0.03, seed: int = 0
+) -> Closure:
     """An update that bumps a fraction of the packages and libraries (with propagation)."""
     rng = random.Random(seed + 7919)
     candidates = sorted(p for p in old if old[p].references or "glibc" not in p)
@@ -136,7 +150,10 @@ def generate_upgrade(old: Closure, *, changed: float = 0.3, growth: float = 0.03
 
     seed_set = set(seeds)
     return propagate(
-        old, seeds, resize=resize, rng=rng,
+        old,
+        seeds,
+        resize=resize,
+        rng=rng,
         rename=lambda name: _bump(name) if any(name in s for s in seed_set) else name,
     )
 

@@ -41,13 +41,13 @@ def validate(problem: Problem, plan: Plan, budget: int | None = None) -> Checked
 
     sizes = _SizeOf(problem)
     always = set(problem.pinned_paths)
-    for c in problem.split.components:
-        if c.change is Change.SAME and c.vital:
-            always |= problem.old_closure(c)
+    for unchanged in problem.split.components:
+        if unchanged.change is Change.SAME and unchanged.vital:
+            always |= problem.old_closure(unchanged)
     old_cl = [problem.old_closure(c) for c in comps]
     new_cl = [problem.new_closure(c) for c in comps]
-    for c, o, n in zip(comps, old_cl, new_cl, strict=True):
-        if c.vital:
+    for comp, o, n in zip(comps, old_cl, new_cl, strict=True):
+        if comp.vital:
             always |= o & n
     shared_glue = problem.split.old_glue & problem.split.new_glue
     old_only = problem.split.old_glue - always - shared_glue
@@ -109,7 +109,7 @@ def validate(problem: Problem, plan: Plan, budget: int | None = None) -> Checked
             )
         if step.store_bytes_after != after:
             raise ValidationError(
-                f"step {step.index}: reported store {step.store_bytes_after} bytes, recomputed {after}"
+                f"step {step.index}: store {step.store_bytes_after} bytes, recomputed {after}"
             )
         if budget is not None and need > budget:
             raise ValidationError(f"step {step.index} needs {need} bytes, over the budget {budget}")

@@ -32,7 +32,9 @@ class SystemBuilder:
 
     def system(self, packages: list[str], glue_size: int = 0) -> Closure:
         sp = self.add("system-path", glue_size // 2 or 1000, tuple(packages), salt=self.label)
-        top = self.add(f"nixos-system-host-{self.label}", glue_size // 2 or 1000, (sp,), salt=self.label)
+        top = self.add(
+            f"nixos-system-host-{self.label}", glue_size // 2 or 1000, (sp,), salt=self.label
+        )
         return Closure(self.infos.values(), [top], source=self.label)
 
 

@@ -21,20 +21,44 @@ def run(capsys, *args):
 
 
 def test_json_contract(capsys):
-    code, out, err = run(capsys, "--limit", "3G", "--current", CURRENT, "--target", TARGET,
-                         "--json", "--time-limit", "20")
+    code, out, err = run(
+        capsys,
+        "--limit",
+        "3G",
+        "--current",
+        CURRENT,
+        "--target",
+        TARGET,
+        "--json",
+        "--time-limit",
+        "20",
+    )
     assert code == 0, err
     doc = json.loads(out)
-    assert set(doc) == {"status", "budget_bytes", "peak_bytes", "lower_bound_steps",
-                        "min_feasible_budget_bytes", "steps"}
+    assert set(doc) == {
+        "status",
+        "budget_bytes",
+        "peak_bytes",
+        "lower_bound_steps",
+        "min_feasible_budget_bytes",
+        "steps",
+    }
     assert doc["status"] in ("optimal", "feasible")
     assert doc["budget_bytes"] == 3 * 2**30
     assert doc["min_feasible_budget_bytes"] is None
     assert doc["peak_bytes"] == max(s["peak_bytes"] for s in doc["steps"]) <= doc["budget_bytes"]
     assert 2 <= doc["lower_bound_steps"] <= len(doc["steps"])
     for i, step in enumerate(doc["steps"], start=1):
-        assert set(step) == {"index", "upgrade", "add", "remove", "drop", "restore",
-                             "peak_bytes", "store_bytes_after"}
+        assert set(step) == {
+            "index",
+            "upgrade",
+            "add",
+            "remove",
+            "drop",
+            "restore",
+            "peak_bytes",
+            "store_bytes_after",
+        }
         assert step["index"] == i
     changed = [n for s in doc["steps"] for k in ("upgrade", "add", "remove") for n in s[k]]
     assert len(changed) == len(set(changed))
@@ -50,14 +74,26 @@ def test_human_output(capsys):
 
 
 def test_infeasible_exit_3(capsys):
-    code, out, _ = run(capsys, "--limit", "2.6G", "--current", CURRENT, "--target", TARGET, "--json")
+    code, out, _ = run(
+        capsys, "--limit", "2.6G", "--current", CURRENT, "--target", TARGET, "--json"
+    )
     assert code == 3
     doc = json.loads(out)
     assert doc["status"] == "infeasible" and doc["steps"] == []
     need = doc["min_feasible_budget_bytes"]
     assert need > parse_size("2.6G")
-    code, out, _ = run(capsys, "--limit", str(need), "--current", CURRENT, "--target", TARGET,
-                       "--json", "--time-limit", "5")
+    code, out, _ = run(
+        capsys,
+        "--limit",
+        str(need),
+        "--current",
+        CURRENT,
+        "--target",
+        TARGET,
+        "--json",
+        "--time-limit",
+        "5",
+    )
     assert code == 0 and json.loads(out)["peak_bytes"] <= need
     code, _, _ = run(capsys, "--limit", str(need - 2**20), "--current", CURRENT, "--target", TARGET)
     assert code == 3
@@ -76,25 +112,32 @@ G = "/nix/store/" + "b" * 32
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--limit", "9G", "--target", "/nonexistent/file.json", "--current", CURRENT],
-         "/nonexistent/file.json"),
+        (
+            ["--limit", "9G", "--target", "/nonexistent/file.json", "--current", CURRENT],
+            "/nonexistent/file.json",
+        ),
         (["--limit", "nine", "--target", TARGET, "--current", CURRENT], "invalid size"),
         (["--limit", "-1G", "--target", TARGET, "--current", CURRENT], "invalid size"),
         (["--limit", "9G", "--current", CURRENT], "missing --target"),
         (["--target", TARGET, "--current", CURRENT], "missing --limit"),
-        (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--non-vital", "nosuchpkg"],
-         "nosuchpkg"),
-        (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--couple", "vim"],
-         "at least two"),
-        (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--keep", H + "-x"],
-         "--keep"),
-        (["--limit", "1M", "--target", TARGET, "--current", CURRENT, "--reserve", "2M"],
-         "below what stays pinned"),
+        (
+            ["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--non-vital", "nosuchpkg"],
+            "nosuchpkg",
+        ),
+        (
+            ["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--couple", "vim"],
+            "at least two",
+        ),
+        (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--keep", H + "-x"], "--keep"),
+        (
+            ["--limit", "1M", "--target", TARGET, "--current", CURRENT, "--reserve", "2M"],
+            "below what stays pinned",
+        ),
         (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--bogus"], "--bogus"),
     ],
 )
 def test_bad_input_one_line_error(capsys, args, message):
-    code, out, err = run(capsys, *args)
+    code, _out, err = run(capsys, *args)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err

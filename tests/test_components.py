@@ -41,10 +41,18 @@ def test_outputs_are_separate_components():
 
 def test_kernel_modules_and_initrd_are_coupled():
     old, new = SystemBuilder("o"), SystemBuilder("n")
-    o = [old.add("linux-6.6.1", 100), old.add("initrd-linux-6.6.1", 10),
-         old.add("zfs-kernel-2.2.0-6.6.1", 5), old.add("git-2.40", 3)]
-    n = [new.add("linux-6.6.2", 100), new.add("initrd-linux-6.6.2", 10),
-         new.add("zfs-kernel-2.2.0-6.6.2", 5), new.add("git-2.41", 3)]
+    o = [
+        old.add("linux-6.6.1", 100),
+        old.add("initrd-linux-6.6.1", 10),
+        old.add("zfs-kernel-2.2.0-6.6.1", 5),
+        old.add("git-2.40", 3),
+    ]
+    n = [
+        new.add("linux-6.6.2", 100),
+        new.add("initrd-linux-6.6.2", 10),
+        new.add("zfs-kernel-2.2.0-6.6.2", 5),
+        new.add("git-2.41", 3),
+    ]
     split = split_components(old.system(o), new.system(n))
     names = {c.name for c in split.components}
     assert names == {"git", "initrd-linux+linux+zfs-kernel"}

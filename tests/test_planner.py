@@ -41,7 +41,7 @@ def test_one_step_when_it_fits():
 
 def test_infeasible_reports_min_budget():
     old, new = user_story()
-    problem, inst = instance_of(old, new)
+    _problem, inst = instance_of(old, new)
     result = plan_upgrade(inst, 10 * GiB, time_limit=10, workers=1)
     assert result.status is Status.INFEASIBLE and result.plan is None
     assert result.to_json()["steps"] == []
@@ -61,7 +61,7 @@ def test_non_vital_dropped_and_restored():
     dropped = [n for s in plan.steps for n in s.drop]
     restored = [n for s in plan.steps for n in s.restore]
     assert dropped == ["games"] and restored == ["games"]
-    vital_problem, vital_inst = instance_of(old, new)
+    _vital_problem, vital_inst = instance_of(old, new)
     assert plan_upgrade(vital_inst, budget, time_limit=10, workers=1).status is Status.INFEASIBLE
 
 

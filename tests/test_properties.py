@@ -26,14 +26,24 @@ def random_pair(seed: int, n_pkgs: int, n_libs: int, changed: int, non_vital: in
 
     libs = []
     for i in range(n_libs):
-        libs.append(add(f"lib{i}-1.{i}", rng.randint(1, 50) * 1000, rng.sample(libs, k=min(len(libs), 2))))
-    pkgs = [add(f"p{i}-1.0", rng.randint(1, 100) * 1000, rng.sample(libs, k=min(len(libs), rng.randint(0, 3))))
-            for i in range(n_pkgs)]
+        libs.append(
+            add(f"lib{i}-1.{i}", rng.randint(1, 50) * 1000, rng.sample(libs, k=min(len(libs), 2)))
+        )
+    pkgs = [
+        add(
+            f"p{i}-1.0",
+            rng.randint(1, 100) * 1000,
+            rng.sample(libs, k=min(len(libs), rng.randint(0, 3))),
+        )
+        for i in range(n_pkgs)
+    ]
     sp = add("system-path", 500, pkgs)
     top = add("nixos-system-x", 500, [sp])
     old = Closure(infos.values(), [top])
     seeds = rng.sample(sorted(p for p in old if "system" not in p), k=min(changed, len(old) - 2))
-    new = propagate(old, seeds, resize=lambda i: int(i.nar_size * rng.uniform(0.8, 1.5)) + 1, rng=rng)
+    new = propagate(
+        old, seeds, resize=lambda i: int(i.nar_size * rng.uniform(0.8, 1.5)) + 1, rng=rng
+    )
     names = sorted({c.name for c in split_components(old, new).components})
     return old, new, names[:non_vital]
 

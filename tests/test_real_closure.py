@@ -16,7 +16,9 @@ from solver.validate import validate
 REAL = Path(__file__).resolve().parents[2] / "shared/data/real"
 MICRO = REAL / "lf-blog_nixcon2022_nixos-system-micro_closure-graph.json"
 
-pytestmark = pytest.mark.skipif(not MICRO.exists(), reason="../shared/data/real is not beside the repo")
+pytestmark = pytest.mark.skipif(
+    not MICRO.exists(), reason="../shared/data/real is not beside the repo"
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,9 @@ def micro():
 
 def test_reads_913_paths(micro):
     assert len(micro) == 913
-    assert micro.roots == ("/nix/store/p7kmr6b04zdsxkbxkx758gcfkjbcxma9-nixos-system-micro-22.11.20221011.285e77e",)
+    assert micro.roots == (
+        "/nix/store/p7kmr6b04zdsxkbxkx758gcfkjbcxma9-nixos-system-micro-22.11.20221011.285e77e",
+    )
     # The file's root closureSize is "5.8 GiB"; sizes are rounded to 3-4 digits.
     assert abs(micro.size() / 2**30 - 5.8) < 0.05
 

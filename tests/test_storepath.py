@@ -19,7 +19,11 @@ H = "p7kmr6b04zdsxkbxkx758gcfkjbcxma9"
         ("foo-.1", "foo", ".1"),
         ("system-path", "system-path", ""),
         ("util-linux-2.38.1-bin", "util-linux", "2.38.1-bin"),
-        ("nixos-system-micro-22.11.20221011.285e77e", "nixos-system-micro", "22.11.20221011.285e77e"),
+        (
+            "nixos-system-micro-22.11.20221011.285e77e",
+            "nixos-system-micro",
+            "22.11.20221011.285e77e",
+        ),
     ],
 )
 def test_parse_drv_name(name, pname, version):

@@ -34,7 +34,13 @@ def test_parse_size_rejects(text):
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (int(1.5 * 2**30), "1.5 GiB"), (-2048, "-2.0 KiB")],
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (int(1.5 * 2**30), "1.5 GiB"),
+        (-2048, "-2.0 KiB"),
+    ],
 )
 def test_format_size(n, text):
     assert format_size(n) == text
