@@ -1,0 +1,155 @@
+"""One typed function per nix verb. Every call goes through `process.run`.
+
+The environment is inherited as it is: NIX_STORE_DIR, NIX_STATE_DIR, NIX_CONF_DIR and
+NIX_REMOTE select the store exactly as they do for the nix commands a user types.
+"""
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+from adapters import process, readers
+from solver.closure import Closure, PathInfo
+from solver.errors import NixError
+
+# `nix path-info` is an experimental command on every Nix up to now (2.8 through 2.3x).
+NIX: Final = ("nix", "--extra-experimental-features", "nix-command")
+NIX_STORE: Final = ("nix-store",)
+JSON: Final = ("--json",)
+RECURSIVE: Final = ("--recursive",)
+
+DEFAULT_STORE_DIR: Final = "/nix/store"
+DEFAULT_STATE_DIR: Final = "/nix/var/nix"
+
+
+def store_dir() -> str:
+    """The store directory Nix uses here: $NIX_STORE_DIR, else /nix/store."""
+    # Nix also honours the older NIX_STORE; empty values count as unset, as in Nix.
+    value = os.environ.get("NIX_STORE_DIR") or os.environ.get("NIX_STORE") or DEFAULT_STORE_DIR
+    return value.rstrip("/") or "/"
+
+
+def state_dir() -> Path:
+    """Nix's state directory: $NIX_STATE_DIR, else /nix/var/nix."""
+    return Path(os.environ.get("NIX_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+def state_db_path() -> Path:
+    """The store database: $NIX_STATE_DIR/db/db.sqlite (/nix/var/nix/db/db.sqlite)."""
+    return state_dir() / "db" / "db.sqlite"
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def path_info(
+    paths: Iterable[str], *, recursive: bool = True, store: str | None = None
+) -> list[PathInfo]:
+    """`nix path-info --json [--recursive] [--store URL] PATHS`, parsed.
+
+    A path the store does not have is a `ClosureError` naming it (Nix prints it as invalid),
+    or a `NixError` when Nix refuses outright, as it does with `--recursive`.
+    """
+    paths = list(paths)
+    if not paths:
+        return []
+    argv = [*NIX, "path-info", *JSON]
+    if recursive:
+        argv += RECURSIVE
+    if store is not None:
+        argv += ["--store", store]
+    argv += paths
+    result = process.run(argv, check=True)
+    source = f"nix path-info {paths[0]}" + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
+    if store is not None:
+        source += f" --store {store}"
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError as e:
+        raise NixError(f"{source} printed malformed JSON (line {e.lineno}): {e.msg}") from e
+    return readers.parse_path_info(data, source)
+
+
+def closure(path: str, store: str | None = None) -> Closure:
+    """The closure of one path (a store path or a link to one), from the live store or `store`."""
+    infos = path_info([path], recursive=True, store=store)
+    root = resolve_store_path(path)
+    source = f"nix path-info {path}"
+    if root is not None and not any(info.path == root for info in infos):
+        raise NixError(f"{source}: the output does not list {root} itself")
+    return Closure(infos, [root] if root is not None else None, source=source)
+
+
+def resolve_store_path(path: str) -> str | None:
+    """The top-level store path `path` is or lies in, following links such as ./result."""
+    sdir = store_dir()
+    candidates = [path]
+    if not path.startswith(sdir + "/") and os.path.lexists(path):
+        candidates.append(os.path.realpath(path))
+    for candidate in candidates:
+        if candidate.startswith(sdir + "/"):
+            base = candidate[len(sdir) + 1 :].split("/", 1)[0]
+            if base:
+                return f"{sdir}/{base}"
+    return None
+
+
+def invalid_paths(paths: Iterable[str]) -> list[str]:
+    """The `paths` that are not valid in the local store (`nix-store --check-validity`)."""
+    paths = list(paths)
+    if not paths:
+        return []
+    result = process.run([*NIX_STORE, "--check-validity", "--print-invalid", *paths], check=True)
+    return _lines(result.stdout)
+
+
+def query_outputs(drv: str) -> list[str]:
+    """The output paths of a store derivation (`nix-store -q --outputs DRV`)."""
+    result = process.run([*NIX_STORE, "--query", "--outputs", drv], check=True)
+    outputs = _lines(result.stdout)
+    if not outputs:
+        raise NixError(f"nix-store --query --outputs {drv} printed no output paths")
+    return outputs
+
+
+def realise(drv: str) -> list[str]:
+    """Build or substitute a derivation; its output paths (`nix-store --realise DRV`).
+
+    No GC root is added: the caller registers the result (a profile) before collecting.
+    """
+    result = process.run([*NIX_STORE, "--realise", drv], check=True)
+    outputs = _lines(result.stdout)
+    if not outputs:
+        raise NixError(f"nix-store --realise {drv} printed no output paths")
+    return outputs
+
+
+def parse_gc_roots(text: str) -> dict[str, str]:
+    """Parse `nix-store --gc --print-roots`: each line `LINK -> TARGET`.
+
+    Runtime roots are left out: `{censored}` (another user's process, shown when not root),
+    `{temp:PID}`, `{memory:N}`, `{lsof}` and `/proc/PID/...` name no link a plan could remove
+    and one such name may pin many paths, so they do not fit a link -> target map.
+    """
+    roots: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        # The target is a store path and holds no " -> "; a link name might.
+        link, arrow, target = line.rpartition(" -> ")
+        if not arrow or not link or not target.startswith("/"):
+            raise NixError(f"nix-store --gc --print-roots: cannot read line {number}: {line!r}")
+        if link.startswith("{") or link.startswith("/proc/"):
+            continue
+        roots[link] = target
+    return roots
+
+
+def gc_roots() -> dict[str, str]:
+    """The garbage collector's roots, link -> store path (`nix-store --gc --print-roots`)."""
+    result = process.run([*NIX_STORE, "--gc", "--print-roots"], check=True)
+    return parse_gc_roots(result.stdout)

@@ -1,0 +1,248 @@
+"""The nix verbs: the exact argv each one runs, and what it makes of the output."""
+
+import json
+import subprocess
+
+import pytest
+
+from adapters import nix, process, readers
+from solver.closure import Closure, PathInfo
+from solver.errors import ClosureError, NixError
+from tests.helpers import fake_path
+
+GLIBC = fake_path("glibc-2.39-52")
+APP = fake_path("app-1.0")
+DRV = fake_path("app-1.0.drv")
+NIX = ["nix", "--extra-experimental-features", "nix-command"]
+
+
+class FakeRun:
+    """Stands in for process.run: records each call, answers with canned stdout."""
+
+    def __init__(self, stdout: str = "") -> None:
+        self.stdout = stdout
+        self.calls: list[tuple[list[str], dict[str, object]]] = []
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append((list(argv), kwargs))
+        return subprocess.CompletedProcess(list(argv), 0, self.stdout, "")
+
+    @property
+    def argv(self) -> list[str]:
+        assert len(self.calls) == 1
+        return self.calls[0][0]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    run = FakeRun()
+    monkeypatch.setattr(process, "run", run)
+    return run
+
+
+def closure_json(shape="2.19") -> str:
+    infos = [PathInfo(GLIBC, 30), PathInfo(APP, 5, (APP, GLIBC), DRV)]
+    return readers.dump_path_info_json(Closure(infos), shape)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argv"),
+    [
+        ({}, [*NIX, "path-info", "--json", "--recursive", APP]),
+        ({"recursive": False}, [*NIX, "path-info", "--json", APP]),
+        (
+            {"store": "file:///tmp/cache"},
+            [*NIX, "path-info", "--json", "--recursive", "--store", "file:///tmp/cache", APP],
+        ),
+        (
+            {"recursive": False, "store": "https://cache.nixos.org"},
+            [*NIX, "path-info", "--json", "--store", "https://cache.nixos.org", APP],
+        ),
+    ],
+)
+def test_path_info_argv(fake, kwargs, argv):
+    fake.stdout = closure_json()
+    nix.path_info([APP], **kwargs)
+    assert fake.argv == argv
+    assert fake.calls[0][1] == {"check": True}
+
+
+@pytest.mark.parametrize("shape", ["list", "2.19", "v2"])
+def test_path_info_parses_every_shape(fake, shape):
+    fake.stdout = closure_json(shape)
+    infos = sorted(nix.path_info([APP]), key=lambda i: i.path)
+    assert infos == sorted(
+        [PathInfo(GLIBC, 30), PathInfo(APP, 5, (GLIBC,), DRV)], key=lambda i: i.path
+    )
+
+
+def test_path_info_several_paths(fake):
+    fake.stdout = closure_json()
+    nix.path_info([APP, GLIBC], recursive=False)
+    assert fake.argv == [*NIX, "path-info", "--json", APP, GLIBC]
+
+
+def test_path_info_of_nothing_runs_nothing(fake):
+    assert nix.path_info([]) == []
+    assert fake.calls == []
+
+
+def test_path_info_malformed_output(fake):
+    fake.stdout = "[{"
+    with pytest.raises(NixError, match=f"nix path-info {APP} printed malformed JSON"):
+        nix.path_info([APP])
+
+
+def test_path_info_invalid_path(fake):
+    # Nix 2.8 without --recursive: {"path": ..., "valid": false} and exit code 0.
+    fake.stdout = json.dumps([{"path": APP, "valid": False}])
+    with pytest.raises(ClosureError, match=f"not valid in the store .*{APP}"):
+        nix.path_info([APP], recursive=False)
+
+
+def test_closure(fake):
+    fake.stdout = closure_json()
+    closure = nix.closure(APP)
+    assert closure.roots == (APP,)
+    assert closure.size() == 35
+    assert fake.argv == [*NIX, "path-info", "--json", "--recursive", APP]
+
+
+def test_closure_of_a_link(fake, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setenv("NIX_STORE_DIR", str(store))
+    app = f"{store}/{APP.rpartition('/')[2]}"
+    glibc = f"{store}/{GLIBC.rpartition('/')[2]}"
+    (store / app.rpartition("/")[2]).write_text("")
+    link = tmp_path / "result"
+    link.symlink_to(app)
+    fake.stdout = readers.dump_path_info_json(
+        Closure([PathInfo(glibc, 1), PathInfo(app, 2, (glibc,))])
+    )
+    closure = nix.closure(str(link), store="file:///c")
+    assert closure.roots == (app,)
+    assert fake.argv[-3:] == ["--store", "file:///c", str(link)]
+
+
+def test_closure_missing_root_in_output(fake):
+    fake.stdout = readers.dump_path_info_json(Closure([PathInfo(GLIBC, 1)]))
+    with pytest.raises(NixError, match=f"does not list {APP}"):
+        nix.closure(APP)
+
+
+def test_query_outputs(fake):
+    fake.stdout = f"{APP}\n{APP}-man\n"
+    assert nix.query_outputs(DRV) == [APP, f"{APP}-man"]
+    assert fake.argv == ["nix-store", "--query", "--outputs", DRV]
+
+
+def test_query_outputs_empty(fake):
+    with pytest.raises(NixError, match="printed no output paths"):
+        nix.query_outputs(DRV)
+
+
+def test_realise(fake):
+    fake.stdout = f"{APP}\n"
+    assert nix.realise(DRV) == [APP]
+    assert fake.argv == ["nix-store", "--realise", DRV]
+    assert fake.calls[0][1] == {"check": True}
+
+
+def test_invalid_paths(fake):
+    fake.stdout = f"{APP}\n"
+    assert nix.invalid_paths([APP, GLIBC]) == [APP]
+    assert fake.argv == ["nix-store", "--check-validity", "--print-invalid", APP, GLIBC]
+    assert nix.invalid_paths([]) == []  # no paths: nothing to ask
+    assert len(fake.calls) == 1
+
+
+def test_gc_roots(fake):
+    fake.stdout = (
+        f"/nix/var/nix/profiles/system-41-link -> {APP}\n"
+        f"/home/me/result -> {GLIBC}\n"
+        f"{{censored}} -> {APP}\n"
+        f"{{temp:1234}} -> {GLIBC}\n"
+        f"{{memory:7}} -> {GLIBC}\n"
+        f"{{lsof}} -> {GLIBC}\n"
+        f"/proc/1/maps -> {GLIBC}\n"
+        f"/proc/1/environ -> {APP}\n"
+        "\n"
+        f"/home/me/odd -> name -> {GLIBC}\n"
+    )
+    assert nix.gc_roots() == {
+        "/nix/var/nix/profiles/system-41-link": APP,
+        "/home/me/result": GLIBC,
+        "/home/me/odd -> name": GLIBC,
+    }
+    assert fake.argv == ["nix-store", "--gc", "--print-roots"]
+
+
+@pytest.mark.parametrize("line", ["no arrow here", f" -> {APP}", "/x/link -> relative"])
+def test_gc_roots_unreadable_line(line):
+    with pytest.raises(NixError, match="cannot read line 2"):
+        nix.parse_gc_roots(f"/a -> {APP}\n{line}\n")
+
+
+def test_gc_roots_empty():
+    assert nix.parse_gc_roots("") == {}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "/nix/store"),
+        ({"NIX_STORE_DIR": "/tmp/t/store"}, "/tmp/t/store"),
+        ({"NIX_STORE_DIR": "/tmp/t/store/"}, "/tmp/t/store"),
+        ({"NIX_STORE_DIR": ""}, "/nix/store"),
+        ({"NIX_STORE": "/old/store"}, "/old/store"),
+        ({"NIX_STORE_DIR": "/new", "NIX_STORE": "/old"}, "/new"),
+    ],
+)
+def test_store_dir(monkeypatch, env, expected):
+    for name in ("NIX_STORE_DIR", "NIX_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert nix.store_dir() == expected
+
+
+@pytest.mark.parametrize(
+    ("state_dir", "expected"),
+    [
+        (None, "/nix/var/nix/db/db.sqlite"),
+        ("", "/nix/var/nix/db/db.sqlite"),
+        ("/x/var", "/x/var/db/db.sqlite"),
+    ],
+)
+def test_state_db_path(monkeypatch, state_dir, expected):
+    monkeypatch.delenv("NIX_STATE_DIR", raising=False)
+    if state_dir is not None:
+        monkeypatch.setenv("NIX_STATE_DIR", state_dir)
+    assert str(nix.state_db_path()) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (APP, APP),
+        (f"{APP}/bin/app", APP),
+        ("/nix/store", None),
+        ("/nix/storefront/x", None),
+        ("/etc/passwd", None),
+    ],
+)
+def test_resolve_store_path(monkeypatch, path, expected):
+    monkeypatch.delenv("NIX_STORE_DIR", raising=False)
+    monkeypatch.delenv("NIX_STORE", raising=False)
+    assert nix.resolve_store_path(path) == expected
+
+
+def test_verbs_always_check(fake):
+    fake.stdout = f"{APP}\n"
+    nix.query_outputs(DRV)
+    nix.realise(DRV)
+    nix.invalid_paths([APP])
+    fake.stdout = ""
+    nix.gc_roots()
+    assert all(kwargs.get("check") is True for _, kwargs in fake.calls)

@@ -1,0 +1,150 @@
+"""The one subprocess function: argv only, text, explicit check, one-line errors."""
+
+import logging
+import shlex
+
+import pytest
+
+from adapters import process
+from solver.errors import NixError
+
+
+def test_runs_argv_and_captures_text():
+    result = process.run(
+        ["sh", "-c", 'printf "%s\\n" "$1"; echo oops >&2', "sh", "a b"], check=True
+    )
+    assert result.returncode == 0
+    assert result.stdout == "a b\n"
+    assert result.stderr == "oops\n"
+
+
+def test_argv_is_not_a_shell_string():
+    # `;` and `$` reach the program as they are: no shell in between.
+    result = process.run(["echo", "x; echo $HOME"], check=True)
+    assert result.stdout == "x; echo $HOME\n"
+
+
+def test_check_false_returns_failures():
+    result = process.run(["sh", "-c", "echo bad >&2; exit 3"], check=False)
+    assert result.returncode == 3
+    assert result.stderr == "bad\n"
+
+
+def test_check_true_raises_one_line_naming_command_and_error():
+    script = (
+        "echo 'warning: you did not specify --add-root' >&2;"
+        "echo \"error: path '/nix/store/x.drv' is not valid\" >&2;"
+        "echo \"(use '--show-trace' to show detailed location information)\" >&2;"
+        "exit 1"
+    )
+    argv = ["sh", "-c", script]
+    with pytest.raises(NixError) as caught:
+        process.run(argv, check=True)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(shlex.join(argv))
+    assert message.endswith("failed with exit code 1: path '/nix/store/x.drv' is not valid")
+
+
+def test_killed_by_a_signal():
+    with pytest.raises(NixError, match="was killed by signal 9"):
+        process.run(["sh", "-c", "kill -9 $$"], check=True)
+
+
+def test_failure_without_stderr():
+    with pytest.raises(NixError) as caught:
+        process.run(["false"], check=True)
+    assert str(caught.value) == "false failed with exit code 1"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "line"),
+    [
+        ("", ""),
+        ("\n\n", ""),
+        ("boom\n", "boom"),
+        ("error: first\nerror: second\n", "second"),
+        (
+            "error: builder for '/nix/store/a.drv' failed with exit code 1;\n"
+            "       last 1 log lines:\n       > nope\n"
+            "       For full logs, run 'nix log /nix/store/a.drv'.\n",
+            "builder for '/nix/store/a.drv' failed with exit code 1;",
+        ),
+        ("\x1b[31;1merror:\x1b[0m colourful\n", "colourful"),
+        (
+            "some context\n(use '--show-trace' to show detailed location information)\n",
+            "some context",
+        ),
+        ("warning: only a warning\n", "warning: only a warning"),
+        ("warning: a warning\nthe real problem\n", "the real problem"),
+    ],
+)
+def test_last_error_line(stderr, line):
+    assert process.last_error_line(stderr) == line
+
+
+def test_long_commands_are_shortened_in_errors():
+    argv = ["sh", "-c", "exit 2", *[f"/nix/store/{i:032d}-p" for i in range(100)]]
+    with pytest.raises(NixError) as caught:
+        process.run(argv, check=True)
+    message = str(caught.value)
+    assert "(95 more arguments)" in message
+    assert len(message) < 400
+
+
+def test_missing_nix_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NixError) as caught:
+        process.run(["nix", "path-info"], check=True)
+    assert str(caught.value) == "nix not found: install Nix (apt-get install nix-bin)"
+    with pytest.raises(NixError, match="nix-store not found: install Nix"):
+        process.run(["nix-store", "--gc"], check=False)
+
+
+def test_missing_other_program():
+    with pytest.raises(NixError, match="no-such-program-here not found"):
+        process.run(["no-such-program-here"], check=False)
+
+
+def test_not_executable(tmp_path):
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)
+    with pytest.raises(NixError, match="cannot be executed"):
+        process.run([str(script)], check=False)
+
+
+def test_env_adds_to_the_inherited_environment(monkeypatch):
+    monkeypatch.setenv("NIX_STORE_DIR", "/tmp/inherited-store")
+    result = process.run(
+        ["sh", "-c", 'echo "$NIX_STORE_DIR $EXTRA"'], check=True, env={"EXTRA": "added"}
+    )
+    assert result.stdout == "/tmp/inherited-store added\n"
+    assert process.run(["sh", "-c", 'echo "$NIX_STORE_DIR"'], check=True).stdout == (
+        "/tmp/inherited-store\n"
+    )
+
+
+def test_input_goes_to_stdin():
+    assert process.run(["cat"], check=True, input="paths\n").stdout == "paths\n"
+
+
+def test_timeout():
+    with pytest.raises(NixError, match=r"sleep 5 timed out after 0\.2 s"):
+        process.run(["sleep", "5"], check=True, timeout=0.2)
+
+
+def test_undecodable_output_does_not_crash():
+    result = process.run(["printf", "\\377ok"], check=True)
+    assert result.stdout.endswith("ok")
+
+
+def test_logs_the_command_at_debug(caplog):
+    with caplog.at_level(logging.DEBUG, logger="adapters.process"):
+        process.run(["echo", "two words"], check=True)
+    assert "running echo 'two words'" in caplog.text
+
+
+def test_empty_argv():
+    with pytest.raises(ValueError, match="needs a command"):
+        process.run([], check=True)
