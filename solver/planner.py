@@ -145,24 +145,29 @@ def plan_upgrade(
     )
 
     deadline = started + time_limit
-    model = UpgradeModel(inst, budget, len(best))
-    model.hint(best.generations)
     t = lap("model", t)
-    proven_steps = bound >= len(best)
-    if not proven_steps:
-        progress(f"searching for fewer than {len(best)} steps")
-        stage = model.solve(
+    # Ask for one step fewer in a model with only that many slots: smaller than one with
+    # slots to spare, and "infeasible" is then a proof that the plan in hand is minimal.
+    while bound < len(best) and time.monotonic() < deadline:
+        fewer = len(best) - 1
+        progress(f"searching for a plan in {fewer} steps")
+        trial = UpgradeModel(inst, budget, fewer)
+        stage = trial.solve(
             "steps", time_limit=(deadline - time.monotonic()) * 0.6, workers=workers
         )
-        if stage.generations is not None:
+        if stage.status is SolveStatus.INFEASIBLE:
+            bound = len(best)
+        elif stage.generations is not None:
             found = evaluate(inst, stage.generations)
-            if found.peak_bytes <= budget and len(found) < len(best):
-                best = found
-        if stage.bound is not None:
-            bound = max(bound, stage.bound)
-        proven_steps = stage.status is SolveStatus.OPTIMAL or bound >= len(best)
-        t = lap("cpsat_steps", t)
-        model.hint(best.generations)
+            if found.peak_bytes > budget or len(found) >= len(best):
+                break
+            best = found
+        else:
+            break
+    proven_steps = bound >= len(best)
+    t = lap("cpsat_steps", t)
+    model = UpgradeModel(inst, budget, len(best))
+    model.hint(best.generations)
     progress(f"lowering the peak of {len(best)} steps")
     stage = model.solve(
         "peak",
