@@ -4,8 +4,8 @@
 
 Instances: the real 913-path NixOS closure from ../shared/data/real (when present) with a
 simulated upgrade, and generated closures from 1,000 to 25,000 paths. Budget: halfway
-between max(|old|, |new|) and |old ∪ new|. Fixed seeds: every run measures the same work.
-Figures are printed, not asserted; targets are in the README.
+between max(|old|, |new|) and the one-step need (both together). Fixed seeds: every
+run measures the same work. are printed, not asserted; targets are in the README.
 """
 
 import argparse
@@ -17,14 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from solver.closure import Closure  # noqa: E402
-from solver.components import split_components  # noqa: E402
-from solver.greedy import greedy_sequence, merge_greedy  # noqa: E402
-from solver.instance import Problem, build_instance  # noqa: E402
-from solver.plan import evaluate, one_step  # noqa: E402
-from solver.planner import plan_upgrade  # noqa: E402
-from solver.synthetic import generate_pair, generate_upgrade  # noqa: E402
-from solver.validate import validate  # noqa: E402
+from solver.closure import Closure
+from solver.components import split_components
+from solver.greedy import greedy_sequence, merge_greedy
+from solver.instance import Problem, build_instance
+from solver.plan import evaluate, one_step
+from solver.planner import plan_upgrade
+from solver.synthetic import generate_pair, generate_upgrade
+from solver.validate import validate
 
 REAL = (
     Path(__file__).resolve().parents[2]
