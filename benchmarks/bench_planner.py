@@ -5,7 +5,7 @@
 Instances: the real 913-path NixOS closure from ../shared/data/real (when present) with a
 simulated upgrade, and generated closures from 1,000 to 25,000 paths. Budget: halfway
 between max(|old|, |new|) and the one-step need (both together). Fixed seeds: every
-run measures the same work. are printed, not asserted; targets are in the README.
+run measures the same work. Figures are printed, not asserted; targets are in the README.
 """
 
 import argparse
