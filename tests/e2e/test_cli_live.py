@@ -1,0 +1,70 @@
+"""The command line against a live throwaway store: store paths in, GC roots pinned."""
+
+import json
+
+import pytest
+
+from adapters.cli import main
+from adapters.readers import read_source
+
+pytestmark = pytest.mark.nix
+
+SYSTEMS = r"""
+let
+  mk = name: size: deps: derivation {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" "PATH=/usr/bin:/bin; echo ${toString deps} > $out; head -c ${toString size} /dev/zero >> $out" ];
+  };
+  glibc = mk "glibc-2.39" 300000 [];
+  sys = label: pkgs: mk "nixos-system-box-${label}" 100 [ (mk "system-path" 100 pkgs) ];
+in {
+  old = sys "1" [ (mk "bigA-1.0" 4000000 [ glibc ]) (mk "bigB-1.0" 4000000 [ glibc ]) ];
+  new = sys "2" [ (mk "bigA-2.0" 4000000 [ glibc ]) (mk "bigB-2.0" 4000000 [ glibc ]) ];
+  tool = mk "tool-1.0" 1000000 [ glibc ];
+}
+"""
+
+
+def plan(capsys, *args):
+    with pytest.raises(SystemExit) as e:
+        main(["--quiet", "--json", *args])
+    out, err = capsys.readouterr()
+    return e.value.code, (json.loads(out) if out else None), err
+
+
+def test_plan_between_live_systems_counts_other_roots(nix_store, capsys):
+    expr = nix_store.write("systems.nix", SYSTEMS)
+    old = nix_store.build(expr, "old", nix_store.root / "old")
+    new = nix_store.build(expr, "new", nix_store.root / "new")
+    one_step = read_source(old).size() + read_source(new).size() - 300_120
+    budget = str(one_step - 2_000_000)
+
+    code, free, err = plan(capsys, "--limit", budget, "--current", old, "--target", new)
+    assert code == 0, err
+    assert len(free["steps"]) == 2 and free["status"] == "optimal"
+
+    # Another GC root (a `result` link) pins tool-1.0: its bytes count on every step.
+    tool = nix_store.build(expr, "tool", nix_store.root / "result")
+    code, pinned, err = plan(capsys, "--limit", budget, "--current", old, "--target", new)
+    assert code == 0, err
+    # glibc is in both systems already; only tool-1.0 itself is extra.
+    assert pinned["peak_bytes"] - free["peak_bytes"] == read_source(tool)[tool].nar_size
+    code, same, _ = plan(
+        capsys, "--limit", budget, "--current", old, "--target", new, "--no-gc-roots"
+    )
+    assert same["peak_bytes"] == free["peak_bytes"]
+
+    # The links work as sources too, as /run/current-system does.
+    code, linked, _ = plan(
+        capsys,
+        "--limit",
+        budget,
+        "--current",
+        str(nix_store.root / "old"),
+        "--target",
+        str(nix_store.root / "new"),
+        "--no-gc-roots",
+    )
+    assert code == 0 and linked["peak_bytes"] == free["peak_bytes"]
