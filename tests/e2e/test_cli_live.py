@@ -15,7 +15,11 @@ let
     inherit name;
     system = builtins.currentSystem;
     builder = "/bin/sh";
-    args = [ "-c" "PATH=/usr/bin:/bin; echo ${toString deps} > $out; head -c ${toString size} /dev/zero >> $out" ];
+    args = [ "-c" ''
+      PATH=/usr/bin:/bin
+      echo ${toString deps} > $out
+      head -c ${toString size} /dev/zero >> $out
+    '' ];
   };
   glibc = mk "glibc-2.39" 300000 [];
   sys = label: pkgs: mk "nixos-system-box-${label}" 100 [ (mk "system-path" 100 pkgs) ];
