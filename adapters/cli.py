@@ -58,6 +58,12 @@ def _couples(values: Sequence[str]) -> list[list[str]]:
     help=f"The running system: {SRC_HELP}.",
 )
 @click.option("--target", metavar="SRC", help=f"The system to upgrade to: {SRC_HELP}.")
+@click.option(
+    "--target-store",
+    metavar="URL",
+    help="Read --target (a store path) from this binary cache or store, as "
+    "`nix path-info --store URL` does: https://cache.nixos.org, file:///dir.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @click.option(
     "--reserve",
@@ -108,6 +114,7 @@ def cli(
     limit: int | None,
     current: str,
     target: str | None,
+    target_store: str | None,
     as_json: bool,
     reserve: int,
     non_vital: tuple[str, ...],
@@ -152,6 +159,7 @@ def cli(
             keep=keep,
             reserve=reserve,
             gc_roots=not no_gc_roots,
+            target_store=target_store,
         )
         pinned = problem.pinned.size() if problem.pinned is not None else 0
         if pinned + reserve > limit:

@@ -60,10 +60,12 @@ def load_problem(
     keep: Sequence[str] = (),
     reserve: int = 0,
     gc_roots: bool = True,
+    target_store: str | None = None,
 ) -> Problem:
     """Read both systems and everything that pins paths, and split them into components."""
     old = read_source(current)
-    new = read_source(target)
+    # A target that is not built here yet is sized from a binary cache's narinfo files.
+    new = nix.closure(target, store=target_store) if target_store else read_source(target)
     live = is_live(current)
     pinned = [
         p

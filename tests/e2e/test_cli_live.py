@@ -72,3 +72,24 @@ def test_plan_between_live_systems_counts_other_roots(nix_store, capsys):
         "--no-gc-roots",
     )
     assert code == 0 and linked["peak_bytes"] == free["peak_bytes"]
+
+
+def test_target_sized_from_a_binary_cache(nix_store, capsys):
+    expr = nix_store.write("systems.nix", SYSTEMS)
+    old = nix_store.build(expr, "old", nix_store.root / "old")
+    new = nix_store.build(expr, "new", nix_store.root / "new")
+    code, local, _ = plan(capsys, "--limit", "20M", "--current", old, "--target", new)
+    assert code == 0
+    cache = f"file://{nix_store.root / 'cache'}"
+    nix_store.run("nix", "copy", "--to", cache, new)
+    # Drop the target from the local store: only the cache knows it now.
+    (nix_store.root / "new").unlink()
+    nix_store.run("nix-store", "--delete", new)
+    assert nix_store.run("nix-store", "--check-validity", "--print-invalid", new).strip() == new
+    code, cached, err = plan(
+        capsys, "--limit", "20M", "--current", old, "--target", new, "--target-store", cache
+    )
+    assert code == 0, err
+    assert cached == local
+    code, _, err = plan(capsys, "--limit", "20M", "--current", old, "--target", new)
+    assert code == 2 and err.startswith("error: ")
