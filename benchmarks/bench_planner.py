@@ -57,7 +57,7 @@ def main() -> None:
     random.seed(0)
     header = (
         f"{'instance':<22}{'paths':>7}{'comps':>7}{'groups':>7}{'steps':>6}{'lb':>4}"
-        f"{'greedy':>7}{'status':>10}{'read s':>8}{'1st plan s':>11}{'total s':>9}"
+        f"{'greedy':>7}{'status':>10}{'model s':>8}{'1st plan s':>11}{'total s':>9}"
     )
     print(header)
     print("-" * len(header))

@@ -1,7 +1,10 @@
 """The planner on hand-made and generated closures; every plan goes through the validator."""
 
+import json
+
 import pytest
 
+from adapters.readers import dump_path_info_json, read_source
 from solver.components import split_components
 from solver.greedy import greedy_sequence, merge_greedy
 from solver.instance import Problem, build_instance
@@ -75,10 +78,22 @@ def test_reserve_counts_on_every_step():
 
 
 @pytest.fixture(scope="module")
-def synthetic_3000():
+def synthetic_3000(tmp_path_factory):
+    """3,000 paths and 150 packages, read back from Nix 2.19 `path-info --json` files."""
     pair = generate_pair(3000, 150, changed=0.3, seed=3)
-    split = split_components(pair.old, pair.new)
-    problem = Problem(pair.old, pair.new, split)
+    files = tmp_path_factory.mktemp("closures")
+    closures = []
+    for name, closure in (("old", pair.old), ("new", pair.new)):
+        path = files / f"{name}.json"
+        path.write_text(dump_path_info_json(closure, shape="2.19"))
+        assert isinstance(json.loads(path.read_text()), dict)
+        closures.append(read_source(str(path)))
+    old, new = closures
+    assert len(old) == 3000
+    split = split_components(old, new)
+    # 150 packages; the kernel and its initrd count as one coupled component.
+    assert sum(len(c.members) or 1 for c in split.components) == 150
+    problem = Problem(old, new, split)
     return problem, build_instance(problem)
 
 
