@@ -20,33 +20,13 @@ def _bar(value: int, budget: int) -> str:
 
 
 def _changes(step: Step, width: int) -> str:
-    parts = []
-    for verb, names in (
-        ("upgrade", step.upgrade),
-        ("add", step.add),
-        ("remove", step.remove),
-        ("drop", step.drop),
-        ("restore", step.restore),
-    ):
-        if names:
-            parts.append(f"{verb} {', '.join(names)}")
-    text = "; ".join(parts)
+    kinds = [(verb, names) for verb, names in step.by_kind() if names]
+    text = "; ".join(f"{verb} {', '.join(names)}" for verb, names in kinds)
     if len(text) <= width:
         return text
-    counts = [
-        f"{verb} {len(n)}"
-        for verb, n in (
-            ("upgrade", step.upgrade),
-            ("add", step.add),
-            ("remove", step.remove),
-            ("drop", step.drop),
-            ("restore", step.restore),
-        )
-        if n
-    ]
-    summary = ", ".join(counts) + ": "
+    summary = ", ".join(f"{verb} {len(names)}" for verb, names in kinds) + ": "
     room = max(10, width - len(summary) - 2)
-    listed = ", ".join(step.upgrade + step.add + step.remove + step.drop + step.restore)
+    listed = ", ".join(name for _, names in kinds for name in names)
     return summary + (listed if len(listed) <= room else listed[: room - 1] + "…")
 
 

@@ -121,6 +121,21 @@ class Closure:
             stack.extend(r for r in infos[p].references if r not in seen)
         return seen
 
+    def referring(self, targets: Iterable[str]) -> set[str]:
+        """`targets` and every path that reaches one of them (reverse reachability)."""
+        referrers: dict[str, list[str]] = {}
+        for info in self._infos.values():
+            for ref in info.references:
+                referrers.setdefault(ref, []).append(info.path)
+        seen = set(targets)
+        stack = list(seen)
+        while stack:
+            for parent in referrers.get(stack.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return seen
+
     def restrict(self, roots: Iterable[str]) -> "Closure":
         """The closure of `roots` inside this one."""
         roots = list(roots)

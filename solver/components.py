@@ -105,19 +105,7 @@ def _walk(closure: Closure, glue: GluePredicate) -> tuple[dict[str, list[str]], 
     """Entry paths by component key, and the glue visited on the way down."""
     # Whatever references glue by name (a config dir pointing at system-path, say) is
     # rebuilt with it in every generation, so it is glue too, whatever its own name.
-    referrers: dict[str, list[str]] = defaultdict(list)
-    regenerated: set[str] = set()
-    for info in closure.infos():
-        for ref in info.references:
-            referrers[ref].append(info.path)
-        if is_regenerated(StorePath.parse(info.path)):
-            regenerated.add(info.path)
-    stack = list(regenerated)
-    while stack:
-        for parent in referrers.get(stack.pop(), ()):
-            if parent not in regenerated:
-                regenerated.add(parent)
-                stack.append(parent)
+    regenerated = closure.referring(p for p in closure if is_regenerated(StorePath.parse(p)))
 
     entries: dict[str, list[str]] = defaultdict(list)
     glue_paths: set[str] = set()

@@ -92,8 +92,8 @@ def _droppable(inst: Instance) -> list[int]:
     return [c for c in range(inst.size) if not inst.vital[c] and inst.changes[c] is not Change.ADD]
 
 
-def greedy_sequence(inst: Instance, *, drop_non_vital: bool = False) -> list[Generation]:
-    """One change per step, smallest next peak first (ties: most bytes freed)."""
+def _start(inst: Instance, drop_non_vital: bool) -> tuple[_Disk, list[Generation]]:
+    """The current system, and with `drop_non_vital` a first step that drops what it may."""
     disk = _Disk(inst, initial(inst))
     gens: list[Generation] = [tuple(disk.state)]
     if drop_non_vital:
@@ -103,6 +103,12 @@ def greedy_sequence(inst: Instance, *, drop_non_vital: bool = False) -> list[Gen
             disk.set(c, State.NEW if inst.changes[c] is Change.REMOVE else State.ABSENT)
         if dropped:
             gens.append(tuple(disk.state))
+    return disk, gens
+
+
+def greedy_sequence(inst: Instance, *, drop_non_vital: bool = False) -> list[Generation]:
+    """One change per step, smallest next peak first (ties: most bytes freed)."""
+    disk, gens = _start(inst, drop_non_vital)
     todo = {c for c in range(inst.size) if disk.state[c] == State.OLD}
     restores = {c for c in range(inst.size) if disk.state[c] == State.ABSENT}
     for pool in (todo, restores):
@@ -184,14 +190,7 @@ def greedy_batches(
     inst: Instance, budget: int, *, drop_non_vital: bool = False
 ) -> list[Generation]:
     """Fill each step with the cheapest changes while it fits the budget."""
-    disk = _Disk(inst, initial(inst))
-    gens: list[Generation] = [tuple(disk.state)]
-    if drop_non_vital:
-        dropped = _droppable(inst)
-        for c in dropped:
-            disk.set(c, State.NEW if inst.changes[c] is Change.REMOVE else State.ABSENT)
-        if dropped:
-            gens.append(tuple(disk.state))
+    disk, gens = _start(inst, drop_non_vital)
     # Two generations' glue; intermediate glue is the larger side, so this never undercounts.
     fixed = inst.always + inst.reserve + 2 * inst.mid_glue
     for wanted in (State.OLD, State.ABSENT):

@@ -34,9 +34,19 @@ class Step:
     peak_bytes: int
     store_bytes_after: int
 
+    def by_kind(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(verb, names) for each kind of change, in the order the JSON lists them."""
+        return (
+            ("upgrade", self.upgrade),
+            ("add", self.add),
+            ("remove", self.remove),
+            ("drop", self.drop),
+            ("restore", self.restore),
+        )
+
     @property
     def changes(self) -> int:
-        return sum(map(len, (self.upgrade, self.add, self.remove, self.drop, self.restore)))
+        return sum(len(names) for _, names in self.by_kind())
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -104,17 +104,7 @@ def propagate(
     rename: Callable[[str], str] = lambda name: name,
 ) -> Closure:
     """Nix's hash propagation: change `seeds` and every path that reaches them, nothing else."""
-    changed = set(seeds)
-    referrers: dict[str, list[str]] = {}
-    for info in closure.infos():
-        for ref in info.references:
-            referrers.setdefault(ref, []).append(info.path)
-    stack = list(changed)
-    while stack:
-        for parent in referrers.get(stack.pop(), ()):
-            if parent not in changed:
-                changed.add(parent)
-                stack.append(parent)
+    changed = closure.referring(seeds)
     renamed: dict[str, str] = {}
     for path in changed:
         store_dir, _, base = path.rpartition("/")
