@@ -4,11 +4,15 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
+from adapters import nix
+from adapters.executor import ApplyError, Executor, InfeasibleError
 from adapters.loading import load_problem
+from adapters.measure import size_bytes
 from adapters.render import Spinner, render
 from solver.errors import BudgetSolveError, InputError
 from solver.instance import build_instance
@@ -16,7 +20,7 @@ from solver.planner import Result, Status, plan_upgrade
 from solver.units import format_size, parse_size
 from solver.validate import validate
 
-EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 SRC_HELP = (
     "a store path (read from the live store), a saved `nix path-info --json` file (any Nix "
@@ -178,6 +182,115 @@ def cli(
             validate(problem, result.plan, limit)
     _print(result, as_json)
     ctx.exit(EXIT_INFEASIBLE if result.status is Status.INFEASIBLE else EXIT_OK)
+
+
+class LimitOrAuto(Size):
+    """A byte size, or `auto`: the size of the filesystem that holds the store."""
+
+    name = "SIZE|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if value == "auto":
+            return size_bytes(nix.store_dir())
+        return super().convert(value, param, ctx)
+
+
+@cli.command()
+@click.option(
+    "--profile",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The profile link whose current generation is the running system.",
+)
+@click.option(
+    "--target",
+    required=True,
+    metavar="PATH",
+    help="The target's top-level store path (fetched from the substituters).",
+)
+@click.option(
+    "--limit",
+    required=True,
+    type=LimitOrAuto(),
+    help="Disk budget, or `auto` for the size of the store's filesystem.",
+)
+@click.option(
+    "--substituter",
+    multiple=True,
+    metavar="URL",
+    help="Binary cache to size and fetch the target from [default: nix.conf].",
+)
+@click.option(
+    "--reserve", type=Size(), default="0", show_default=True, help="Space kept free at every step."
+)
+@click.option(
+    "--non-vital",
+    multiple=True,
+    metavar="NAME",
+    help="A package that may be absent for a while. Repeatable.",
+)
+@click.option(
+    "--rollback-to-start",
+    is_flag=True,
+    help="When a step fails, walk back generation by generation to the start.",
+)
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and the measured steps.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    profile: Path,
+    target: str,
+    limit: int,
+    substituter: tuple[str, ...],
+    reserve: int,
+    non_vital: tuple[str, ...],
+    rollback_to_start: bool,
+    time_limit: float,
+    workers: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Upgrade a Nix profile to TARGET through the planned intermediate generations.
+
+    Plans under --limit (calibrated on the real filesystem), then for each step builds an
+    intermediate generation, makes it the profile's current generation, deletes the
+    previous one and collects garbage. A journal in Nix's state directory lets a rerun
+    resume after a crash. Exit status: 0 done, 1 a step failed, 3 no plan fits, 2 bad input.
+    """
+    executor = Executor(profile, substituters=substituter)
+    with Spinner(enabled=not quiet) as progress:
+        executor.progress = progress
+        try:
+            result = executor.run(
+                target,
+                limit,
+                rollback_to_start=rollback_to_start,
+                reserve=reserve,
+                non_vital=non_vital,
+                time_limit=time_limit,
+                workers=workers,
+            )
+        except InfeasibleError as e:
+            if as_json:
+                click.echo(json.dumps(e.result.to_json(), indent=2))
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(EXIT_INFEASIBLE)
+        except ApplyError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(EXIT_FAILED)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for step in result.steps:
+            measured = format_size(step.measured_peak_bytes or 0)
+            click.echo(
+                f"step {step.index}: {step.path}  peak {measured} "
+                f"(predicted {format_size(step.predicted_peak_bytes)})"
+            )
+        click.echo(f"done: {profile} points at {target}")
 
 
 def _print(result: Result, as_json: bool) -> None:

@@ -153,3 +153,92 @@ def gc_roots() -> dict[str, str]:
     """The garbage collector's roots, link -> store path (`nix-store --gc --print-roots`)."""
     result = process.run([*NIX_STORE, "--gc", "--print-roots"], check=True)
     return parse_gc_roots(result.stdout)
+
+
+# -- building and switching generations (`budget-solve apply`) ------------------------------
+
+GENERATION_NIX: Final = Path(__file__).with_name("generation.nix")
+
+
+def _substituter_flags(substituters: Iterable[str]) -> list[str]:
+    urls = " ".join(substituters)
+    return ["--option", "substituters", urls] if urls else []
+
+
+def build_generation(
+    name: str, paths: Iterable[str], *, out_link: Path, substituters: Iterable[str] = ()
+) -> str:
+    """Build an intermediate generation referencing `paths`; `out_link` roots it."""
+    argv = [
+        "nix-build",
+        str(GENERATION_NIX),
+        "--argstr",
+        "name",
+        name,
+        "--argstr",
+        "paths",
+        json.dumps(sorted(paths)),
+        "--out-link",
+        str(out_link),
+        *_substituter_flags(substituters),
+    ]
+    outputs = _lines(process.run(argv, check=True).stdout)
+    if not outputs:
+        raise NixError(f"nix-build of {name} printed no output path")
+    return outputs[-1]
+
+
+def realise_path(path: str, *, root: Path, substituters: Iterable[str] = ()) -> str:
+    """Fetch (or build) a store path and its closure, rooted at `root` while we work."""
+    argv = [
+        *NIX_STORE,
+        "--realise",
+        path,
+        "--add-root",
+        str(root),
+        *_substituter_flags(substituters),
+    ]
+    process.run(argv, check=True)
+    return path
+
+
+def set_profile(profile: Path, path: str) -> None:
+    """Make `path` the profile's new current generation (`nix-env -p PROFILE --set PATH`)."""
+    process.run(["nix-env", "--profile", str(profile), "--set", path], check=True)
+
+
+def delete_generations(profile: Path, numbers: Iterable[int]) -> None:
+    """Delete generations of a profile by number; Nix refuses to delete the current one."""
+    numbers = sorted(set(numbers))
+    if numbers:
+        argv = ["nix-env", "--profile", str(profile), "--delete-generations", *map(str, numbers)]
+        process.run(argv, check=True)
+
+
+def generations(profile: Path) -> dict[int, str]:
+    """The profile's generations, number -> store path, read from its `P-N-link` links."""
+    out: dict[int, str] = {}
+    prefix = profile.name + "-"
+    if not profile.parent.is_dir():
+        return out
+    for link in profile.parent.iterdir():
+        name = link.name
+        if name.startswith(prefix) and name.endswith("-link"):
+            number = name[len(prefix) : -len("-link")]
+            if number.isdigit() and link.is_symlink():
+                out[int(number)] = os.readlink(link)
+    return out
+
+
+def current_generation(profile: Path) -> int | None:
+    """The number of the generation the profile link points at."""
+    if not profile.is_symlink():
+        return None
+    name = os.readlink(profile).rsplit("/", 1)[-1]
+    number = name[len(profile.name) + 1 : -len("-link")]
+    return int(number) if number.isdigit() else None
+
+
+def collect_garbage() -> None:
+    """`nix-store --gc`: delete every path no GC root reaches (also invalid leftovers)."""
+    process.run([*NIX_STORE, "--gc"], check=True)

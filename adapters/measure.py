@@ -1,0 +1,98 @@
+"""Real disk usage: statvfs of the store's filesystem, sampled while a step runs, and the
+calibration of NAR sizes against it (block rounding, compression, hard-link dedup)."""
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from solver.closure import Closure
+
+
+def used_bytes(path: str | Path) -> int:
+    """Bytes in use on the filesystem holding `path`."""
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def size_bytes(path: str | Path) -> int:
+    """Size of the filesystem holding `path` (`--limit auto`)."""
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize
+
+
+def disk_usage(paths: list[str]) -> int:
+    """Allocated bytes of everything under `paths`, each inode counted once (like du)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for top in paths:
+        stack = [top]
+        while stack:
+            p = stack.pop()
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            total += st.st_blocks * 512
+            if os.path.isdir(p) and not os.path.islink(p):
+                stack.extend(os.path.join(p, name) for name in os.listdir(p))
+    return total
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Real bytes = other + ratio * model bytes, within `tolerance`."""
+
+    ratio: float
+    other: int
+    tolerance: int
+
+    @classmethod
+    def measure(cls, store_dir: str, closure: Closure, model_store_bytes: int) -> "Calibration":
+        nar = closure.size()
+        du = disk_usage(list(closure))
+        # Small files round up to whole blocks; compression and dedup shrink. Never < 1/4.
+        ratio = max(0.25, du / nar) if nar else 1.0
+        other = max(0, used_bytes(store_dir) - int(ratio * model_store_bytes))
+        # Nix's own bookkeeping while it builds (temporary roots, .tmp files, directory
+        # blocks of the new generation) is not in any NAR: allow 1 MiB plus 1% for it.
+        tolerance = (1 << 20) + int(0.01 * (other + ratio * model_store_bytes))
+        return cls(ratio, other, tolerance)
+
+    def to_real(self, model_bytes: int) -> int:
+        return self.other + int(self.ratio * model_bytes) + self.tolerance
+
+    def to_model(self, real_bytes: int) -> int:
+        """The budget in NAR bytes that keeps real usage under `real_bytes`."""
+        return max(0, int((real_bytes - self.other - self.tolerance) / self.ratio))
+
+
+class PeakSampler:
+    """Samples filesystem usage in a thread; `.peak` is the highest seen."""
+
+    def __init__(self, path: str | Path, interval: float = 0.01) -> None:
+        self.path = path
+        self.interval = interval
+        self.peak = used_bytes(path)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, used_bytes(self.path))
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, used_bytes(self.path))
