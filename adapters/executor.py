@@ -197,8 +197,10 @@ class Executor:
             paths = journal.data["paths"]
             if current in paths and journal.data["target"] == target:
                 self.progress("resuming the interrupted plan")
+                done = paths.index(current)
+                self._forget_replaced(paths[:done])
                 self._cleanup()
-                return self._execute(journal, paths.index(current), rollback_to_start)
+                return self._execute(journal, done, rollback_to_start)
             log.warning("the journal does not match the profile any more; planning afresh")
         self.progress("collecting garbage left by earlier runs")
         self._cleanup()
@@ -268,6 +270,16 @@ class Executor:
             for i, peak in enumerate(data["model_peaks"])
         ]
         return ApplyResult("done", data["plan"], records, data["calibration"])
+
+    def _forget_replaced(self, replaced: Sequence[str | None]) -> None:
+        """Delete generations that a step replaced but a crash kept from being deleted."""
+        current = nix.current_generation(self.profile)
+        stale = [
+            number
+            for number, path in nix.generations(self.profile).items()
+            if number != current and os.path.realpath(path) in replaced
+        ]
+        nix.delete_generations(self.profile, stale)
 
     def _switch(self, path: str) -> None:
         before = nix.current_generation(self.profile)

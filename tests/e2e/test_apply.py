@@ -127,3 +127,126 @@ def test_apply_reaches_target_where_plain_realise_fails(small_store, capsys):
         assert step["measured_peak_bytes"] <= budget
         assert step["predicted_peak_bytes"] <= budget
         assert step["measured_peak_bytes"] <= step["predicted_peak_bytes"] + tolerance
+
+
+def prepare(store, remount, extra=14 * MiB):
+    """Old system on the profile, target only in a cache; the tmpfs shrunk to the budget."""
+    expr = store.write("system.nix", SYSTEM)
+    profile = store.root / "profiles" / "system"
+    profile.parent.mkdir(exist_ok=True)
+    old = sh("nix-build", str(expr), "--arg", "version", "1", "--no-out-link").stdout.strip()
+    new = sh("nix-build", str(expr), "--arg", "version", "2", "--no-out-link").stdout.strip()
+    cache = store.root / "cache"
+    sh("nix", "copy", "--to", f"file://{cache}", new)
+    sh("nix-env", "--profile", str(profile), "--set", old)
+    # Something of the user's that must survive: a result link pinning one old package.
+    keep = store.root / "keep"
+    pkg = next(p for p in sh("nix-store", "-qR", old).stdout.split() if p.endswith("pkg3-1.3"))
+    sh("nix-store", "--realise", pkg, "--add-root", str(keep))
+    sh("nix-store", "--gc")
+    budget = used(store.store_dir) + extra
+    remount(budget)
+    return profile, old, new, cache, budget, keep, pkg
+
+
+def apply_argv(profile, new, cache, budget):
+    return [
+        "apply",
+        "--quiet",
+        "--json",
+        "--profile",
+        str(profile),
+        "--target",
+        new,
+        "--limit",
+        str(budget),
+        "--substituter",
+        f"file://{cache}",
+        "--time-limit",
+        "10",
+    ]
+
+
+def test_failed_step_keeps_last_good_generation(small_store, capsys):
+    store, remount = small_store
+    profile, _old, new, cache, budget, keep, pkg = prepare(store, remount)
+    # The substituter loses one of the new packages: whichever step needs it fails.
+    lost = next(
+        p
+        for p in sh("nix-store", "-qR", "--store", f"file://{cache}", new).stdout.split()
+        if p.endswith("pkg7-2.7")
+    )
+    # Its narinfo stays (planning reads sizes from it); the NAR itself is gone.
+    narinfo = (cache / (Path(lost).name.split("-", 1)[0] + ".narinfo")).read_text()
+    url = next(line.split(": ", 1)[1] for line in narinfo.splitlines() if line.startswith("URL: "))
+    nar = cache / url
+    hidden = nar.with_name(nar.name + ".hidden")
+    nar.rename(hidden)
+    with pytest.raises(SystemExit) as e:
+        main(apply_argv(profile, new, cache, budget))
+    _, err = capsys.readouterr()
+    assert e.value.code == 1
+    assert err.startswith("error: step ") and "failed" in err
+    current = os.path.realpath(profile)
+    assert current != new
+    # The last good generation is current and complete; nothing of the user's is lost.
+    assert sh("nix-store", "--verify-path", current, check=False).returncode == 0
+    assert os.path.realpath(keep) == pkg and Path(pkg).exists()
+    # The substituter comes back: a rerun plans from where it stopped and finishes.
+    hidden.rename(nar)
+    with pytest.raises(SystemExit) as e:
+        main(apply_argv(profile, new, cache, budget))
+    _out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    assert os.path.realpath(profile) == new
+    assert Path(pkg).exists()
+
+
+@pytest.mark.parametrize("kill_at", [(1, "switch"), (1, "collect"), (2, "switch"), (2, None)])
+def test_sigkill_then_rerun_reaches_target(small_store, capsys, kill_at, tmp_path):
+    import signal
+    import sys
+    import time
+
+    store, remount = small_store
+    profile, _old, new, cache, budget, keep, pkg = prepare(store, remount)
+    journal = Path(os.environ["BUDGET_SOLVE_STATE_DIR"])
+    argv = [sys.executable, "-m", "adapters.cli", *apply_argv(profile, new, cache, budget)]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    step, phase = kill_at
+    deadline = time.monotonic() + 60
+    killed = False
+    while proc.poll() is None and time.monotonic() < deadline:
+        for file in journal.glob("*/journal.json"):
+            try:
+                data = json.loads(file.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if data.get("step") == step and (phase is None or data.get("phase") == phase):
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+        if killed:
+            break
+        time.sleep(0.002)
+    proc.wait()
+    if not killed:
+        pytest.skip(f"the run finished before step {step} {phase}: nothing to kill")
+    # Whatever the moment, a bootable generation is current and the user's root is intact.
+    current = os.path.realpath(profile)
+    assert sh("nix-store", "--verify-path", current, check=False).returncode == 0
+    assert Path(pkg).exists() and os.path.realpath(keep) == pkg
+    with pytest.raises(SystemExit) as e:
+        main(apply_argv(profile, new, cache, budget))
+    _out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    assert os.path.realpath(profile) == new
+    assert Path(pkg).exists()
+    # Only the target's generation is left of the ones the plan made.
+    gens = [p for p in profile.parent.iterdir() if p.name.startswith("system-")]
+    assert [os.path.realpath(p) for p in gens] == [new]
