@@ -250,3 +250,62 @@ def test_sigkill_then_rerun_reaches_target(small_store, capsys, kill_at, tmp_pat
     # Only the target's generation is left of the ones the plan made.
     gens = [p for p in profile.parent.iterdir() if p.name.startswith("system-")]
     assert [os.path.realpath(p) for p in gens] == [new]
+
+
+def hide_nar(cache: Path, store_path: str) -> tuple[Path, Path]:
+    """Make a cache lose one NAR but keep its narinfo: sizing works, fetching fails."""
+    narinfo = (cache / (Path(store_path).name.split("-", 1)[0] + ".narinfo")).read_text()
+    url = next(line.split(": ", 1)[1] for line in narinfo.splitlines() if line.startswith("URL: "))
+    nar = cache / url
+    hidden = nar.with_name(nar.name + ".hidden")
+    nar.rename(hidden)
+    return nar, hidden
+
+
+def test_rollback_to_start_walks_back(small_store, capsys):
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, pkg = prepare(store, remount)
+    # The starting system must be fetchable again to walk back to it.
+    sh("nix", "copy", "--to", f"file://{cache}", old)
+    plan = [
+        n
+        for n in sh("nix-store", "-qR", "--store", f"file://{cache}", new).stdout.split()
+        if n.endswith("-2.11")
+    ]
+    hide_nar(cache, plan[0])
+    with pytest.raises(SystemExit) as e:
+        main([*apply_argv(profile, new, cache, budget), "--rollback-to-start"])
+    _, err = capsys.readouterr()
+    assert e.value.code == 1
+    assert "rolled back to the starting system" in err
+    assert os.path.realpath(profile) == old
+    assert sh("nix-store", "--verify-path", old, check=False).returncode == 0
+    assert Path(pkg).exists()
+
+
+def test_one_step_when_it_fits_and_limit_auto(small_store, capsys):
+    store, remount = small_store
+    profile, _old, new, cache, _budget, _keep, _pkg = prepare(store, remount, extra=64 * MiB)
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                "apply",
+                "--quiet",
+                "--json",
+                "--profile",
+                str(profile),
+                "--target",
+                new,
+                "--limit",
+                "auto",
+                "--substituter",
+                f"file://{cache}",
+            ]
+        )
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    doc = json.loads(out)
+    assert len(doc["steps"]) == 1 and doc["steps"][0]["path"] == new
+    assert os.path.realpath(profile) == new
+    st = os.statvfs(store.store_dir)
+    assert doc["budget_bytes"] < st.f_blocks * st.f_frsize
