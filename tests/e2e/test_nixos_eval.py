@@ -1,0 +1,63 @@
+"""The generated NixOS step module, evaluated and built by the real Nix against a
+stand-in nixpkgs (tests/data/standin: an old and a new revision, /bin/sh builders)."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from adapters import nixos
+
+pytestmark = pytest.mark.nix
+
+STANDIN = Path(__file__).resolve().parents[1] / "data" / "standin"
+
+
+def closure_names(path: str) -> set[str]:
+    out = subprocess.run(["nix-store", "-qR", path], capture_output=True, text=True, check=True)
+    return {Path(p).name.split("-", 1)[1] for p in out.stdout.split()}
+
+
+def test_classic_and_flake_steps_keep_old_packages(nix_store):
+    step = nixos.Step(
+        ("hello", "not-in-nixpkgs"),
+        str(STANDIN / "old"),
+        configuration=str(STANDIN / "configuration.nix"),
+    )
+    classic = nixos.build_system(
+        step,
+        step_file=nix_store.root / "step.json",
+        out_link=nix_store.root / "classic",
+        include=[f"nixpkgs={STANDIN / 'new'}"],
+    )
+    names = closure_names(classic)
+    # hello stays at the old revision (with the old glibc); world is upgraded.
+    assert {"hello-1.0", "glibc-2.1", "world-2.0", "glibc-2.2"} <= names
+    assert "hello-2.0" not in names
+
+    flake = nix_store.root / "flake"
+    shutil.copytree(STANDIN / "new", flake)
+    shutil.copy(STANDIN / "configuration.nix", flake)
+    system = nix_store.run("nix-instantiate", "--eval", "-E", "builtins.currentSystem").strip()
+    (flake / "flake.nix").write_text(
+        "{ outputs = { self }: { nixosConfigurations.box = import ./nixos "
+        f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
+    )
+    from_flake = nixos.build_system(
+        nixos.Step(("hello",), str(STANDIN / "old")),
+        step_file=nix_store.root / "step2.json",
+        out_link=nix_store.root / "flake-result",
+        flake=nixos.Flake.parse(f"{flake}#box"),
+    )
+    # Same packages, same glue: the same system whichever way it was described.
+    assert from_flake == classic
+
+    everything_new = nixos.build_system(
+        nixos.Step((), str(STANDIN / "old"), configuration=str(STANDIN / "configuration.nix")),
+        step_file=nix_store.root / "step3.json",
+        out_link=nix_store.root / "new",
+        include=[f"nixpkgs={STANDIN / 'new'}"],
+    )
+    assert {"hello-2.0", "world-2.0"} <= closure_names(everything_new)
+    assert "hello-1.0" not in closure_names(everything_new)
