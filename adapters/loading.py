@@ -5,6 +5,7 @@ import os
 from collections.abc import Sequence
 
 from adapters import nix
+from adapters.estimate import closure_from_derivation
 from adapters.readers import read_source
 from solver.closure import Closure, merge
 from solver.components import split_components
@@ -64,8 +65,15 @@ def load_problem(
 ) -> Problem:
     """Read both systems and everything that pins paths, and split them into components."""
     old = read_source(current)
-    # A target that is not built here yet is sized from a binary cache's narinfo files.
-    new = nix.closure(target, store=target_store) if target_store else read_source(target)
+    if target.endswith(".drv") and nix.invalid_paths(nix.query_outputs(target)):
+        # Not built yet: sizes from the caches, estimates (like the old versions) elsewhere.
+        caches = [target_store] if target_store else nix.configured_substituters()
+        new = closure_from_derivation(target, substituters=caches, like=old)
+    elif target_store:
+        # A target that is not built here yet is sized from a binary cache's narinfo files.
+        new = nix.closure(target, store=target_store)
+    else:
+        new = read_source(target)
     live = is_live(current)
     pinned = [
         p

@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from adapters import process, readers
 from solver.closure import Closure, PathInfo
@@ -46,7 +46,11 @@ def _lines(text: str) -> list[str]:
 
 
 def path_info(
-    paths: Iterable[str], *, recursive: bool = True, store: str | None = None
+    paths: Iterable[str],
+    *,
+    recursive: bool = True,
+    store: str | None = None,
+    known_only: bool = False,
 ) -> list[PathInfo]:
     """`nix path-info --json [--recursive] [--store URL] PATHS`, parsed.
 
@@ -70,7 +74,7 @@ def path_info(
         data = json.loads(result.stdout)
     except json.JSONDecodeError as e:
         raise NixError(f"{source} printed malformed JSON (line {e.lineno}): {e.msg}") from e
-    return readers.parse_path_info(data, source)
+    return readers.parse_path_info(data, source, known_only=known_only)
 
 
 def closure(path: str, store: str | None = None) -> Closure:
@@ -242,3 +246,25 @@ def current_generation(profile: Path) -> int | None:
 def collect_garbage() -> None:
     """`nix-store --gc`: delete every path no GC root reaches (also invalid leftovers)."""
     process.run([*NIX_STORE, "--gc"], check=True)
+
+
+def show_derivation(drv: str) -> dict[str, Any]:
+    """`nix show-derivation -r DRV`: every derivation needed to build it, parsed."""
+    result = process.run([*NIX, "show-derivation", "--recursive", drv], check=True)
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError as e:
+        raise NixError(f"nix show-derivation {drv} printed malformed JSON: {e.msg}") from e
+    if not isinstance(data, dict) or drv not in data:
+        raise NixError(f"nix show-derivation {drv} does not describe {drv}")
+    return data
+
+
+def configured_substituters() -> list[str]:
+    """The substituters nix.conf names (`nix show-config`)."""
+    result = process.run([*NIX, "show-config", "--json"], check=True)
+    try:
+        value = json.loads(result.stdout)["substituters"]["value"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []

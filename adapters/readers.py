@@ -137,11 +137,16 @@ def _entries(data: object, source: str) -> tuple[list[tuple[str, object]], str |
     return pairs, None
 
 
-def parse_path_info(data: object, source: str) -> list[PathInfo]:
-    """`PathInfo`s from parsed `nix path-info --json` output of any Nix version."""
+def parse_path_info(data: object, source: str, *, known_only: bool = False) -> list[PathInfo]:
+    """`PathInfo`s from parsed `nix path-info --json` output of any Nix version.
+
+    Paths the store does not have are an error, or skipped with `known_only`.
+    """
     pairs, given_store_dir = _entries(data, source)
     invalid = [path for path, entry in pairs if entry is None]
-    if invalid:
+    if known_only:
+        pairs = [(path, entry) for path, entry in pairs if entry is not None]
+    elif invalid:
         raise ClosureError(f"{source}: not valid in the store (not built?): {_some(invalid)}")
     infos = []
     for path, entry in pairs:

@@ -1,0 +1,93 @@
+"""The closure of a target that is not built yet, from its derivation.
+
+`nix show-derivation -r` names every output the target could need. Outputs the local store
+or a binary cache has come with exact sizes and references; the others (the system's glue,
+anything no cache built) are estimated from the old version of the same package, and
+flagged as estimates so the planner counts build scratch for them (DESIGN.md, "Real
+inputs the tool must read").
+"""
+
+import statistics
+from collections.abc import Iterable, Sequence
+
+from adapters import nix
+from solver.closure import Closure, PathInfo
+from solver.storepath import StorePath
+
+# A package no cache has and no old version resembles: assume a mid-sized one.
+FALLBACK_BYTES = 1 << 20
+
+
+def _lookup(paths: Iterable[str], substituters: Sequence[str]) -> dict[str, PathInfo]:
+    """Exact infos of `paths` from the local store, then from each substituter."""
+    want = sorted(set(paths))
+    found: dict[str, PathInfo] = {}
+    if not want:
+        return found
+    local = set(want) - set(nix.invalid_paths(want))
+    found.update((i.path, i) for i in nix.path_info(sorted(local), recursive=False))
+    for url in substituters:
+        missing = [p for p in want if p not in found]
+        if not missing:
+            break
+        infos = nix.path_info(missing, recursive=False, store=url, known_only=True)
+        found.update((i.path, i) for i in infos)
+    return found
+
+
+def closure_from_derivation(
+    drv: str, *, substituters: Sequence[str] = (), like: Closure | None = None
+) -> Closure:
+    """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere."""
+    drvs = nix.show_derivation(drv)
+    deriver: dict[str, str] = {}
+    for path, info in drvs.items():
+        for out in info.get("outputs", {}).values():
+            if isinstance(out, dict) and "path" in out:
+                deriver[out["path"]] = path
+    top = [o["path"] for o in drvs[drv]["outputs"].values()]
+    known = _lookup(deriver, substituters)
+    # References of known paths that no derivation here builds (sources, fixed outputs).
+    extra = {r for i in known.values() for r in i.references} - set(known)
+    known.update(_lookup(extra, substituters))
+
+    old_by_key: dict[str, PathInfo] = {}
+    if like is not None:
+        for info in like.infos():
+            old_by_key.setdefault(StorePath.parse(info.path).key, info)
+    typical = int(statistics.median(i.nar_size for i in known.values())) if known else 0
+    fallback = typical or FALLBACK_BYTES
+
+    def estimate(path: str) -> PathInfo:
+        sp = StorePath.parse(path)
+        inputs = drvs.get(deriver.get(path, ""), {}).get("inputDrvs", {})
+        # Candidates: outputs of the direct input derivations, by package key.
+        candidates: dict[str, str] = {}
+        for input_drv, names in inputs.items():
+            outs = drvs.get(input_drv, {}).get("outputs", {})
+            for name in names:
+                if name in outs:
+                    out = outs[name]["path"]
+                    candidates[StorePath.parse(out).key] = out
+        old = old_by_key.get(sp.key)
+        if old is not None:
+            # Like the old version: the same packages, at their new paths.
+            old_keys = {StorePath.parse(r).key for r in old.references}
+            refs = tuple(sorted(p for k, p in candidates.items() if k in old_keys))
+            size = old.nar_size
+        else:
+            # A new package: whatever it was built from that is itself a runtime path.
+            refs = tuple(sorted(p for p in candidates.values() if p in known or p in deriver))
+            size = fallback
+        return PathInfo(path, size, refs, deriver.get(path), estimated=True)
+
+    infos: dict[str, PathInfo] = {}
+    stack = list(top)
+    while stack:
+        path = stack.pop()
+        if path in infos:
+            continue
+        info = known.get(path) or estimate(path)
+        infos[path] = info
+        stack.extend(r for r in info.references if r not in infos)
+    return Closure(infos.values(), top, source=drv)
