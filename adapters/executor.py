@@ -288,27 +288,27 @@ class Executor:
         if before is not None and before != after:
             nix.delete_generations(self.profile, [before])
 
+    def _build(self, journal: Journal, i: int, root: str) -> str:
+        """Generation i on disk: the start or the target fetched, or an intermediate built."""
+        data = journal.data
+        if i in (0, len(data["entries"]) - 1):
+            path: str = data["paths"][i]
+            nix.realise_path(path, root=self._root(root), substituters=self.substituters)
+            return path
+        return nix.build_generation(
+            f"budget-solve-generation-{i}",
+            data["entries"][i],
+            out_link=self._root(root),
+            substituters=self.substituters,
+        )
+
     def _step(self, journal: Journal, k: int) -> int:
         data = journal.data
         steps = len(data["entries"]) - 1
         with PeakSampler(self.store_dir) as sampler:
-            if k == steps:
-                self.progress(f"step {k}/{steps}: fetching the target {data['target']}")
-                nix.realise_path(
-                    data["target"], root=self._root("target"), substituters=self.substituters
-                )
-                path = data["target"]
-            else:
-                self.progress(
-                    f"step {k}/{steps}: building generation {k} "
-                    f"({len(data['entries'][k])} components)"
-                )
-                path = nix.build_generation(
-                    f"budget-solve-generation-{k}",
-                    data["entries"][k],
-                    out_link=self._root(f"step-{k}"),
-                    substituters=self.substituters,
-                )
+            what = "fetching the target" if k == steps else f"building generation {k}"
+            self.progress(f"step {k}/{steps}: {what} ({len(data['entries'][k])} components)")
+            path = self._build(journal, k, f"step-{k}")
             data["paths"][k] = path
             journal.update(paths=data["paths"], phase="switch")
             self._switch(path)
@@ -320,21 +320,8 @@ class Executor:
 
     def _roll_back(self, journal: Journal, last_good: int) -> None:
         """Walk back generation by generation to the starting system, as the user asked."""
-        data = journal.data
         for i in range(last_good - 1, -1, -1):
             self.progress(f"rolling back to generation {i}")
-            if i == 0:
-                nix.realise_path(
-                    data["paths"][0], root=self._root("start"), substituters=self.substituters
-                )
-                path = data["paths"][0]
-            else:
-                path = nix.build_generation(
-                    f"budget-solve-generation-{i}",
-                    data["entries"][i],
-                    out_link=self._root(f"back-{i}"),
-                    substituters=self.substituters,
-                )
-            self._switch(path)
+            self._switch(self._build(journal, i, f"back-{i}"))
             self._drop_roots()
             nix.collect_garbage()
