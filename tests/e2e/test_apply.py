@@ -78,44 +78,18 @@ def small_store(nix_store, tmp_path, monkeypatch):
 
 def test_apply_reaches_target_where_plain_realise_fails(small_store, capsys):
     store, remount = small_store
-    expr = store.write("system.nix", SYSTEM)
-    profile = store.root / "profiles" / "system"
-    profile.parent.mkdir()
-    old = sh("nix-build", str(expr), "--arg", "version", "1", "--no-out-link").stdout.strip()
-    new = sh("nix-build", str(expr), "--arg", "version", "2", "--no-out-link").stdout.strip()
-    cache = f"file://{store.root / 'cache'}"
-    sh("nix", "copy", "--to", cache, new)
-    sh("nix-env", "--profile", str(profile), "--set", old)
-    sh("nix-store", "--gc")
-    assert sh("nix-store", "--check-validity", "--print-invalid", new).stdout.strip() == new
-
     # The budget: the old system plus a bit more than half of what the target adds.
-    current = used(store.store_dir)
-    budget = current + 14 * MiB
-    remount(budget)
-    plain = sh("nix-store", "--realise", new, "--option", "substituters", cache, check=False)
+    profile, _old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    assert sh("nix-store", "--check-validity", "--print-invalid", new).stdout.strip() == new
+    plain = sh(
+        "nix-store", "--realise", new, "--option", "substituters", f"file://{cache}", check=False
+    )
     assert plain.returncode != 0
     assert "No space left on device" in plain.stderr
     sh("nix-store", "--gc")
 
     with pytest.raises(SystemExit) as e:
-        main(
-            [
-                "apply",
-                "--quiet",
-                "--json",
-                "--profile",
-                str(profile),
-                "--target",
-                new,
-                "--limit",
-                str(budget),
-                "--substituter",
-                cache,
-                "--time-limit",
-                "20",
-            ]
-        )
+        main([*apply_argv(profile, new, cache, budget), "--time-limit", "20"])
     out, err = capsys.readouterr()
     assert e.value.code == 0, err
     doc = json.loads(out)

@@ -37,11 +37,10 @@ def test_classic_and_flake_steps_keep_old_packages(nix_store):
     assert "hello-2.0" not in names
 
     flake = nix_store.root / "flake"
-    shutil.copytree(STANDIN / "new", flake)
-    shutil.copy(STANDIN / "configuration.nix", flake)
+    shutil.copytree(STANDIN, flake)
     system = nix_store.run("nix-instantiate", "--eval", "-E", "builtins.currentSystem").strip()
     (flake / "flake.nix").write_text(
-        "{ outputs = { self }: { nixosConfigurations.box = import ./nixos "
+        "{ outputs = { self }: { nixosConfigurations.box = import ./new/nixos "
         f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
     )
     from_flake = nixos.build_system(

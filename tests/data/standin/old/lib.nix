@@ -1,3 +1,0 @@
-{
-  genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
-}
