@@ -15,6 +15,7 @@ from typing import Any
 
 from adapters import nix
 from adapters.journal import Journal
+from adapters.loading import live_pinned
 from adapters.measure import Calibration, PeakSampler
 from adapters.readers import read_source
 from solver.closure import Closure, merge
@@ -161,15 +162,7 @@ class Executor:
         old = read_source(current)
         new = _target_closure(target, self.substituters)
         split = split_components(old, new, non_vital=non_vital)
-        others = {t for link, t in nix.gc_roots().items() if not link.startswith(str(self.state))}
-        others -= {current, target}
-        pinned = (
-            Closure(
-                nix.path_info(sorted(others), recursive=True), sorted(others), source="GC roots"
-            )
-            if others
-            else None
-        )
+        pinned = live_pinned(old, new, ignore_under=str(self.state))
         problem = Problem(old, new, split, pinned=pinned, reserve=reserve)
         inst = build_instance(problem)
         on_disk = merge([old, pinned]) if pinned is not None else old

@@ -21,10 +21,19 @@ def is_live(spec: str) -> bool:
     return os.path.realpath(spec).startswith(store.rstrip("/") + "/")
 
 
-def live_pinned(old: Closure, new: Closure) -> Closure | None:
-    """Closures of the GC roots other than the two systems: they stay whatever we do."""
+def live_pinned(old: Closure, new: Closure, *, ignore_under: str | None = None) -> Closure | None:
+    """Closures of the GC roots other than the two systems: they stay whatever we do.
+
+    Roots whose link lies under `ignore_under` (our own temporary roots) do not count.
+    """
     ours = set(old.roots) | set(new.roots)
-    targets = sorted({t for t in nix.gc_roots().values() if t not in ours})
+    targets = sorted(
+        {
+            target
+            for link, target in nix.gc_roots().items()
+            if target not in ours and not (ignore_under and link.startswith(ignore_under))
+        }
+    )
     if not targets:
         return None
     log.debug("pinned by %d other GC roots", len(targets))
