@@ -52,6 +52,36 @@ def _couples(values: Sequence[str]) -> list[list[str]]:
     return groups
 
 
+# Options that planning and `apply` share.
+RESERVE_OPTION = click.option(
+    "--reserve",
+    type=Size(),
+    default="0",
+    show_default=True,
+    help="Space kept free at every step (min-free, SQLite WAL, the reserved file).",
+)
+NON_VITAL_OPTION = click.option(
+    "--non-vital",
+    multiple=True,
+    metavar="NAME",
+    help="A package the plan may remove for a while and add back later. Repeatable.",
+)
+TIME_LIMIT_OPTION = click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds the optimiser may spend; the best plan so far is printed.",
+)
+WORKERS_OPTION = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CP-SAT worker threads [default: CPU count, at most 8].",
+)
+QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--limit", type=Size(), help="Disk budget for the store: 9G, 9.5GiB, 512M, bytes.")
 @click.option(
@@ -69,19 +99,8 @@ def _couples(values: Sequence[str]) -> list[list[str]]:
     "`nix path-info --store URL` does: https://cache.nixos.org, file:///dir.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
-@click.option(
-    "--reserve",
-    type=Size(),
-    default="0",
-    show_default=True,
-    help="Space kept free at every step (min-free, SQLite WAL, the reserved file).",
-)
-@click.option(
-    "--non-vital",
-    multiple=True,
-    metavar="NAME",
-    help="A package the plan may remove for a while and add back later. Repeatable.",
-)
+@RESERVE_OPTION
+@NON_VITAL_OPTION
 @click.option(
     "--couple",
     multiple=True,
@@ -97,20 +116,9 @@ def _couples(values: Sequence[str]) -> list[list[str]]:
 @click.option(
     "--no-gc-roots", is_flag=True, help="On a live store, do not count what other GC roots pin."
 )
-@click.option(
-    "--time-limit",
-    type=click.FloatRange(min=0.1),
-    default=60.0,
-    show_default=True,
-    help="Seconds the optimiser may spend; the best plan so far is printed.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="CP-SAT worker threads [default: CPU count, at most 8].",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
+@TIME_LIMIT_OPTION
+@WORKERS_OPTION
+@QUIET_OPTION
 @click.option("--debug", is_flag=True, help="Log what happens, and show tracebacks.")
 @click.pass_context
 def cli(
@@ -220,24 +228,17 @@ class LimitOrAuto(Size):
     metavar="URL",
     help="Binary cache to size and fetch the target from [default: nix.conf].",
 )
-@click.option(
-    "--reserve", type=Size(), default="0", show_default=True, help="Space kept free at every step."
-)
-@click.option(
-    "--non-vital",
-    multiple=True,
-    metavar="NAME",
-    help="A package that may be absent for a while. Repeatable.",
-)
+@RESERVE_OPTION
+@NON_VITAL_OPTION
 @click.option(
     "--rollback-to-start",
     is_flag=True,
     help="When a step fails, walk back generation by generation to the start.",
 )
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=None)
+@TIME_LIMIT_OPTION
+@WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and the measured steps.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
+@QUIET_OPTION
 @click.pass_context
 def apply(
     ctx: click.Context,
