@@ -123,7 +123,7 @@ def prepare(store, remount, extra=14 * MiB):
     return profile, old, new, cache, budget, keep, pkg
 
 
-def apply_argv(profile, new, cache, budget):
+def apply_argv(profile, new, cache, limit):
     return [
         "apply",
         "--quiet",
@@ -133,7 +133,7 @@ def apply_argv(profile, new, cache, budget):
         "--target",
         new,
         "--limit",
-        str(budget),
+        str(limit),
         "--substituter",
         f"file://{cache}",
         "--time-limit",
@@ -261,21 +261,7 @@ def test_one_step_when_it_fits_and_limit_auto(small_store, capsys):
     store, remount = small_store
     profile, _old, new, cache, _budget, _keep, _pkg = prepare(store, remount, extra=64 * MiB)
     with pytest.raises(SystemExit) as e:
-        main(
-            [
-                "apply",
-                "--quiet",
-                "--json",
-                "--profile",
-                str(profile),
-                "--target",
-                new,
-                "--limit",
-                "auto",
-                "--substituter",
-                f"file://{cache}",
-            ]
-        )
+        main(apply_argv(profile, new, cache, "auto"))
     out, err = capsys.readouterr()
     assert e.value.code == 0, err
     doc = json.loads(out)
