@@ -8,23 +8,26 @@ the plan and the step in progress, so a rerun after a crash or a power cut resum
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from adapters import nix
+from adapters.estimate import closure_from_derivation
 from adapters.journal import Journal
 from adapters.loading import live_pinned
 from adapters.measure import Calibration, PeakSampler
 from adapters.readers import read_source
 from solver.closure import Closure, merge
 from solver.components import Change, split_components
-from solver.errors import BudgetSolveError, NixError
+from solver.errors import BudgetSolveError, InputError, NixError
 from solver.instance import Problem, build_instance
-from solver.plan import Generation, State
+from solver.plan import Generation, State, evaluate
+from solver.plan import Step as PlanStep
 from solver.planner import Result, Status, plan_upgrade
 from solver.units import format_size
+from solver.validate import Checked, validate
 
 log = logging.getLogger(__name__)
 
@@ -100,33 +103,132 @@ def generation_entries(problem: Problem, gen: Generation) -> list[str]:
     return sorted(paths)
 
 
-def _target_closure(target: str, substituters: Sequence[str]) -> Closure:
-    if not nix.invalid_paths([target]):
-        return read_source(target)
-    errors = []
-    for url in substituters:
-        try:
-            return nix.closure(target, store=url)
-        except BudgetSolveError as e:
-            errors.append(str(e))
-    detail = f": {errors[-1]}" if errors else " (give --substituter URL)"
-    raise ApplyError(f"{target} is not in the store and no substituter has it{detail}")
+@dataclass(frozen=True)
+class Target:
+    """The system the plan ends at."""
+
+    name: str  # what the user named: with the profile, it identifies the plan in the journal
+    path: str  # the top-level store path the last step makes current
+    closure: Closure
+    drv: str | None = None  # builds the target where no substituter has it
+
+
+class Builder(Protocol):
+    """How one kind of system describes, builds and switches to its generations."""
+
+    profile: Path
+    substituters: list[str]
+
+    def identity(self) -> str:
+        """What names the target, cheaply: a rerun with the same identity resumes."""
+        ...
+
+    def target(self, old: Closure) -> Target:
+        """The target's top-level path and its closure, exact or estimated."""
+        ...
+
+    def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
+        """The planned generations as this kind of system can build them."""
+        ...
+
+    def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
+        """An intermediate generation, as JSON the journal keeps and `build` reads."""
+        ...
+
+    def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
+        """Build the generation `spec` describes; its top-level store path."""
+        ...
+
+    def activate(self, path: str) -> None:
+        """Make `path` the profile's new current generation."""
+        ...
+
+    # What the running system holds (NixOS: /run/booted-system).
+    reboots: bool  # stop after each step until the machine runs the new generation
+
+    def prepare(self) -> None:
+        """Before planning or resuming: drop what the user allowed to drop."""
+        ...
+
+    def pinned(self) -> list[str]:
+        """Paths that stay on disk throughout, besides other GC roots."""
+        ...
+
+    def booted(self) -> str | None:
+        """The generation the machine runs, when that pins it."""
+        ...
+
+
+class ProfileBuilder:
+    """A plain Nix profile: intermediate generations are built from `generation.nix`."""
+
+    reboots = False
+
+    def __init__(self, profile: Path, target: str, substituters: Sequence[str] = ()) -> None:
+        self.profile = profile
+        self.substituters = list(substituters)
+        self._target = target
+
+    def prepare(self) -> None:
+        pass
+
+    def pinned(self) -> list[str]:
+        return []
+
+    def booted(self) -> str | None:
+        return None
+
+    def identity(self) -> str:
+        return self._target
+
+    def target(self, old: Closure) -> Target:
+        name = self._target
+        if name.endswith(".drv"):
+            if nix.invalid_paths([name]):
+                raise InputError(f"--target {name}: the derivation is not in the store")
+            closure = closure_from_derivation(name, substituters=self.substituters, like=old)
+            return Target(name, closure.roots[0], closure, drv=name)
+        if not nix.invalid_paths([name]):
+            return Target(name, name, read_source(name))
+        errors = []
+        for url in self.substituters:
+            try:
+                return Target(name, name, nix.closure(name, store=url))
+            except BudgetSolveError as e:
+                errors.append(str(e))
+        detail = f": {errors[-1]}" if errors else " (give --substituter URL)"
+        raise ApplyError(f"{name} is not in the store and no substituter has it{detail}")
+
+    def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
+        return list(generations)
+
+    def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
+        return {"entries": generation_entries(problem, gen)}
+
+    def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
+        return nix.build_generation(
+            name, spec["entries"], out_link=out_link, substituters=self.substituters
+        )
+
+    def activate(self, path: str) -> None:
+        nix.set_profile(self.profile, path)
 
 
 class Executor:
-    """Runs a plan on a profile, journaled."""
+    """Runs a plan on a profile through a `Builder`, journaled."""
 
     def __init__(
         self,
-        profile: Path,
+        builder: Builder,
         *,
-        substituters: Sequence[str] = (),
         progress: Progress = lambda _: None,
+        detail: Progress = lambda _: None,
     ) -> None:
-        self.profile = profile
-        self.substituters = list(substituters)
+        self.builder = builder
+        self.profile = builder.profile
         self.progress = progress
-        self.state = state_dir_for(profile)
+        self.detail = detail
+        self.state = state_dir_for(self.profile)
         self.store_dir = nix.store_dir()
 
     # -- roots we own --------------------------------------------------------------------
@@ -141,6 +243,38 @@ class Executor:
                 if link.is_symlink():
                     link.unlink()
 
+    def _keep_drv(self, name: str, drv: str | None) -> str | None:
+        """Root a derivation for the whole run: the GC between steps must not take it."""
+        if drv is None or nix.invalid_paths([drv]):
+            return None
+        nix.add_indirect_root(self.state / "drvs" / name, drv)
+        return drv
+
+    def _derivations(self, old: Closure, target: Target) -> dict[str, str]:
+        """The start's and the target's derivations, where keeping them pins no package.
+
+        They let a walk back rebuild the start, and the last step build the target's glue.
+        A derivation whose closure holds packages of either system (one built with
+        `builtins.storePath`, say) would keep those on disk throughout, so it is not kept;
+        the others are build recipes and sources, and are counted as pinned.
+        """
+        wanted = {"start": old[old.roots[0]].deriver, "target": target.drv}
+        out = {}
+        for name, drv in wanted.items():
+            if drv is None or nix.invalid_paths([drv]):
+                continue
+            paths = set(nix.derivation_closure([drv]))
+            if not any(p in old or p in target.closure for p in paths):
+                out[name] = drv
+        return out
+
+    def _drop_drvs(self) -> None:
+        drvs = self.state / "drvs"
+        if drvs.is_dir():
+            for link in drvs.iterdir():
+                if link.is_symlink():
+                    link.unlink()
+
     def _cleanup(self) -> None:
         """Remove our temporary roots and collect: leftovers of a failed or killed step go."""
         self._drop_roots()
@@ -150,20 +284,29 @@ class Executor:
 
     def plan(
         self,
-        target: str,
         limit: int,
         *,
         reserve: int = 0,
         non_vital: Sequence[str] = (),
         time_limit: float = 60.0,
         workers: int | None = None,
-    ) -> tuple[Problem, Result, Calibration]:
+    ) -> tuple[Problem, Target, Result, Calibration, Checked | None, dict[str, str]]:
         current = os.path.realpath(self.profile)
         old = read_source(current)
-        new = _target_closure(target, self.substituters)
-        split = split_components(old, new, non_vital=non_vital)
-        pinned = live_pinned(old, new, ignore_under=str(self.state))
-        problem = Problem(old, new, split, pinned=pinned, reserve=reserve)
+        self.progress("reading the target's closure")
+        target = self.builder.target(old)
+        split = split_components(old, target.closure, non_vital=non_vital)
+        pinned = live_pinned(old, target.closure, ignore_under=str(self.state))
+        drvs = self._derivations(old, target)
+        held = [p for p in self.builder.pinned() if p != target.path]
+        extra = []
+        if held:
+            extra.append(Closure(nix.path_info(held, recursive=True), held, source="booted system"))
+        if drvs:
+            extra.append(nix.derivation_closure(drvs.values()))
+        for part in extra:
+            pinned = merge([pinned, part]) if pinned is not None else part
+        problem = Problem(old, target.closure, split, pinned=pinned, reserve=reserve)
         inst = build_instance(problem)
         on_disk = merge([old, pinned]) if pinned is not None else old
         calibration = Calibration.measure(self.store_dir, on_disk, on_disk.size())
@@ -172,48 +315,66 @@ class Executor:
         result = plan_upgrade(
             inst, budget, time_limit=time_limit, workers=workers, progress=self.progress
         )
-        return problem, result, calibration
+        if result.plan is not None:
+            gens = self.builder.adjust(problem, result.plan.generations)
+            if gens != list(result.plan.generations):
+                adjusted = evaluate(inst, gens)
+                log.info("plan adjusted to what the builder can build: %d steps", len(adjusted))
+                if adjusted.peak_bytes > budget:
+                    raise ApplyError(
+                        f"the plan needs {format_size(adjusted.peak_bytes)} once additions and "
+                        f"removals happen in the first step (a NixOS configuration cannot hold "
+                        f"them back), over the budget of {format_size(budget)}"
+                    )
+                result = replace(result, plan=adjusted)
+        checked = validate(problem, result.plan, budget) if result.plan is not None else None
+        return problem, target, result, calibration, checked, drvs
 
     # -- running -------------------------------------------------------------------------
 
     def run(
-        self,
-        target: str,
-        limit: int,
-        *,
-        rollback_to_start: bool = False,
-        **plan_options: Any,
+        self, limit: int, *, rollback_to_start: bool = False, **plan_options: Any
     ) -> ApplyResult:
         journal = Journal.load(self.state / "journal.json")
         current = os.path.realpath(self.profile)
+        self.builder.prepare()
         if journal is not None and journal.data.get("status") == "running":
             paths = journal.data["paths"]
-            if current in paths and journal.data["target"] == target:
-                self.progress("resuming the interrupted plan")
+            if current in paths and journal.data["target"] == self.builder.identity():
                 done = paths.index(current)
+                if self._awaiting_reboot(current):
+                    return self._result(journal, "reboot")
+                self.progress("resuming the interrupted plan")
                 self._forget_replaced(paths[:done])
                 self._cleanup()
                 return self._execute(journal, done, rollback_to_start)
             log.warning("the journal does not match the profile any more; planning afresh")
         self.progress("collecting garbage left by earlier runs")
+        self._drop_drvs()
         self._cleanup()
-        problem, result, calibration = self.plan(target, limit, **plan_options)
-        if result.status is Status.INFEASIBLE or result.plan is None:
+        problem, target, result, calibration, checked, drvs = self.plan(limit, **plan_options)
+        if result.status is Status.INFEASIBLE or result.plan is None or checked is None:
             raise InfeasibleError(result)
         plan = result.plan
-        entries = [generation_entries(problem, g) for g in plan.generations]
-        start_gen = nix.current_generation(self.profile)
+        gens = plan.generations
+        specs: list[dict[str, Any]] = [
+            {"path": current, "drv": self._keep_drv("start", drvs.get("start"))},
+            *(self.builder.describe(problem, g) for g in gens[1:-1]),
+            {"path": target.path, "drv": self._keep_drv("target", drvs.get("target"))},
+        ]
         journal = Journal.create(
             self.state / "journal.json",
             {
                 "profile": str(self.profile),
-                "target": target,
+                "target": self.builder.identity(),
                 "status": "running",
-                "start_generation": start_gen,
-                "paths": [current] + [None] * (len(plan.generations) - 2) + [target],
-                "entries": entries,
+                "start_generation": nix.current_generation(self.profile),
+                "paths": [current] + [None] * (len(gens) - 2) + [target.path],
+                "specs": specs,
+                "summaries": [_summary(s) for s in plan.steps],
                 "plan": result.to_json(),
                 "model_peaks": [s.peak_bytes for s in plan.steps],
+                "arriving": list(checked.arriving),
                 "calibration": {
                     "ratio": calibration.ratio,
                     "other_bytes": calibration.other,
@@ -224,14 +385,17 @@ class Executor:
         )
         return self._execute(journal, 0, rollback_to_start)
 
+    def _awaiting_reboot(self, current: str) -> bool:
+        booted = self.builder.booted()
+        return self.builder.reboots and booted is not None and booted != current
+
     def _calibration(self, journal: Journal) -> Calibration:
         c = journal.data["calibration"]
         return Calibration(c["ratio"], c["other_bytes"], c["tolerance_bytes"])
 
     def _execute(self, journal: Journal, done: int, rollback_to_start: bool) -> ApplyResult:
         data = journal.data
-        steps = len(data["entries"]) - 1
-        calibration = self._calibration(journal)
+        steps = len(data["specs"]) - 1
         for k in range(done + 1, steps + 1):
             journal.update(step=k)
             try:
@@ -251,7 +415,15 @@ class Executor:
                 ) from e
             data["measured"][k - 1] = measured
             journal.update(measured=data["measured"])
+            if k < steps and self.builder.reboots:
+                return self._result(journal, "reboot")
         journal.update(status="done")
+        self._drop_drvs()
+        return self._result(journal, "done")
+
+    def _result(self, journal: Journal, status: str) -> ApplyResult:
+        data = journal.data
+        calibration = self._calibration(journal)
         records = [
             StepRecord(
                 i + 1,
@@ -262,7 +434,7 @@ class Executor:
             )
             for i, peak in enumerate(data["model_peaks"])
         ]
-        return ApplyResult("done", data["plan"], records, data["calibration"])
+        return ApplyResult(status, data["plan"], records, data["calibration"])
 
     def _forget_replaced(self, replaced: Sequence[str | None]) -> None:
         """Delete generations that a step replaced but a crash kept from being deleted."""
@@ -276,36 +448,45 @@ class Executor:
 
     def _switch(self, path: str) -> None:
         before = nix.current_generation(self.profile)
-        nix.set_profile(self.profile, path)
+        self.builder.activate(path)
         after = nix.current_generation(self.profile)
         if before is not None and before != after:
             nix.delete_generations(self.profile, [before])
 
     def _build(self, journal: Journal, i: int, root: str) -> str:
         """Generation i on disk: the start or the target fetched, or an intermediate built."""
-        data = journal.data
-        if i in (0, len(data["entries"]) - 1):
-            path: str = data["paths"][i]
-            nix.realise_path(path, root=self._root(root), substituters=self.substituters)
-            return path
-        return nix.build_generation(
-            f"budget-solve-generation-{i}",
-            data["entries"][i],
-            out_link=self._root(root),
-            substituters=self.substituters,
-        )
+        spec = journal.data["specs"][i]
+        if "path" not in spec:
+            return self.builder.build(spec, f"budget-solve-generation-{i}", self._root(root))
+        path: str = spec["path"]
+        drv = spec.get("drv")
+        subs = self.builder.substituters
+        if drv and nix.invalid_paths([path]) and not nix.invalid_paths([drv]):
+            # Build it (its packages still come from the substituters): the system's glue
+            # is in no cache.
+            return nix.realise_path(drv, root=self._root(root), substituters=subs)
+        return nix.realise_path(path, root=self._root(root), substituters=subs)
 
     def _step(self, journal: Journal, k: int) -> int:
         data = journal.data
-        steps = len(data["entries"]) - 1
-        with PeakSampler(self.store_dir) as sampler:
-            what = "fetching the target" if k == steps else f"building generation {k}"
-            self.progress(f"step {k}/{steps}: {what} ({len(data['entries'][k])} components)")
+        steps = len(data["specs"]) - 1
+        calibration = self._calibration(journal)
+        budget = calibration.to_real(data["model_peaks"][k - 1])
+        arriving = data["arriving"][k - 1]
+        what = data["summaries"][k - 1]
+        self.progress(f"step {k}/{steps}: {what}; {format_size(arriving)} to fetch or build")
+
+        def show(used: int) -> None:
+            self.detail(f"store {format_size(used)} of {format_size(budget)} predicted")
+
+        with PeakSampler(self.store_dir, on_sample=show) as sampler:
             path = self._build(journal, k, f"step-{k}")
             data["paths"][k] = path
             journal.update(paths=data["paths"], phase="switch")
+            self.progress(f"step {k}/{steps}: switching to the new generation")
             self._switch(path)
             journal.update(phase="collect")
+            self.progress(f"step {k}/{steps}: collecting garbage")
             self._drop_roots()
             nix.collect_garbage()
         journal.update(phase="done")
@@ -318,3 +499,14 @@ class Executor:
             self._switch(self._build(journal, i, f"back-{i}"))
             self._drop_roots()
             nix.collect_garbage()
+
+
+def _summary(step: PlanStep) -> str:
+    """What a step changes, for the progress line: `upgrade openssl, curl (+3 more)`."""
+    parts = []
+    for verb, names in step.by_kind():
+        if names:
+            shown = ", ".join(names[:3])
+            more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""
+            parts.append(f"{verb} {shown}{more}")
+    return "; ".join(parts) or "rebuild the glue"

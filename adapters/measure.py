@@ -3,6 +3,7 @@ calibration of NAR sizes against it (block rounding, compression, hard-link dedu
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -75,16 +76,25 @@ class Calibration:
 class PeakSampler:
     """Samples filesystem usage in a thread; `.peak` is the highest seen."""
 
-    def __init__(self, path: str | Path, interval: float = 0.01) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        interval: float = 0.01,
+        on_sample: Callable[[int], None] | None = None,
+    ) -> None:
         self.path = path
         self.interval = interval
+        self.on_sample = on_sample
         self.peak = used_bytes(path)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, used_bytes(self.path))
+            used = used_bytes(self.path)
+            self.peak = max(self.peak, used)
+            if self.on_sample is not None:
+                self.on_sample(used)
 
     def __enter__(self) -> "PeakSampler":
         self._thread.start()

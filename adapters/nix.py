@@ -4,6 +4,7 @@ The environment is inherited as it is: NIX_STORE_DIR, NIX_STATE_DIR, NIX_CONF_DI
 NIX_REMOTE select the store exactly as they do for the nix commands a user types.
 """
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -87,6 +88,20 @@ def closure(path: str, store: str | None = None) -> Closure:
     return Closure(infos, [root] if root is not None else None, source=source)
 
 
+def derivation_closure(drvs: Iterable[str]) -> Closure:
+    """The closure of store derivations as files (`nix-store -qR` and `--dump-db`).
+
+    `nix path-info` cannot be used: it takes a `.drv` to mean its outputs and builds them.
+    """
+    drvs = sorted(set(drvs))
+    requisites = _lines(
+        process.run([*NIX_STORE, "--query", "--requisites", *drvs], check=True).stdout
+    )
+    dump = process.run([*NIX_STORE, "--dump-db", *requisites], check=True).stdout
+    closure = readers.read_registration(dump, "nix-store --dump-db")
+    return Closure(closure.infos(), drvs, source="derivations")
+
+
 def resolve_store_path(path: str) -> str | None:
     """The top-level store path `path` is or lies in, following links such as ./result."""
     sdir = store_dir()
@@ -164,7 +179,7 @@ def gc_roots() -> dict[str, str]:
 GENERATION_NIX: Final = Path(__file__).with_name("generation.nix")
 
 
-def _substituter_flags(substituters: Iterable[str]) -> list[str]:
+def substituter_flags(substituters: Iterable[str]) -> list[str]:
     urls = " ".join(substituters)
     return ["--option", "substituters", urls] if urls else []
 
@@ -184,7 +199,7 @@ def build_generation(
         json.dumps(sorted(paths)),
         "--out-link",
         str(out_link),
-        *_substituter_flags(substituters),
+        *substituter_flags(substituters),
     ]
     outputs = _lines(process.run(argv, check=True).stdout)
     if not outputs:
@@ -193,17 +208,47 @@ def build_generation(
 
 
 def realise_path(path: str, *, root: Path, substituters: Iterable[str] = ()) -> str:
-    """Fetch (or build) a store path and its closure, rooted at `root` while we work."""
+    """Fetch (or build) a store path and its closure, rooted at `root` while we work.
+
+    For a `.drv` the result is its (first) output path, built or substituted.
+    """
     argv = [
         *NIX_STORE,
         "--realise",
         path,
         "--add-root",
         str(root),
-        *_substituter_flags(substituters),
+        *substituter_flags(substituters),
     ]
-    process.run(argv, check=True)
-    return path
+    result = process.run(argv, check=True)
+    if not path.endswith(".drv"):
+        return path
+    outputs = _lines(result.stdout)
+    if not outputs:
+        raise NixError(f"nix-store --realise {path} printed no output path")
+    return os.path.realpath(outputs[0])
+
+
+def add_indirect_root(link: Path, path: str) -> None:
+    """Keep `path` alive while `link` points at it, as `nix-store --add-root` does.
+
+    The link is made atomically; `gcroots/auto` gets an entry pointing at it, which Nix's
+    collector follows and removes once the link is gone.
+    """
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(path)
+    os.replace(tmp, link)
+    auto = state_dir() / "gcroots" / "auto"
+    auto.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:32]
+    entry = auto / name
+    if not (entry.is_symlink() and os.readlink(entry) == str(link.absolute())):
+        tmp = auto / f".{name}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(link.absolute())
+        os.replace(tmp, entry)
 
 
 def set_profile(profile: Path, path: str) -> None:

@@ -13,11 +13,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from adapters import nix, process
 from adapters.journal import write_atomic
+from solver.closure import Closure
+from solver.components import Change, Component
 from solver.errors import InputError, NixError
+from solver.instance import Problem
+from solver.plan import Generation, State
+from solver.storepath import StorePath
+
+if TYPE_CHECKING:
+    from adapters.executor import Target
 
 HERE: Final = Path(__file__).parent
 STEP_NIX: Final = HERE / "nixos-step.nix"
@@ -88,7 +96,7 @@ class Step:
         return path
 
 
-def flake_build_argv(flake: Flake, out_link: Path) -> list[str]:
+def flake_build_argv(flake: Flake, out_link: Path, substituters: Sequence[str] = ()) -> list[str]:
     """`nix build` of the flake's system extended with the step module."""
     return [
         *FLAKES,
@@ -106,10 +114,13 @@ def flake_build_argv(flake: Flake, out_link: Path) -> list[str]:
         "--argstr",
         "host",
         flake.host,
+        *nix.substituter_flags(substituters),
     ]
 
 
-def classic_build_argv(out_link: Path, include: Sequence[str] = ()) -> list[str]:
+def classic_build_argv(
+    out_link: Path, include: Sequence[str] = (), substituters: Sequence[str] = ()
+) -> list[str]:
     """`nix-build '<nixpkgs/nixos>' -A system` with our nixos-config wrapping the user's."""
     flags = [arg for path in include for arg in ("-I", path)]
     return [
@@ -122,6 +133,7 @@ def classic_build_argv(out_link: Path, include: Sequence[str] = ()) -> list[str]
         f"nixos-config={CONFIG_NIX}",
         "--out-link",
         str(out_link),
+        *nix.substituter_flags(substituters),
     ]
 
 
@@ -132,10 +144,15 @@ def build_system(
     out_link: Path,
     flake: Flake | None = None,
     include: Sequence[str] = (),
+    substituters: Sequence[str] = (),
 ) -> str:
     """Build the step's system; its top-level store path."""
     step.write(step_file)
-    argv = flake_build_argv(flake, out_link) if flake else classic_build_argv(out_link, include)
+    argv = (
+        flake_build_argv(flake, out_link, substituters)
+        if flake
+        else classic_build_argv(out_link, include, substituters)
+    )
     result = process.run(argv, check=True, env={STEP_ENV: str(step_file)})
     if flake:
         try:
@@ -165,3 +182,184 @@ def activate(toplevel: str, activation: Activation) -> None:
 def booted_system(run_dir: Path = Path("/run")) -> str | None:
     link = run_dir / "booted-system"
     return os.path.realpath(link) if link.is_symlink() else None
+
+
+def instantiate_argv(
+    root: Path, flake: Flake | None = None, include: Sequence[str] = ()
+) -> list[str]:
+    """`nix-instantiate` of the system the step file describes: its top-level `.drv`."""
+    if flake:
+        return [
+            "nix-instantiate",
+            "--extra-experimental-features",
+            "nix-command flakes",
+            str(FLAKE_NIX),
+            "--argstr",
+            "flake",
+            flake.ref,
+            "--argstr",
+            "host",
+            flake.host,
+            "--add-root",
+            str(root),
+        ]
+    flags = [arg for path in include for arg in ("-I", path)]
+    return [
+        "nix-instantiate",
+        "<nixpkgs/nixos>",
+        "-A",
+        "system",
+        *flags,
+        "-I",
+        f"nixos-config={CONFIG_NIX}",
+        "--add-root",
+        str(root),
+    ]
+
+
+def instantiate_system(
+    step: Step,
+    *,
+    step_file: Path,
+    root: Path,
+    flake: Flake | None = None,
+    include: Sequence[str] = (),
+) -> str:
+    """Evaluate the step's system without building it; its top-level derivation."""
+    step.write(step_file)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    argv = instantiate_argv(root, flake, include)
+    result = process.run(argv, check=True, env={STEP_ENV: str(step_file)})
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    if not lines:
+        raise NixError("nix-instantiate printed no derivation")
+    return os.path.realpath(lines[-1])
+
+
+def attributes(component: Component) -> list[str]:
+    """The nixpkgs attributes a component's packages come from: their pnames."""
+    return sorted({StorePath.parse(p).pname for p in component.old + component.new})
+
+
+def realisable(problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
+    """The generations a NixOS step module can build.
+
+    The module keeps packages old; it cannot hold back what the new configuration adds, nor
+    keep what it removes. So additions arrive, and removals leave, in the first step;
+    generations that end up equal to the one before are dropped.
+    """
+    comps = problem.modelled()
+    out: list[Generation] = [tuple(generations[0])]
+    for gen in generations[1:]:
+        fixed = tuple(
+            State.NEW if comp.change in (Change.ADD, Change.REMOVE) else state
+            for comp, state in zip(comps, gen, strict=True)
+        )
+        if fixed != out[-1]:
+            out.append(fixed)
+    return out
+
+
+def remove_booted_root(run_dir: Path) -> list[Path]:
+    """Drop the GC root NixOS keeps for /run/booted-system (the user said so)."""
+    booted = str(run_dir / "booted-system")
+    gcroots = nix.state_dir() / "gcroots"
+    removed = []
+    if gcroots.is_dir():
+        for link in gcroots.iterdir():
+            if link.is_symlink() and os.readlink(link) == booted:
+                link.unlink()
+                removed.append(link)
+    return removed
+
+
+class NixosBuilder:
+    """Generations of a NixOS system: the new configuration with some packages kept old."""
+
+    profile: Path
+
+    def __init__(
+        self,
+        *,
+        old_nixpkgs: str | Mapping[str, Any],
+        state: Path,
+        flake: Flake | None = None,
+        configuration: str | None = None,
+        include: Sequence[str] = (),
+        substituters: Sequence[str] = (),
+        activation: Activation = Activation.SWITCH,
+        booted: BootedSystem = BootedSystem.PIN,
+        run_dir: Path = Path("/run"),
+    ) -> None:
+        if flake is None and configuration is None:
+            raise InputError("give --flake FLAKE#HOST or -I nixos-config=PATH")
+        self.profile = system_profile()
+        self.old_nixpkgs = old_nixpkgs
+        self.state = state
+        self.flake = flake
+        self.configuration = configuration
+        self.include = list(include)
+        self.substituters = list(substituters)
+        self.booted_policy = booted
+        self.activation = Activation.BOOT if booted is BootedSystem.REBOOT else activation
+        self.run_dir = run_dir
+        self.reboots = booted is BootedSystem.REBOOT
+        self._identity: str | None = None
+
+    def _step(self, keep_old: Sequence[str]) -> Step:
+        return Step(tuple(keep_old), self.old_nixpkgs, self.configuration)
+
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = instantiate_system(
+                self._step(()),
+                step_file=self.state / "steps" / "target.json",
+                root=self.state / "roots" / "target-eval.drv",
+                flake=self.flake,
+                include=self.include,
+            )
+        return self._identity
+
+    def target(self, old: Closure) -> "Target":
+        from adapters.estimate import closure_from_derivation
+        from adapters.executor import Target
+
+        drv = self.identity()
+        closure = closure_from_derivation(drv, substituters=self.substituters, like=old)
+        return Target(drv, closure.roots[0], closure, drv=drv)
+
+    def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
+        return realisable(problem, generations)
+
+    def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
+        keep = set()
+        for comp, state in zip(problem.modelled(), gen, strict=True):
+            if state == State.OLD and comp.change is Change.UPGRADE:
+                keep.update(attributes(comp))
+        return {"keep_old": sorted(keep)}
+
+    def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
+        return build_system(
+            self._step(spec["keep_old"]),
+            step_file=self.state / "steps" / f"{name}.json",
+            out_link=out_link,
+            flake=self.flake,
+            include=self.include,
+            substituters=self.substituters,
+        )
+
+    def activate(self, path: str) -> None:
+        activate(path, self.activation)
+
+    def prepare(self) -> None:
+        if self.booted_policy is BootedSystem.DROP:
+            remove_booted_root(self.run_dir)
+
+    def pinned(self) -> list[str]:
+        booted = self.booted()
+        if self.booted_policy is BootedSystem.PIN and booted and not nix.invalid_paths([booted]):
+            return [booted]
+        return []
+
+    def booted(self) -> str | None:
+        return booted_system(self.run_dir)

@@ -88,6 +88,7 @@ class Spinner:
         self.delay = delay
         self.enabled = enabled
         self.message = "reading closures"
+        self._detail = ""
         self._shown = ""
         self._start = time.monotonic()
         self._stop = threading.Event()
@@ -96,6 +97,11 @@ class Spinner:
 
     def __call__(self, message: str) -> None:
         self.message = message
+        self._detail = ""
+
+    def detail(self, text: str) -> None:
+        """A live figure after the message (bytes so far); shown on a terminal only."""
+        self._detail = text
 
     def __enter__(self) -> "Spinner":
         if self.enabled:
@@ -120,8 +126,9 @@ class Spinner:
         while not self._stop.is_set():
             elapsed = time.monotonic() - self._start
             if self._tty:
+                detail = f": {self._detail}" if self._detail else ""
                 self.stream.write(
-                    f"\r\033[K{frames[i % len(frames)]} {self.message} ({elapsed:.0f}s)"
+                    f"\r\033[K{frames[i % len(frames)]} {self.message}{detail} ({elapsed:.0f}s)"
                 )
                 self.stream.flush()
                 self._shown = self.message

@@ -22,6 +22,8 @@ class ValidationError(BudgetSolveError):
 class Checked:
     needs: tuple[int, ...]
     stored: tuple[int, ...]
+    # Bytes each step brings to disk: paths fetched or built, and the new glue.
+    arriving: tuple[int, ...] = ()
 
     @property
     def peak(self) -> int:
@@ -83,7 +85,7 @@ def validate(problem: Problem, plan: Plan, budget: int | None = None) -> Checked
         for c in range(len(comps))
     ]
     on_disk = [paths_of(i) for i in range(len(gens))]
-    needs, stored = [], []
+    needs, stored, arriving = [], [], []
     for j in range(1, len(gens)):
         scratch = 0
         for c in range(len(comps)):
@@ -99,7 +101,8 @@ def validate(problem: Problem, plan: Plan, budget: int | None = None) -> Checked
         )
         needs.append(need)
         stored.append(sizes.total(on_disk[j]) + virtual(j))
-    checked = Checked(tuple(needs), tuple(stored))
+        arriving.append(sizes.total(on_disk[j] - on_disk[j - 1]) + virtual(j))
+    checked = Checked(tuple(needs), tuple(stored), tuple(arriving))
     if len(plan.steps) != len(needs):
         raise ValidationError(f"plan lists {len(plan.steps)} steps for {len(needs)} transitions")
     for step, need, after in zip(plan.steps, needs, stored, strict=True):
