@@ -171,3 +171,29 @@ def test_help_explains():
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--profile", "p", "--target", "/nix/store/x-y", "--flake", "/c#h"],
+            "--flake needs --nixos",
+        ),
+        (["--target", "/nix/store/x-y"], "give --profile PROFILE and --target PATH"),
+        (["--nixos", "--flake", "/c#h"], "--nixos needs --old-nixpkgs"),
+        (["--nixos", "--flake", "/c#h", "--target", "/nix/store/x-y"], "no --profile or --target"),
+        (
+            ["--nixos", "--flake", "/c#h", "--old-nixpkgs", ".", "--non-vital", "x"],
+            "--non-vital is not supported with --nixos",
+        ),
+        (["--nixos", "--flake", "nohost", "--old-nixpkgs", "."], "FLAKE#HOST"),
+        (["--nixos", "--flake", "/c#h", "--old-nixpkgs", "/no/such"], "--old-nixpkgs /no/such"),
+        (["--nixos", "-I", "nixos-config=/no/such.nix", "--old-nixpkgs", "."], "no such file"),
+    ],
+)
+def test_apply_usage_errors(capsys, args, message):
+    code, _out, err = run(capsys, "apply", "--limit", "1G", *args)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1

@@ -6,6 +6,7 @@ import pytest
 
 from adapters import nixos, process
 from solver.errors import InputError
+from tests.helpers import fake_path
 
 
 def test_flake_parse():
@@ -142,3 +143,87 @@ def test_build_system_passes_the_step_file(monkeypatch, tmp_path):
         "keepOld": ["hello"],
         "oldNixpkgs": "/old/nixpkgs",
     }
+
+
+def test_build_argv_names_the_substituters(tmp_path):
+    argv = nixos.classic_build_argv(tmp_path / "r", (), ["file:///c", "https://cache"])
+    assert argv[-3:] == ["--option", "substituters", "file:///c https://cache"]
+    argv = nixos.flake_build_argv(nixos.Flake("path:/cfg", "box"), tmp_path / "r", ["file:///c"])
+    assert argv[-3:] == ["--option", "substituters", "file:///c"]
+
+
+def test_instantiate_argv(tmp_path):
+    root = tmp_path / "t.drv"
+    assert nixos.instantiate_argv(root, include=["nixpkgs=/new"]) == [
+        "nix-instantiate",
+        "<nixpkgs/nixos>",
+        "-A",
+        "system",
+        "-I",
+        "nixpkgs=/new",
+        "-I",
+        f"nixos-config={nixos.CONFIG_NIX}",
+        "--add-root",
+        str(root),
+    ]
+    assert nixos.instantiate_argv(root, nixos.Flake("path:/cfg", "box")) == [
+        "nix-instantiate",
+        "--extra-experimental-features",
+        "nix-command flakes",
+        str(nixos.FLAKE_NIX),
+        "--argstr",
+        "flake",
+        "path:/cfg",
+        "--argstr",
+        "host",
+        "box",
+        "--add-root",
+        str(root),
+    ]
+
+
+def test_realisable_moves_additions_and_removals_to_the_first_step():
+    from solver.closure import Closure, PathInfo
+    from solver.components import Component, Split
+    from solver.instance import Problem
+
+    def comp(name, old, new):
+        return Component(name, (old,) if old else (), (new,) if new else ())
+
+    f = fake_path
+    comps = (
+        comp("a", f("a-1"), f("a-2")),
+        comp("b", f("b-1"), f("b-2")),
+        comp("n", None, f("n-1")),
+        comp("r", f("r-1"), None),
+    )
+    paths = [p for c in comps for p in c.old + c.new]
+    closure = Closure([PathInfo(p, 1, ()) for p in paths], paths, check=False)
+    problem = Problem(closure, closure, Split(comps, frozenset(), frozenset()))
+    old, new = 0, 1
+    gens = [(old, old, old, old), (new, old, old, old), (new, old, new, new), (new, new, new, new)]
+    # a first, then the addition and the removal, then b: the module cannot hold back the
+    # addition or keep the removed package, so both happen in step 1 and step 2 disappears.
+    assert nixos.realisable(problem, gens) == [
+        (old, old, old, old),
+        (new, old, new, new),
+        (new, new, new, new),
+    ]
+
+
+def test_attributes_are_the_package_names():
+    from solver.components import Component
+
+    c = Component("openssl+curl", (fake_path("openssl-3.0-dev"), fake_path("curl-8.1")), ())
+    assert nixos.attributes(c) == ["curl", "openssl"]
+
+
+def test_remove_booted_root_only_drops_that_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("NIX_STATE_DIR", str(tmp_path / "var"))
+    gcroots = tmp_path / "var" / "gcroots"
+    gcroots.mkdir(parents=True)
+    run = tmp_path / "run"
+    (gcroots / "booted-system").symlink_to(run / "booted-system")
+    (gcroots / "current-system").symlink_to(run / "current-system")
+    assert nixos.remove_booted_root(run) == [gcroots / "booted-system"]
+    assert sorted(p.name for p in gcroots.iterdir()) == ["current-system"]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.shell import sh
+
 NIX_PROGRAMS = ("nix", "nix-build", "nix-store", "nix-instantiate")
 
 NIX_CONF = """\
@@ -88,3 +90,26 @@ def nix_store(tmp_path, monkeypatch) -> NixStore:
     monkeypatch.delenv("NIX_USER_CONF_FILES", raising=False)
     monkeypatch.delenv("NIX_PATH", raising=False)
     return NixStore(root=root, store_dir=root / "store", state_dir=root / "var")
+
+
+@pytest.fixture
+def small_store(nix_store, tmp_path, monkeypatch):
+    """A store whose directory is a tmpfs; yields (store, remount(size))."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("a tmpfs needs root, and under CI this test must run")
+        pytest.skip("mounting a tmpfs needs root")
+    store = nix_store.store_dir
+    store.mkdir(exist_ok=True)
+    sh("mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(store))
+    conf = nix_store.root / "etc" / "nix.conf"
+    conf.write_text(conf.read_text() + "require-sigs = false\n")
+    monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(tmp_path / "bs-state"))
+
+    def remount(size: int) -> None:
+        sh("mount", "-o", f"remount,size={size}", str(store))
+
+    try:
+        yield nix_store, remount
+    finally:
+        sh("umount", "-l", str(store), check=False)

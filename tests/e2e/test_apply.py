@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
+from tests.e2e.shell import sh, used
 
 pytestmark = pytest.mark.nix
 
@@ -39,41 +40,6 @@ let
              [ 0 1 2 3 4 5 6 7 8 9 10 11 ];
 in mk "nixos-system-box-${v}" 1000 [ (mk "system-path" 1000 pkgs) ]
 """
-
-
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(argv)} failed:\n{result.stderr}")
-    return result
-
-
-def used(path: Path) -> int:
-    st = os.statvfs(path)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize
-
-
-@pytest.fixture
-def small_store(nix_store, tmp_path, monkeypatch):
-    """A store whose directory is a tmpfs; yields (store, remount(size))."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("a tmpfs needs root, and under CI this test must run")
-        pytest.skip("mounting a tmpfs needs root")
-    store = nix_store.store_dir
-    store.mkdir(exist_ok=True)
-    sh("mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(store))
-    conf = nix_store.root / "etc" / "nix.conf"
-    conf.write_text(conf.read_text() + "require-sigs = false\n")
-    monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(tmp_path / "bs-state"))
-
-    def remount(size: int) -> None:
-        sh("mount", "-o", f"remount,size={size}", str(store))
-
-    try:
-        yield nix_store, remount
-    finally:
-        sh("umount", "-l", str(store), check=False)
 
 
 def test_apply_reaches_target_where_plain_realise_fails(small_store, capsys):

@@ -1,1 +1,1 @@
-{ pkgs, ... }: { environment.systemPackages = [ pkgs.hello pkgs.world ]; }
+{ pkgs, ... }: { environment.systemPackages = [ pkgs.hello pkgs.world pkgs.tools pkgs.editor ]; }

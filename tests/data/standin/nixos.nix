@@ -15,7 +15,7 @@ let
       overlays = builtins.concatMap (m: m.nixpkgs.overlays or [ ]) all;
       config = {
         environment.systemPackages = builtins.concatMap (m: m.environment.systemPackages or [ ]) all;
-        system.build.toplevel = pkgs.writeLinks "nixos-system-box" config.environment.systemPackages;
+        system.build.toplevel = pkgs.makeSystem "nixos-system-box" config.environment.systemPackages;
       };
       pkgs = import nixpkgs { inherit system overlays; };
     in {

@@ -15,10 +15,25 @@ let
   base = self: {
     inherit system;
     lib = import ./lib.nix;
-    glibc = mk "glibc-2.${toString version}" 3000 [ ];
-    hello = mk "hello-${toString version}.0" 2000 [ self.glibc ];
-    world = mk "world-${toString version}.0" 2000 [ self.glibc ];
-    writeLinks = name: paths: mk name 10 paths;
+    glibc = mk "glibc-2.${toString version}" 1000000 [ ];
+    hello = mk "hello-${toString version}.0" 2000000 [ self.glibc ];
+    world = mk "world-${toString version}.0" 2000000 [ self.glibc ];
+    tools = mk "tools-${toString version}.0" 2000000 [ self.glibc ];
+    editor = mk "editor-${toString version}.0" 2000000 [ self.glibc ];
+    # A NixOS top-level: links to the packages, and a switch-to-configuration that logs
+    # each call to $STANDIN_SWITCH_LOG (the tests read it) instead of touching the machine.
+    makeSystem = name: paths: derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      args = [ "-c" ''
+        PATH=/usr/bin:/bin
+        mkdir -p $out/bin $out/sw
+        for p in ${toString paths}; do ln -s $p $out/sw/; done
+        printf '#!/bin/sh\necho "%s $1" >> "''${STANDIN_SWITCH_LOG:-/dev/null}"\n' $out \
+          > $out/bin/switch-to-configuration
+        chmod +x $out/bin/switch-to-configuration
+      '' ];
+    };
   };
   apply = acc: overlay: self: let prev = acc self; in prev // overlay self prev;
   fix = f: let x = f x; in x;

@@ -1,0 +1,172 @@
+"""`budget-solve apply --nixos` for real, on the stand-in nixpkgs (tests/data/standin).
+
+The running system (four packages over the old glibc) is the `system` profile's generation
+and /run/booted-system; the new packages are in a file:// cache, the new glue is not (it is
+built locally, as on a real machine). The store is a tmpfs that holds one system and a bit
+more than half of the other. Each step's top-level has a `bin/switch-to-configuration` that
+logs its calls, so the tests see what was activated, and how.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adapters.cli import main
+from tests.e2e.shell import sh, used
+
+pytestmark = pytest.mark.nix
+
+MiB = 1 << 20
+STANDIN = Path(__file__).resolve().parents[1] / "data" / "standin"
+CONFIG = STANDIN / "configuration.nix"
+
+
+def build_system(nixpkgs: Path) -> str:
+    argv = ["nix-build", "<nixpkgs/nixos>", "-A", "system", "--no-out-link"]
+    argv += ["-I", f"nixpkgs={nixpkgs}", "-I", f"nixos-config={CONFIG}"]
+    return sh(*argv).stdout.strip()
+
+
+@pytest.fixture
+def machine(small_store, tmp_path, monkeypatch):
+    """The old system running and booted; the new packages in a cache; the budget set."""
+    store, remount = small_store
+    old = build_system(STANDIN / "old")
+    new = build_system(STANDIN / "new")
+    cache = tmp_path / "cache"
+    packages = [p for p in sh("nix-store", "-qR", new).stdout.split() if p != new]
+    sh("nix", "copy", "--to", f"file://{cache}", *packages)
+    profile = store.state_dir / "profiles" / "system"
+    profile.parent.mkdir(parents=True, exist_ok=True)
+    sh("nix-env", "--profile", str(profile), "--set", old)
+    # What NixOS's stage 2 does at boot: /run/booted-system, and a GC root pointing at it.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "booted-system").symlink_to(old)
+    (store.state_dir / "gcroots" / "booted-system").symlink_to(run / "booted-system")
+    monkeypatch.setenv("BUDGET_SOLVE_RUN_DIR", str(run))
+    log = tmp_path / "switch.log"
+    monkeypatch.setenv("STANDIN_SWITCH_LOG", str(log))
+    sh("nix-store", "--gc")
+    budget = used(store.store_dir) + 6 * MiB
+    remount(budget)
+    return {
+        "profile": profile,
+        "old": old,
+        "new": new,
+        "cache": cache,
+        "run": run,
+        "log": log,
+        "budget": budget,
+        "store": store,
+    }
+
+
+def apply(m, *extra: str) -> tuple[int, str, str]:
+    argv = [
+        "apply",
+        "--nixos",
+        "--quiet",
+        "--json",
+        "--old-nixpkgs",
+        str(STANDIN / "old"),
+        "--limit",
+        str(m["budget"]),
+        "--substituter",
+        f"file://{m['cache']}",
+        "--time-limit",
+        "10",
+        *extra,
+    ]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    out, err = m["capsys"].readouterr()
+    return int(e.value.code or 0), out, err
+
+
+def switches(log: Path) -> list[tuple[str, str]]:
+    if not log.exists():
+        return []
+    return [tuple(line.split()) for line in log.read_text().splitlines()]  # type: ignore[misc]
+
+
+def classic(m) -> list[str]:
+    return ["-I", f"nixos-config={CONFIG}", "-I", f"nixpkgs={STANDIN / 'new'}"]
+
+
+def test_classic_upgrade_with_booted_root_dropped(machine, capsys):
+    m = machine | {"capsys": capsys}
+    code, out, err = apply(m, *classic(m), "--booted-system", "drop")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "done"
+    assert os.path.realpath(m["profile"]) == m["new"]
+    assert len(doc["steps"]) >= 2
+    for step in doc["steps"]:
+        assert step["measured_peak_bytes"] <= m["budget"]
+        tolerance = doc["calibration"]["tolerance_bytes"]
+        assert step["measured_peak_bytes"] <= step["predicted_peak_bytes"] + tolerance
+    # Every step was activated with `switch`; the last one is the target.
+    calls = switches(m["log"])
+    assert [c[1] for c in calls] == ["switch"] * len(doc["steps"])
+    assert calls[-1][0] == m["new"]
+    # Each step upgraded some packages; the first generation was neither end.
+    assert all(step["upgrade"] for step in doc["steps"])
+    assert calls[0][0] not in (m["old"], m["new"])
+    # Only the booted-system root was dropped, and only because the user said so.
+    assert not (m["store"].state_dir / "gcroots" / "booted-system").is_symlink()
+    assert (m["run"] / "booted-system").is_symlink()
+    assert not Path(m["old"]).exists()
+
+
+def test_flake_upgrade_stops_for_a_reboot_after_each_step(machine, capsys, tmp_path):
+    m = machine | {"capsys": capsys}
+    flake = tmp_path / "flake"
+    shutil.copytree(STANDIN, flake)
+    system = sh("nix-instantiate", "--eval", "-E", "builtins.currentSystem").stdout.strip()
+    (flake / "flake.nix").write_text(
+        "{ outputs = { self }: { nixosConfigurations.box = import ./new/nixos "
+        f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
+    )
+    argv = ["--flake", f"{flake}#box", "--booted-system", "reboot"]
+    reboots = 0
+    while True:
+        code, out, err = apply(m, *argv)
+        doc = json.loads(out)
+        if code == 0:
+            break
+        assert code == 4, err
+        assert doc["status"] == "reboot"
+        current = os.path.realpath(m["profile"])
+        assert switches(m["log"])[-1] == (current, "boot")
+        # Not rebooted yet: the rerun waits, and changes nothing.
+        code, out, _ = apply(m, *argv)
+        assert code == 4 and json.loads(out)["status"] == "reboot"
+        assert os.path.realpath(m["profile"]) == current
+        # The reboot: the machine runs the new generation.
+        booted = m["run"] / "booted-system"
+        booted.unlink()
+        booted.symlink_to(current)
+        reboots += 1
+        assert reboots < 5
+    assert doc["status"] == "done"
+    assert reboots == len(doc["steps"]) - 1 >= 1
+    assert os.path.realpath(m["profile"]) == m["new"]
+    assert {c[1] for c in switches(m["log"])} == {"boot"}
+    for step in doc["steps"]:
+        assert step["measured_peak_bytes"] <= m["budget"]
+    # The booted-system root was never touched.
+    assert (m["store"].state_dir / "gcroots" / "booted-system").is_symlink()
+
+
+def test_pinned_booted_system_needs_a_reboot_or_drop(machine, capsys):
+    m = machine | {"capsys": capsys}
+    code, _out, err = apply(m, *classic(m))
+    assert code == 3, err
+    assert err.startswith("error: no plan fits")
+    assert "--booted-system reboot or drop" in err
+    assert os.path.realpath(m["profile"]) == m["old"]
+    assert switches(m["log"]) == []
