@@ -30,7 +30,10 @@ from adapters.nixos import (
     old_nixpkgs_from_lock,
     system_profile,
 )
-from adapters.render import Spinner, render
+from adapters.plots import save_png, scenario_figure
+from adapters.render import Spinner, render, render_scenario
+from adapters.scenario import load as load_scenario
+from adapters.scenario import run as run_scenario
 from solver.errors import BudgetSolveError, InputError
 from solver.instance import build_instance
 from solver.planner import Result, Status, plan_upgrade
@@ -463,6 +466,60 @@ def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
         )
     else:
         click.echo(f"done: {profile} points at {os.path.realpath(profile)}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="OUT.png",
+    help="Write a figure: disk use per step against each budget, and steps per budget.",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds per budget the optimiser may spend [default: the file's time_limit, or 10].",
+)
+@WORKERS_OPTION
+@QUIET_OPTION
+@click.pass_context
+def scenario(
+    ctx: click.Context,
+    file: Path,
+    as_json: bool,
+    plot: Path | None,
+    time_limit: float | None,
+    workers: int | None,
+    quiet: bool,
+) -> None:
+    """Answer a what-if question from a YAML scenario.
+
+    The scenario names a current closure and describes the target as changes to it (bump a
+    package, add, remove, grow everything, or a `nix store diff-closures` output), with
+    Nix's hash propagation applied. It is planned under each budget of `limits`.
+    See scenarios/*.yaml for examples. Exit status: 0, or 2 for a bad file.
+    """
+    if plot is not None and not plot.parent.is_dir():
+        raise InputError(f"--plot {plot}: no directory {plot.parent}")
+    with Spinner(enabled=not quiet) as progress:
+        progress("reading the scenario")
+        spec = load_scenario(file)
+        if time_limit is not None:
+            spec.time_limit = time_limit
+        outcome = run_scenario(spec, workers=workers, progress=progress)
+        doc = outcome.to_json()
+        if plot is not None:
+            progress("drawing")
+            save_png(scenario_figure(spec.name, outcome.results), plot)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        render_scenario(doc, outcome.results, sys.stdout)
+        if plot is not None:
+            click.echo(f"figure: {plot}")
 
 
 def _print(result: Result, as_json: bool) -> None:

@@ -4,8 +4,9 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from solver.plan import Step
 from solver.planner import Result, Status
@@ -138,3 +139,35 @@ class Spinner:
                 self._shown = self.message
             i += 1
             self._stop.wait(0.2)
+
+
+def render_scenario(doc: dict[str, Any], results: Sequence[Result], out: TextIO) -> None:
+    """One scenario: what changes, then one row per budget."""
+    out.write(
+        f"{doc['scenario']}: {doc['current_paths']:,} → {doc['target_paths']:,} paths "
+        f"({doc['changed_paths']:,} new), {doc['changed_components']} of "
+        f"{doc['components']} components change; "
+        f"{format_size(doc['current_bytes'])} → {format_size(doc['target_bytes'])}\n"
+    )
+    for note in doc["notes"]:
+        out.write(f"note: {note}\n")
+    if results:
+        first = results[0]
+        out.write(f"one step needs {format_size(first.one_step_peak)}\n")
+    out.write(f"\n{'budget':>10}  {'steps':>5}  {'peak':>10}  {'status':<10}  notes\n")
+    for r in results:
+        if r.plan is None:
+            need = format_size(r.min_feasible_budget or 0)
+            row = f"{format_size(r.budget):>10}  {'-':>5}  {'-':>10}  {'infeasible':<10}  "
+            out.write(row + f"a plan needs {need}\n")
+            continue
+        note = ""
+        if r.status is Status.FEASIBLE:
+            proven = r.lower_bound_steps >= len(r.plan)
+            note = "steps proven minimal" if proven else f"at least {r.lower_bound_steps} needed"
+        if r.greedy_steps and r.greedy_steps > len(r.plan):
+            note += ("; " if note else "") + f"greedy needs {r.greedy_steps}"
+        out.write(
+            f"{format_size(r.budget):>10}  {len(r.plan):>5}  {format_size(r.peak_bytes):>10}  "
+            f"{r.status.value:<10}  {note}\n"
+        )

@@ -106,7 +106,7 @@ def propagate(
     """Nix's hash propagation: change `seeds` and every path that reaches them, nothing else."""
     changed = closure.referring(seeds)
     renamed: dict[str, str] = {}
-    for path in changed:
+    for path in sorted(changed):
         store_dir, _, base = path.rpartition("/")
         name = base.partition("-")[2]
         renamed[path] = f"{store_dir}/{fake_hash(rng)}-{rename(name)}"

@@ -1,0 +1,289 @@
+"""What-if scenarios from YAML: a current closure, changes to it, budgets to try.
+
+    name: openssl bump on a small server
+    current: examples/nixos-current.json      # any source the planner reads, or
+    # current: {generate: {paths: 3000, components: 150, seed: 1}}
+    changes:
+      - bump: openssl                           # it and everything above it change
+        version: 3.0.15
+        grow: 3%                                # or +2M, -1%
+      - add: htop-3.3.0                         # installed in system-path
+        size: 2M
+        references: [glibc, ncurses]
+      - remove: nano
+      - grow_all: 10%                           # everything rebuilt, 10% bigger
+      - diff: upgrade.txt                       # `nix store diff-closures` output
+        block: 0                                # which one, in a log of several
+    limits: [7G, 8G, 9G, 10G]                   # or limit: 9G
+    reserve: 500M
+    non_vital: [firefox]
+    pinned: [firefox, {name: user-profile, size: 1.2G}]
+    time_limit: 10
+    seed: 0
+
+Paths are relative to the YAML file.
+"""
+
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters import yamlfile as y
+from adapters.readers import read_source
+from solver import diffclosures
+from solver.closure import Closure, PathInfo, merge
+from solver.components import Change as ComponentChange
+from solver.components import split_components
+from solver.errors import InputError
+from solver.instance import Problem, build_instance
+from solver.planner import Result, plan_upgrade
+from solver.scenario import (
+    Add,
+    Bump,
+    Change,
+    GrowAll,
+    Growth,
+    Remove,
+    ScenarioError,
+    apply_change,
+    apply_changes,
+)
+from solver.storepath import StorePath
+from solver.synthetic import fake_hash, generate_system
+from solver.units import format_size, parse_size
+from solver.validate import validate
+
+Progress = Callable[[str], None]
+
+CHANGE_KINDS = ("bump", "add", "remove", "grow_all", "diff")
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """Something that stays on disk throughout: an old package, or a sized extra."""
+
+    name: str
+    size: int | None = None  # None: the current closure's package of that name
+
+
+@dataclass
+class Scenario:
+    name: str
+    current: Closure
+    changes: list[Change]
+    limits: list[int]
+    reserve: int = 0
+    non_vital: list[str] = field(default_factory=list)
+    pinned: list[Pinned] = field(default_factory=list)
+    time_limit: float = 10.0
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+    target: Closure | None = None  # the changes applied; computed when None
+
+
+def growth(value: Any, where: y.Where) -> Growth:
+    """`3%`, `-1.5%`, `+2M`, `-512K`: a relative or an absolute change of size."""
+    text = str(value).strip() if isinstance(value, str | int | float) else None
+    if text is None or isinstance(value, bool):
+        raise where.error("expected a growth such as 3%, -1%, +2M or -512K")
+    if text.endswith("%"):
+        try:
+            return Growth(1 + float(text[:-1]) / 100)
+        except ValueError:
+            raise where.error(f"invalid percentage {text!r}") from None
+    sign = -1 if text.startswith("-") else 1
+    try:
+        return Growth(delta=sign * parse_size(text.lstrip("+-")))
+    except InputError as e:
+        raise where.error(f"{e} (or a percentage such as 3%)") from e
+
+
+def _current(value: Any, where: y.Where, base: Path) -> Closure:
+    if isinstance(value, str):
+        return read_source(_relative(value, base))
+    spec = y.mapping(value, where, required=["generate"])
+    gen = y.mapping(
+        spec["generate"], where.key(spec, "generate"), optional=["paths", "components", "seed"]
+    )
+    at = where.key(spec, "generate")
+    paths = y.integer(gen.get("paths", 1000), at.key(gen, "paths"), minimum=20)
+    comps = y.integer(gen.get("components", max(10, paths // 20)), at.key(gen, "components"))
+    if not 1 <= comps <= paths // 2:
+        raise at.key(gen, "components").error(f"must be between 1 and {paths // 2}")
+    seed = y.integer(gen.get("seed", 0), at.key(gen, "seed"))
+    return generate_system(paths, comps, seed=seed)
+
+
+def _relative(path: str, base: Path) -> str:
+    p = Path(os.path.expanduser(path))
+    return str(p if p.is_absolute() or path.startswith("/nix/store") else base / p)
+
+
+def _change(
+    value: Any, where: y.Where, base: Path, current: Closure, notes: list[str]
+) -> list[Change]:
+    if not isinstance(value, dict):
+        raise where.error(f"a change is a mapping with one of: {', '.join(CHANGE_KINDS)}")
+    kind = y.one_of(value, where, CHANGE_KINDS)
+    if kind == "bump":
+        m = y.mapping(value, where, required=["bump"], optional=["version", "grow"])
+        names = y.strings(m["bump"], where.key(m, "bump"))
+        version = str(m["version"]) if "version" in m else None
+        grow = growth(m["grow"], where.key(m, "grow")) if "grow" in m else Growth()
+        return [Bump(tuple(names), grow, version)]
+    if kind == "add":
+        m = y.mapping(value, where, required=["add", "size"], optional=["references"])
+        name = y.string(m["add"], where.key(m, "add"))
+        refs = y.strings(m.get("references", []), where.key(m, "references"))
+        return [Add(name, y.size(m["size"], where.key(m, "size")), tuple(refs))]
+    if kind == "remove":
+        m = y.mapping(value, where, required=["remove"])
+        return [Remove(tuple(y.strings(m["remove"], where.key(m, "remove"))))]
+    if kind == "grow_all":
+        m = y.mapping(value, where, required=["grow_all"])
+        return [GrowAll(growth(m["grow_all"], where.key(m, "grow_all")))]
+    m = y.mapping(value, where, required=["diff"], optional=["block"])
+    file = Path(_relative(y.string(m["diff"], where.key(m, "diff")), base))
+    block = y.integer(m["block"], where.key(m, "block"), minimum=0) if "block" in m else None
+    try:
+        text = file.read_text()
+    except OSError as e:
+        raise where.key(m, "diff").error(f"{file}: {e.strerror or e}") from e
+    try:
+        translated = diffclosures.read(text, current, block=block)
+    except InputError as e:
+        raise where.key(m, "diff").error(str(e)) from e
+    if translated.skipped:
+        shown = ", ".join(translated.skipped[:5])
+        more = f" and {len(translated.skipped) - 5} more" if len(translated.skipped) > 5 else ""
+        notes.append(f"{file.name}: not in the current closure, skipped: {shown}{more}")
+    return translated.changes
+
+
+def load(path: Path) -> Scenario:
+    """A scenario file, checked key by key."""
+    data, where = y.load(path)
+    keys = ["name", "description", "current", "changes", "limits", "limit", "reserve"]
+    keys += ["non_vital", "pinned", "time_limit", "seed"]
+    m = y.mapping(data, where, required=["current", "changes"], optional=keys[:2] + keys[4:])
+    base = path.parent
+    current = _current(m["current"], where.key(m, "current"), base)
+    notes: list[str] = []
+    at = where.key(m, "changes")
+    if not isinstance(m["changes"], list) or not m["changes"]:
+        raise at.error("expected a non-empty list of changes")
+    seed = y.integer(m.get("seed", 0), where.key(m, "seed"))
+    # Applied here, one change at a time, so an error names the line of the change.
+    rng = random.Random(seed)
+    target = current
+    changes: list[Change] = []
+    for i, v in enumerate(m["changes"]):
+        item = at.item(m["changes"], i)
+        for change in _change(v, item, base, current, notes):
+            try:
+                target = apply_change(target, change, rng, item.path)
+            except ScenarioError as e:
+                raise item.error(str(e).removeprefix(f"{item.path}: ")) from e
+            changes.append(change)
+    if ("limits" in m) == ("limit" in m):
+        raise where.error("give limits: [7G, 8G, ...] or limit: 9G (exactly one)")
+    if "limit" in m:
+        limits = [y.size(m["limit"], where.key(m, "limit"))]
+    else:
+        limits = y.listed(m["limits"], where.key(m, "limits"), y.size)
+        if not limits:
+            raise where.key(m, "limits").error("expected at least one budget")
+    pinned = y.listed(m.get("pinned", []), where.key(m, "pinned"), _pinned)
+    return Scenario(
+        name=y.string(m.get("name", path.stem), where.key(m, "name")),
+        current=current,
+        changes=changes,
+        limits=sorted(limits),
+        reserve=y.size(m.get("reserve", 0), where.key(m, "reserve")),
+        non_vital=y.strings(m.get("non_vital", []), where.key(m, "non_vital")),
+        pinned=pinned,
+        time_limit=y.number(m.get("time_limit", 10.0), where.key(m, "time_limit"), minimum=0.1),
+        seed=seed,
+        notes=notes,
+        target=Closure(target.infos(), target.roots, source=f"{path.name} target", check=False),
+    )
+
+
+def _pinned(value: Any, where: y.Where) -> Pinned:
+    if isinstance(value, str):
+        return Pinned(y.string(value, where))
+    m = y.mapping(value, where, required=["name", "size"])
+    return Pinned(
+        y.string(m["name"], where.key(m, "name")), y.size(m["size"], where.key(m, "size"))
+    )
+
+
+def pinned_closure(scenario: Scenario) -> Closure | None:
+    parts = []
+    store = scenario.current.store_dir
+    extras = []
+    for i, p in enumerate(scenario.pinned):
+        if p.size is None:
+            paths = [q for q in scenario.current if StorePath.parse(q).pname == p.name]
+            if not paths:
+                raise InputError(f"pinned[{i}]: no package {p.name!r} in the current closure")
+            parts.append(scenario.current.restrict(paths))
+        else:
+            digest = fake_hash(random.Random(f"{p.name}-{i}"))
+            extras.append(PathInfo(f"{store}/{digest}-{p.name}", p.size, ()))
+    if extras:
+        parts.append(Closure(extras, [e.path for e in extras], source="pinned extras"))
+    return merge(parts, source="pinned") if parts else None
+
+
+@dataclass
+class Outcome:
+    """One scenario, planned under each of its budgets."""
+
+    scenario: Scenario
+    problem: Problem
+    results: list[Result]
+
+    def to_json(self) -> dict[str, Any]:
+        split = self.problem.split
+        return {
+            "scenario": self.scenario.name,
+            "current_paths": len(self.problem.old),
+            "target_paths": len(self.problem.new),
+            "changed_paths": len(set(self.problem.new) - set(self.problem.old)),
+            "current_bytes": self.problem.old.size(),
+            "target_bytes": self.problem.new.size(),
+            "components": len(split.components),
+            "changed_components": sum(
+                c.change is not ComponentChange.SAME for c in split.components
+            ),
+            "notes": self.scenario.notes,
+            "results": [{"limit_bytes": r.budget, **r.to_json()} for r in self.results],
+        }
+
+
+def run(
+    scenario: Scenario, *, workers: int | None = None, progress: Progress = lambda _: None
+) -> Outcome:
+    """Build the target and plan the upgrade under each budget; every plan is validated."""
+    target = scenario.target
+    if target is None:
+        progress("applying the changes")
+        target = apply_changes(scenario.current, scenario.changes, seed=scenario.seed)
+    split = split_components(scenario.current, target, non_vital=scenario.non_vital)
+    problem = Problem(
+        scenario.current, target, split, pinned=pinned_closure(scenario), reserve=scenario.reserve
+    )
+    progress("building the model")
+    inst = build_instance(problem)
+    results = []
+    for limit in scenario.limits:
+        progress(f"planning under {format_size(limit)}")
+        result = plan_upgrade(inst, limit, time_limit=scenario.time_limit, workers=workers)
+        if result.plan is not None:
+            validate(problem, result.plan, limit)
+        results.append(result)
+    return Outcome(scenario, problem, results)

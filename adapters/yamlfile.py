@@ -1,0 +1,188 @@
+"""YAML input with line numbers, and the checks a schema needs.
+
+Mappings load as `Mapping` (a dict that remembers the line of each key) and sequences as
+`Sequence` (a list that remembers the line of each item), so every error can name the
+file, the line and the key path: `fleet.yaml:12: hosts[3].disk: invalid size '10Q'`.
+"""
+
+import difflib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from solver.errors import InputError
+from solver.units import parse_size
+
+T = TypeVar("T")
+
+
+class Mapping(dict[str, Any]):
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class Sequence(list[Any]):
+    line: int = 0
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
+    out = Mapping()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise InputError(f"line {key_node.start_mark.line + 1}: keys must be strings")
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = key_node.start_mark.line + 1
+    return out
+
+
+def _sequence(loader: _Loader, node: yaml.SequenceNode) -> Sequence:
+    out = Sequence(loader.construct_object(n, deep=True) for n in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [n.start_mark.line + 1 for n in node.value]
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+
+
+class Where:
+    """A place in a YAML file: the file, the key path and the line."""
+
+    def __init__(self, file: str, path: str = "", line: int = 0) -> None:
+        self.file, self.path, self.line = file, path, line
+
+    def key(self, mapping: dict[str, Any], key: str) -> "Where":
+        line = mapping.key_lines.get(key, mapping.line) if isinstance(mapping, Mapping) else 0
+        return Where(self.file, f"{self.path}.{key}" if self.path else key, line or self.line)
+
+    def item(self, sequence: list[Any], i: int) -> "Where":
+        lines = getattr(sequence, "item_lines", [])
+        line = lines[i] if i < len(lines) else self.line
+        return Where(self.file, f"{self.path}[{i}]", line)
+
+    def error(self, message: str) -> InputError:
+        at = f"{self.file}:{self.line}" if self.line else self.file
+        return InputError(f"{at}: {self.path}: {message}" if self.path else f"{at}: {message}")
+
+
+def load(path: Path) -> tuple[Any, Where]:
+    """The document in `path`, and where its top level is."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror or e}") from e
+    try:
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else 0
+        raise InputError(f"{path}:{line}: invalid YAML: {e.problem}") from e
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: invalid YAML: {e}") from e
+    return data, Where(str(path), "", 1)
+
+
+def mapping(
+    value: Any, where: Where, *, required: Iterable[str] = (), optional: Iterable[str] = ()
+) -> Mapping:
+    """`value` as a mapping with exactly the allowed keys."""
+    if not isinstance(value, dict):
+        raise where.error(f"expected a mapping, got {_kind(value)}")
+    required, optional = list(required), list(optional)
+    allowed = required + optional
+    for key in value:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(allowed)
+            raise where.key(value, key).error(f"unknown key{hint}; known keys: {known}")
+    for key in required:
+        if key not in value:
+            raise where.error(f"missing key {key!r}")
+    if isinstance(value, Mapping):
+        return value
+    out = Mapping(value)
+    out.key_lines = {}
+    return out
+
+
+def one_of(value: dict[str, Any], where: Where, kinds: Iterable[str]) -> str:
+    """The one key of `kinds` that `value` has."""
+    kinds = list(kinds)
+    present = [k for k in kinds if k in value]
+    if len(present) != 1:
+        have = " and ".join(present) if present else "none"
+        raise where.error(f"give exactly one of {', '.join(kinds)} (has {have})")
+    return present[0]
+
+
+def string(value: Any, where: Where) -> str:
+    if not isinstance(value, str) or not value:
+        raise where.error(f"expected a non-empty string, got {_kind(value)}")
+    return value
+
+
+def strings(value: Any, where: Where) -> list[str]:
+    """A string or a list of strings."""
+    if isinstance(value, str):
+        return [string(value, where)]
+    return listed(value, where, string)
+
+
+def listed(value: Any, where: Where, item: Callable[[Any, Where], T]) -> list[T]:
+    if not isinstance(value, list):
+        raise where.error(f"expected a list, got {_kind(value)}")
+    return [item(v, where.item(value, i)) for i, v in enumerate(value)]
+
+
+def integer(value: Any, where: Where, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise where.error(f"expected an integer, got {_kind(value)}")
+    if minimum is not None and value < minimum:
+        raise where.error(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def number(value: Any, where: Where, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.error(f"expected a number, got {_kind(value)}")
+    if value < minimum:
+        raise where.error(f"must be at least {minimum}, got {value}")
+    return float(value)
+
+
+def size(value: Any, where: Where) -> int:
+    """A byte size: 9G, 512M, 1.5GiB or plain bytes."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise where.error(f"expected a size such as 9G or 512M, got {_kind(value)}")
+    try:
+        result = parse_size(str(value))
+    except InputError as e:
+        raise where.error(str(e)) from e
+    if result < 0:
+        raise where.error(f"a size cannot be negative: {value!r}")
+    return result
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    return f"{type(value).__name__} {value!r}"
