@@ -37,7 +37,7 @@ from solver import diffclosures
 from solver.closure import Closure, PathInfo, merge
 from solver.components import Change as ComponentChange
 from solver.components import split_components
-from solver.errors import InputError
+from solver.errors import BudgetSolveError, InputError
 from solver.instance import Problem, build_instance
 from solver.planner import Result, plan_upgrade
 from solver.scenario import (
@@ -103,7 +103,10 @@ def growth(value: Any, where: y.Where) -> Growth:
 
 def _current(value: Any, where: y.Where, base: Path) -> Closure:
     if isinstance(value, str):
-        return read_source(_relative(value, base))
+        try:
+            return read_source(_relative(value, base))
+        except BudgetSolveError as e:
+            raise where.error(str(e)) from e
     spec = y.mapping(value, where, required=["generate"])
     gen = y.mapping(
         spec["generate"], where.key(spec, "generate"), optional=["paths", "components", "seed"]

@@ -1,0 +1,296 @@
+"""What-if scenarios: hash propagation, the YAML schema, the shipped scenarios, figures."""
+
+import json
+import random
+import zlib
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from adapters import scenario as sc
+from adapters.cli import main
+from adapters.plots import scenario_figure
+from adapters.readers import read_source
+from solver import diffclosures
+from solver.closure import Closure
+from solver.errors import InputError
+from solver.scenario import Add, Bump, GrowAll, Growth, Remove, apply_change, apply_changes
+from solver.storepath import StorePath
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
+MICRO = REAL / "lf-blog_nixcon2022_nixos-system-micro_closure-graph.json"
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+needs_real = pytest.mark.skipif(not MICRO.exists(), reason="../shared/data/real is not here")
+
+
+@pytest.fixture(scope="module")
+def micro() -> Closure:
+    return read_source(str(MICRO))
+
+
+def graph(closure: Closure) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_nodes_from(closure)
+    g.add_edges_from((i.path, r) for i in closure.infos() for r in i.references if r != i.path)
+    return g
+
+
+def pname_paths(closure: Closure, name: str) -> list[str]:
+    return [p for p in closure if StorePath.parse(p).pname == name]
+
+
+@needs_real
+def test_bump_changes_exactly_what_reaches_the_package(micro):
+    g = graph(micro)
+    names = sorted({StorePath.parse(p).pname for p in micro})
+    chosen = ["openssl", "zlib", "glibc", "systemd", *random.Random(3).sample(names, 25)]
+    for name in chosen:
+        seeds = pname_paths(micro, name)
+        new = apply_change(micro, Bump((name,), Growth(1.03)), random.Random(0), "t")
+        expected = set(seeds).union(*(nx.ancestors(g, s) for s in seeds))
+        assert set(micro) - set(new) == expected, name
+        # Same number of paths, each changed one replaced by one new path.
+        assert len(new) == len(micro)
+        for s in seeds:
+            assert (
+                micro[s].nar_size * 1.03
+                == pytest.approx(
+                    max(new[p].nar_size for p in pname_paths(new, name)), rel=0.01, abs=2
+                )
+                or len(seeds) > 1
+            )
+
+
+@needs_real
+def test_glibc_bump_is_a_mass_rebuild(micro):
+    new = apply_changes(micro, [Bump(("glibc",), version="2.40")])
+    changed = set(micro) - set(new)
+    assert len(changed) > 0.7 * len(micro)  # data, scripts and fonts do not link glibc
+    assert all("glibc-2.40" in p for p in pname_paths(new, "glibc"))
+
+
+@needs_real
+def test_add_and_remove_rehash_only_the_glue_above(micro):
+    g = graph(micro)
+    system_path = next(p for p in micro if StorePath.parse(p).name == "system-path")
+    new = apply_changes(micro, [Add("btop-1.4.0", 2 << 20, ("glibc",))])
+    added = pname_paths(new, "btop")
+    assert len(added) == 1 and new[added[0]].nar_size == 2 << 20
+    assert set(micro) - set(new) == {system_path} | nx.ancestors(g, system_path)
+
+    victim = "nano"
+    gone = apply_changes(micro, [Remove((victim,))])
+    assert not pname_paths(gone, victim)
+    assert gone.reachable(gone.roots) == set(gone)
+
+
+def test_grow_all_rebuilds_everything():
+    c = read_source(str(ROOT / "scenarios" / "examples" / "user-story.json"))
+    new = apply_changes(c, [GrowAll(Growth(1.1))])
+    assert not set(c) & set(new)
+    assert new.size() == pytest.approx(c.size() * 1.1, rel=1e-6)
+
+
+def test_unknown_package_names_the_change_and_suggests():
+    c = read_source(str(ROOT / "scenarios" / "examples" / "user-story.json"))
+    with pytest.raises(InputError, match=r"no package 'bigPackageC'.*did you mean 'bigPackage"):
+        apply_changes(c, [Bump(("bigPackageC",))])
+
+
+@pytest.mark.parametrize(
+    ("text", "factor", "delta"),
+    [("3%", 1.03, 0), ("-1.5%", 0.985, 0), ("+2M", 1.0, 2 << 20), ("-512K", 1.0, -(512 << 10))],
+)
+def test_growth(text, factor, delta):
+    g = sc.growth(text, sc.y.Where("f.yaml"))
+    assert g.factor == pytest.approx(factor) and g.delta == delta
+
+
+BAD = [
+    ("current: C\nchanges: []\nlimit: 9G\n", r"f.yaml:2: changes: expected a non-empty list"),
+    ("current: x.json\nchanges: []\nlimit: 9G\n", r"f.yaml:1: current: cannot read .*x.json"),
+    (
+        "current: C\nchanges:\n  - bump: openssl\n    grwo: 3%\nlimit: 9G\n",
+        r"f.yaml:4: changes\[0\].grwo: unknown key \(did you mean 'grow'\?\)",
+    ),
+    (
+        "current: C\nchanges:\n  - bump: openssl\nlimits: [7G, 9Q]\n",
+        r"f.yaml:4: limits\[1\]: invalid size '9Q'",
+    ),
+    ("current: C\nchanges:\n  - bump: openssl\n", r"f.yaml:1: give limits: .* or limit"),
+    (
+        "current: C\nchanges:\n  - bump: opensl\nlimit: 9G\n",
+        r"f.yaml:3: changes\[0\]: no package 'opensl'.*did you mean 'openssl'",
+    ),
+    (
+        "current: C\nchanges:\n  - bump: openssl\n    grow: lots\nlimit: 9G\n",
+        r"f.yaml:4: changes\[0\].grow: invalid size 'lots'",
+    ),
+    (
+        "current: C\nchanges:\n  - upgrade: x\nlimit: 9G\n",
+        r"f.yaml:3: changes\[0\]: give exactly one",
+    ),
+    ("current: C\nchanges: [\n", r"f.yaml:\d+: invalid YAML"),
+    (
+        "current: C\nchanges:\n  - bump: openssl\nlimit: 9G\ntime_limit: fast\n",
+        r"f.yaml:5: time_limit: expected a number",
+    ),
+    (
+        "current: {generate: {paths: 100, components: 9000}}\nchanges:\n  - grow_all: 1%\n"
+        "limit: 9G\n",
+        r"f.yaml:1: current.generate.components: must be between",
+    ),
+    ("- a\n- b\n", r"f.yaml:1: expected a mapping, got a list"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_schema_errors_name_file_line_and_key(tmp_path, text, message):
+    example = ROOT / "scenarios" / "examples" / "nixos-current.json"
+    (tmp_path / "f.yaml").write_text(text.replace("current: C", f"current: {example}"))
+    with pytest.raises(InputError) as e:
+        sc.load(tmp_path / "f.yaml")
+    assert e.match(message.replace("f.yaml", str(tmp_path / "f.yaml")))
+
+
+def test_schema_error_on_the_command_line_is_one_line(tmp_path, capsys):
+    (tmp_path / "f.yaml").write_text("current: nowhere.json\nchanges: [{bump: x}]\nlimit: 1G\n")
+    with pytest.raises(SystemExit) as e:
+        main(["scenario", str(tmp_path / "f.yaml")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenarios_run_and_validate(path):
+    spec = sc.load(path)
+    spec.time_limit = min(spec.time_limit, 3.0)
+    outcome = sc.run(spec)  # validates every plan it finds
+    assert len(outcome.results) == len(spec.limits)
+    assert any(r.plan is not None for r in outcome.results), "no budget of the sweep fits"
+    steps = [len(r.plan) if r.plan else None for r in outcome.results]
+    # More budget never needs more steps (the sweep is sorted).
+    fitting = [s for s in steps if s is not None]
+    assert fitting == sorted(fitting, reverse=True)
+    doc = outcome.to_json()
+    assert doc["changed_paths"] > 0
+
+
+def png_chunks(data: bytes) -> dict[bytes, list[bytes]]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks: dict[bytes, list[bytes]] = {}
+    pos = 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        crc = int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big")
+        assert zlib.crc32(kind + body) == crc
+        chunks.setdefault(kind, []).append(body)
+        pos += 12 + length
+    return chunks
+
+
+def assert_matplotlib_png(path: Path) -> None:
+    chunks = png_chunks(path.read_bytes())
+    assert b"IEND" in chunks and b"IDAT" in chunks
+    texts = b" ".join(chunks.get(b"tEXt", []))
+    assert b"Software" in texts and b"Matplotlib" in texts
+
+
+def test_scenario_plot_is_a_matplotlib_png_with_the_budget_lines(tmp_path, capsys):
+    path = ROOT / "scenarios" / "user-story.yaml"
+    out = tmp_path / "story.png"
+    with pytest.raises(SystemExit) as e:
+        main(["--quiet", "scenario", str(path), "--json", "--plot", str(out), "--time-limit", "2"])
+    assert e.value.code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert_matplotlib_png(out)
+
+    spec = sc.load(path)
+    spec.time_limit = 2
+    outcome = sc.run(spec)
+    fig = scenario_figure(spec.name, outcome.results)
+    use = fig.axes[0]
+    horizontal = {
+        round(line.get_ydata()[0] * (1 << 30))
+        for line in use.lines
+        if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2
+    }
+    budgets = {r["limit_bytes"] for r in doc["results"]}
+    assert all(any(abs(b - h) <= 1 for h in horizontal) for b in budgets)
+    # The plotted peaks are the plans' peaks.
+    plotted = [list(line.get_ydata()) for line in use.lines if len(line.get_ydata()) > 2]
+    for r in outcome.results:
+        if r.plan is not None and len(r.plan) > 2:
+            peaks = [s.peak_bytes / (1 << 30) for s in r.plan.steps]
+            assert any(p == pytest.approx(peaks) for p in plotted)
+
+
+def test_plot_into_a_missing_directory_is_an_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["scenario", str(SCENARIOS[0]), "--plot", str(tmp_path / "no" / "x.png")])
+    assert e.value.code == 2
+    assert "no directory" in capsys.readouterr().err
+
+
+# -- diff-closures -------------------------------------------------------------------------
+
+
+def test_diff_line_forms():
+    p = diffclosures.parse_line
+    assert p("curl: 7.68.0 → 7.70.0, +19.1 KiB") == diffclosures.DiffLine(
+        "curl", ("7.68.0",), ("7.70.0",), 19558
+    )
+    assert p("jdk: 21.0.8, 25.0.0 → 21.0.11, 25.0.3, \x1b[31;1m4.4 MiB\x1b[0m").new == (
+        "21.0.11",
+        "25.0.3",
+    )
+    assert p("x: 1.0 → ∅, \x1b[32;1m-2.0 MiB\x1b[0m").removed
+    added = p("y: ∅ → ε, \x1b[31;1m+1.0 KiB\x1b[0m")
+    assert added.added and added.new == ("",) and added.delta == 1024
+    assert p("ICU: +38689.9 KiB").delta == round(38689.9 * 1024)
+    assert p("nixos-system-x: 20.03 → 20.09").delta is None
+    assert p('Reapply "bloop: 2.0.18 → 2.0.19"') is None
+    assert p("#### commit abc") is None
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/data/real is not here")
+def test_real_diff_closures_outputs():
+    text = (REAL / "kubukoz-nix-config_diff-closures-commit-messages.txt").read_text()
+    blocks = diffclosures.blocks(text)
+    assert len(blocks) == 199
+    lines = diffclosures.parse(text)
+    for raw in text.splitlines():
+        plain = diffclosures.ANSI.sub("", raw)
+        if "→" in plain and not plain.startswith((" ", "Reapply", "Revert")) and "iB" in plain:
+            line = diffclosures.parse_line(raw)
+            assert line is not None and line.delta is not None, raw
+    assert sum(1 for d in lines if d.delta is not None) > 3400
+    hagbard = diffclosures.parse(
+        (REAL / "nixos-nix-pr3818_diff-closures_nixos-system-hagbard.txt").read_text()
+    )
+    assert len(hagbard) == 22
+
+
+@needs_real
+def test_real_diff_applied_to_the_real_closure(micro):
+    text = (REAL / "nixos-nix-pr3818_diff-closures_nixos-system-hagbard.txt").read_text()
+    translated = diffclosures.read(text, micro)
+    names = {c.names[0] for c in translated.changes if isinstance(c, Bump)}
+    assert {"curl", "linux"} <= names
+    new = apply_changes(micro, translated.changes)
+    g = graph(micro)
+    seeds = [p for n in names for p in pname_paths(micro, n)]
+    removed = [c for c in translated.changes if isinstance(c, Remove)]
+    if not removed:
+        expected = set(seeds).union(*(nx.ancestors(g, s) for s in seeds))
+        assert set(micro) - set(new) == expected
+    curl_old = sum(micro[p].nar_size for p in pname_paths(micro, "curl"))
+    curl_new = sum(new[p].nar_size for p in pname_paths(new, "curl"))
+    assert curl_new - curl_old == pytest.approx(19558, abs=len(pname_paths(micro, "curl")))
+    assert all("7.70.0" in p for p in pname_paths(new, "curl"))
