@@ -20,6 +20,8 @@ from adapters.executor import (
     ProfileBuilder,
     state_dir_for,
 )
+from adapters.fleet import load as load_fleet
+from adapters.fleet import run as run_fleet
 from adapters.loading import load_problem
 from adapters.measure import size_bytes
 from adapters.nixos import (
@@ -30,8 +32,8 @@ from adapters.nixos import (
     old_nixpkgs_from_lock,
     system_profile,
 )
-from adapters.plots import save_png, scenario_figure
-from adapters.render import Spinner, render, render_scenario
+from adapters.plots import fleet_figure, save_png, scenario_figure
+from adapters.render import Spinner, render, render_fleet, render_scenario
 from adapters.scenario import load as load_scenario
 from adapters.scenario import run as run_scenario
 from solver.errors import BudgetSolveError, InputError
@@ -518,6 +520,60 @@ def scenario(
         click.echo(json.dumps(doc, indent=2))
     else:
         render_scenario(doc, outcome.results, sys.stdout)
+        if plot is not None:
+            click.echo(f"figure: {plot}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="OUT.png",
+    help="Write a figure: hosts by steps needed, and disk size for at most k steps.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local processes solving distinct closures [default: CPU count].",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Solve on a Dask distributed cluster (tcp://host:8786) instead of local processes.",
+)
+@QUIET_OPTION
+def fleet(
+    file: Path,
+    as_json: bool,
+    plot: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    quiet: bool,
+) -> None:
+    """Plan one update across a fleet of small hosts.
+
+    Reports per host whether the update fits in one step, in k steps, or not at all (and
+    the disk it would need), fleet totals, and the smallest disk size with which every
+    host upgrades in at most 1, 2, 3 steps. Hosts with identical closures are solved once.
+    """
+    if plot is not None and not plot.parent.is_dir():
+        raise InputError(f"--plot {plot}: no directory {plot.parent}")
+    with Spinner(enabled=not quiet, delay=0.0) as progress:
+        progress("reading the fleet")
+        spec = load_fleet(file)
+        report = run_fleet(
+            spec, workers=workers or os.cpu_count() or 1, scheduler=scheduler, progress=progress
+        )
+        doc = report.to_json()
+        if plot is not None:
+            save_png(fleet_figure(doc), plot)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        render_fleet(doc, sys.stdout)
         if plot is not None:
             click.echo(f"figure: {plot}")
 

@@ -5,6 +5,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -58,6 +59,54 @@ def scenario_figure(title: str, results: Sequence[Result]) -> Figure:
     steps.set_ylim(bottom=-0.3)
     steps.legend(fontsize="small")
     fig.suptitle(title)
+    return fig
+
+
+def fleet_figure(doc: dict[str, Any]) -> Figure:
+    """Left: hosts by steps needed. Right: disk needed for at most k steps, against the
+    disk sizes the fleet has."""
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    hosts, disks = fig.subplots(1, 2)
+    by_steps = doc["totals"]["by_steps"]
+    keys = sorted((k for k in by_steps if k != "cannot"), key=int)
+    labels = [f"{k} step{'s' if k != '1' else ''}" for k in keys]
+    counts = [by_steps[k] for k in keys]
+    colors = ["C2" if k == "1" else "C0" for k in keys]
+    if "cannot" in by_steps:
+        labels.append("cannot")
+        counts.append(by_steps["cannot"])
+        colors.append("C3")
+    bars = hosts.bar(labels, counts, color=colors)
+    hosts.bar_label(bars)
+    hosts.set_ylabel("hosts")
+    hosts.set_title(f"{doc['totals']['hosts']} hosts by steps the update needs")
+
+    need = doc["disk_for_steps_bytes"]
+    ks = sorted(need, key=int)
+    values = [need[k] / GiB for k in ks]
+    bars = disks.bar([f"≤ {k}" for k in ks], values, color="C1")
+    disks.bar_label(bars, labels=[f"{v:.2f}" for v in values])
+    sizes = sorted({h["disk_bytes"] for h in doc["hosts"]})
+    for i, size in enumerate(sizes[:6]):
+        disks.axhline(
+            size / GiB,
+            color=f"C{(i + 4) % 10}",
+            linestyle="--",
+            linewidth=1,
+            label=f"disk {format_size(size)}",
+        )
+    disks.axhline(
+        doc["min_disk_bytes"] / GiB,
+        color="C3",
+        linestyle=":",
+        label=f"no plan below {doc['min_disk_bytes'] / GiB:.2f} GiB",
+    )
+    disks.set_xlabel("steps")
+    disks.set_ylabel("disk every host needs (GiB)")
+    disks.set_title("Disk size for the whole fleet (dashed: disks today)")
+    disks.legend(fontsize="small")
+    fig.suptitle(doc["fleet"])
     return fig
 
 

@@ -171,3 +171,34 @@ def render_scenario(doc: dict[str, Any], results: Sequence[Result], out: TextIO)
             f"{format_size(r.budget):>10}  {len(r.plan):>5}  {format_size(r.peak_bytes):>10}  "
             f"{r.status.value:<10}  {note}\n"
         )
+
+
+def render_fleet(doc: dict[str, Any], out: TextIO, *, max_hosts: int = 40) -> None:
+    """Fleet totals, the disk-size table, and the hosts (the ones that need attention first)."""
+    t = doc["totals"]
+    out.write(
+        f"{doc['fleet']}: {t['hosts']} hosts, {len(doc['closures'])} distinct closures\n"
+        f"  one step: {t['one_step']}   several steps: {t['multi_step']}   "
+        f"cannot upgrade: {t['cannot']}\n"
+    )
+    for note in doc["notes"]:
+        out.write(f"note: {note}\n")
+    out.write("\ndisk every host needs\n")
+    for k, size in doc["disk_for_steps_bytes"].items():
+        noun = "step" if k == "1" else "steps"
+        out.write(f"  at most {k} {noun:<5}  {format_size(size):>10}\n")
+    out.write(f"  at all           {format_size(doc['min_disk_bytes']):>10}\n")
+    order = {"cannot": 0, "steps": 1, "one-step": 2}
+    rows = sorted(doc["hosts"], key=lambda r: (order[r["verdict"]], -(r["steps"] or 0), r["name"]))
+    out.write(f"\n{'host':<20} {'disk':>10} {'steps':>5}  verdict\n")
+    for r in rows[:max_hosts]:
+        if r["steps"] is None:
+            verdict = f"cannot: needs a {format_size(r['needed_disk_bytes'])} disk"
+        elif r["steps"] <= 1:
+            verdict = "one step"
+        else:
+            verdict = f"{r['steps']} steps"
+        steps = "-" if r["steps"] is None else str(r["steps"])
+        out.write(f"{r['name']:<20} {format_size(r['disk_bytes']):>10} {steps:>5}  {verdict}\n")
+    if len(rows) > max_hosts:
+        out.write(f"... and {len(rows) - max_hosts} more hosts (--json lists them all)\n")

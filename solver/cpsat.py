@@ -307,6 +307,7 @@ class UpgradeModel:
         time_limit: float,
         workers: int,
         at_most: dict[str, int] | None = None,
+        deterministic: bool = False,
     ) -> Stage:
         """Minimise `steps`, `peak` or `absence`, with earlier stages' optima as limits."""
         m = self.model
@@ -320,8 +321,14 @@ class UpgradeModel:
             m.add(terms[name] <= limit)
         m.minimize(terms[objective])
         solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = max(0.05, time_limit)
-        solver.parameters.num_workers = workers
+        if deterministic:
+            # The same answer on every machine and every run: a budget of CP-SAT's own work
+            # units (about seconds) instead of wall time, and one worker.
+            solver.parameters.max_deterministic_time = max(0.05, time_limit)
+            solver.parameters.num_workers = 1
+        else:
+            solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+            solver.parameters.num_workers = workers
         if log.isEnabledFor(logging.DEBUG):
             solver.parameters.log_search_progress = True
             solver.log_callback = log.debug

@@ -1,0 +1,359 @@
+"""Capacity planning for a fleet: which hosts can take an update, in how many steps, and
+how big their disks must be.
+
+    name: web fleet
+    update:                      # changes, as in a scenario
+      - bump: openssl
+        grow: 3%
+    overhead: 1.5G               # disk used outside the store; store budget = disk - overhead
+    reserve: 200M
+    max_steps: 3                 # the disk-size table covers 1..max_steps steps
+    profiles:                    # closures shared by many hosts
+      web: examples/nixos-current.json
+      db: {generate: {paths: 1500, components: 90, seed: 3}}
+    hosts:
+      - {name: web-01, disk: 10G, profile: web}
+      - {name: db-01, disk: 20G, current: db-01.json}
+
+Hosts with identical closures (and the same update) are solved once; the distinct
+closures are solved in parallel on local processes, or on a Dask cluster.
+"""
+
+import hashlib
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters import yamlfile as y
+from adapters.scenario import _change, _current
+from solver.capacity import Curve, curve, heuristic_plan
+from solver.closure import Closure
+from solver.components import split_components
+from solver.instance import Problem, build_instance
+from solver.planner import min_peak_plan
+from solver.scenario import Change, ScenarioError, apply_change
+from solver.validate import validate
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    disk: int
+    closure: str  # key of its distinct closure
+
+
+@dataclass
+class Fleet:
+    name: str
+    hosts: list[Host]
+    closures: dict[str, Closure]  # by key
+    labels: dict[str, str]  # key -> profile name or source
+    changes: list[Change]
+    overhead: int = 0
+    reserve: int = 0
+    max_steps: int = 3
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def budget(self, host: Host) -> int:
+        return max(0, host.disk - self.overhead)
+
+
+def fingerprint(closure: Closure) -> str:
+    """Identical closures, whatever file they came from, get the same key."""
+    h = hashlib.sha256()
+    for info in sorted(closure.infos(), key=lambda i: i.path):
+        h.update(f"{info.path} {info.nar_size} {' '.join(sorted(info.references))}\n".encode())
+    h.update(" ".join(sorted(closure.roots)).encode())
+    return h.hexdigest()[:16]
+
+
+def load(path: Path) -> Fleet:
+    data, where = y.load(path)
+    m = y.mapping(
+        data,
+        where,
+        required=["update", "hosts"],
+        optional=["name", "description", "overhead", "reserve", "max_steps", "profiles", "seed"],
+    )
+    base = path.parent
+    profiles: dict[str, Closure] = {}
+    if "profiles" in m:
+        at = where.key(m, "profiles")
+        pm = y.mapping(m["profiles"], at, optional=list(m["profiles"] or {}))
+        for name, value in pm.items():
+            profiles[name] = _current(value, at.key(pm, name), base)
+    closures: dict[str, Closure] = {}
+    labels: dict[str, str] = {}
+    by_source: dict[str, str] = {}
+
+    def key_of(closure: Closure, label: str) -> str:
+        key = fingerprint(closure)
+        closures.setdefault(key, closure)
+        labels.setdefault(key, label)
+        return key
+
+    profile_keys = {name: key_of(c, name) for name, c in profiles.items()}
+    at = where.key(m, "hosts")
+    if not isinstance(m["hosts"], list) or not m["hosts"]:
+        raise at.error("expected a non-empty list of hosts")
+    hosts = []
+    seen: set[str] = set()
+    for i, value in enumerate(m["hosts"]):
+        hw = at.item(m["hosts"], i)
+        h = y.mapping(value, hw, required=["name", "disk"], optional=["profile", "current"])
+        name = y.string(str(h["name"]), hw.key(h, "name"))
+        if name in seen:
+            raise hw.key(h, "name").error(f"host {name!r} is listed twice")
+        seen.add(name)
+        disk = y.size(h["disk"], hw.key(h, "disk"))
+        kind = y.one_of(h, hw, ["profile", "current"])
+        if kind == "profile":
+            profile = y.string(h["profile"], hw.key(h, "profile"))
+            if profile not in profile_keys:
+                known = ", ".join(sorted(profile_keys)) or "none"
+                raise hw.key(h, "profile").error(f"no profile {profile!r} (profiles: {known})")
+            key = profile_keys[profile]
+        else:
+            source = h["current"]
+            label = source if isinstance(source, str) else f"{name} (generated)"
+            if isinstance(source, str) and source in by_source:
+                key = by_source[source]
+            else:
+                key = key_of(_current(source, hw.key(h, "current"), base), label)
+                if isinstance(source, str):
+                    by_source[source] = key
+        hosts.append(Host(name, disk, key))
+
+    uw = where.key(m, "update")
+    if not isinstance(m["update"], list) or not m["update"]:
+        raise uw.error("expected a non-empty list of changes")
+    notes: list[str] = []
+    seed = y.integer(m.get("seed", 0), where.key(m, "seed"))
+    changes: list[Change] = []
+    used = {h.closure for h in hosts}
+    for i, value in enumerate(m["update"]):
+        item = uw.item(m["update"], i)
+        for key in sorted(used):
+            # Every change must apply to every closure that a host runs.
+            for change in _change(value, item, base, closures[key], notes):
+                try:
+                    apply_change(closures[key], change, random.Random(seed), item.path)
+                except ScenarioError as e:
+                    raise item.error(f"{labels[key]}: {e}".replace(f"{item.path}: ", "")) from e
+        changes.extend(_change(value, item, base, closures[sorted(used)[0]], []))
+    return Fleet(
+        name=y.string(m.get("name", path.stem), where.key(m, "name")),
+        hosts=hosts,
+        closures={k: c for k, c in closures.items() if k in used},
+        labels=labels,
+        changes=changes,
+        overhead=y.size(m.get("overhead", 0), where.key(m, "overhead")),
+        reserve=y.size(m.get("reserve", 0), where.key(m, "reserve")),
+        max_steps=y.integer(m.get("max_steps", 3), where.key(m, "max_steps"), minimum=1),
+        seed=seed,
+        notes=notes,
+    )
+
+
+@dataclass(frozen=True)
+class Task:
+    """One distinct closure to solve: its update, and the store budgets its hosts have."""
+
+    key: str
+    closure: Closure
+    changes: tuple[Change, ...]
+    budgets: tuple[int, ...]
+    reserve: int
+    max_steps: int
+    seed: int
+
+
+@dataclass
+class Answer:
+    key: str
+    paths: int
+    target_paths: int
+    curve: Curve
+    steps: dict[int, int | None]  # by budget
+
+
+def solve(task: Task) -> Answer:
+    """The update on one closure: its budget curve, and the steps under each host budget."""
+    rng = random.Random(task.seed)
+    target = task.closure
+    for i, change in enumerate(task.changes):
+        target = apply_change(target, change, rng, f"update[{i}]")
+    split = split_components(task.closure, target)
+    problem = Problem(task.closure, target, split, reserve=task.reserve)
+    inst = build_instance(problem)
+    shape = curve(inst, task.max_steps)
+    lowest = min_peak_plan(inst)
+    steps: dict[int, int | None] = {}
+    for budget in task.budgets:
+        k = shape.steps_at(budget)
+        if k is None and budget >= shape.min_bytes:
+            plan = heuristic_plan(inst, budget, lowest)
+            if plan is not None:
+                validate(problem, plan, budget)
+                k = len(plan)
+        steps[budget] = k
+    return Answer(task.key, len(task.closure), len(target), shape, steps)
+
+
+def tasks(fleet: Fleet) -> list[Task]:
+    budgets: dict[str, set[int]] = defaultdict(set)
+    for host in fleet.hosts:
+        budgets[host.closure].add(fleet.budget(host))
+    return [
+        Task(
+            key,
+            fleet.closures[key],
+            tuple(fleet.changes),
+            tuple(sorted(budgets[key])),
+            fleet.reserve,
+            fleet.max_steps,
+            fleet.seed,
+        )
+        for key in sorted(budgets)
+    ]
+
+
+def run_local(todo: list[Task], workers: int, done: Callable[[Answer], None]) -> list[Answer]:
+    if workers <= 1 or len(todo) <= 1:
+        answers = []
+        for t in todo:
+            answers.append(solve(t))
+            done(answers[-1])
+        return answers
+    out = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(solve, t) for t in todo]
+        for f in as_completed(futures):
+            out.append(f.result())
+            done(out[-1])
+    return out
+
+
+def run_dask(todo: list[Task], scheduler: str, done: Callable[[Answer], None]) -> list[Answer]:
+    from dask.distributed import Client
+    from dask.distributed import as_completed as dask_completed
+
+    out = []
+    with Client(scheduler, timeout="30s") as client:  # type: ignore[no-untyped-call]
+        futures = client.map(solve, todo, pure=False)
+        for f in dask_completed(futures):  # type: ignore[no-untyped-call]
+            out.append(f.result())
+            done(out[-1])
+    return out
+
+
+@dataclass
+class Report:
+    fleet: Fleet
+    answers: dict[str, Answer]
+
+    def host_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for host in self.fleet.hosts:
+            answer = self.answers[host.closure]
+            budget = self.fleet.budget(host)
+            k = answer.steps[budget]
+            verdict = "cannot" if k is None else "one-step" if k <= 1 else "steps"
+            rows.append(
+                {
+                    "name": host.name,
+                    "disk_bytes": host.disk,
+                    "budget_bytes": budget,
+                    "closure": self.fleet.labels[host.closure],
+                    "steps": k,
+                    "verdict": verdict,
+                    "needed_disk_bytes": answer.curve.min_bytes + self.fleet.overhead
+                    if k is None
+                    else None,
+                }
+            )
+        return rows
+
+    def disk_for_steps(self) -> dict[int, int]:
+        """The smallest disk with which every host upgrades in at most k steps."""
+        return {
+            k: max(a.curve.need[k] for a in self.answers.values()) + self.fleet.overhead
+            for k in range(1, self.fleet.max_steps + 1)
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        rows = self.host_rows()
+        by_steps: dict[str, int] = defaultdict(int)
+        for r in rows:
+            by_steps[str(r["steps"]) if r["steps"] is not None else "cannot"] += 1
+        return {
+            "fleet": self.fleet.name,
+            "hosts": rows,
+            "totals": {
+                "hosts": len(rows),
+                "one_step": sum(r["verdict"] == "one-step" for r in rows),
+                "multi_step": sum(r["verdict"] == "steps" for r in rows),
+                "cannot": sum(r["verdict"] == "cannot" for r in rows),
+                "by_steps": dict(sorted(by_steps.items())),
+            },
+            "disk_for_steps_bytes": {str(k): v for k, v in self.disk_for_steps().items()},
+            "min_disk_bytes": max(a.curve.min_bytes for a in self.answers.values())
+            + self.fleet.overhead,
+            "closures": [
+                {
+                    "closure": self.fleet.labels[key],
+                    "hosts": sum(h.closure == key for h in self.fleet.hosts),
+                    "paths": a.paths,
+                    "target_paths": a.target_paths,
+                    "one_step_bytes": a.curve.one_step_bytes,
+                    "min_bytes": a.curve.min_bytes,
+                    "need_bytes": {str(k): v for k, v in sorted(a.curve.need.items())},
+                    "proven": {str(k): v for k, v in sorted(a.curve.proven.items())},
+                }
+                for key, a in sorted(self.answers.items(), key=lambda kv: self.fleet.labels[kv[0]])
+            ],
+            "notes": self.fleet.notes,
+        }
+
+
+def run(
+    fleet: Fleet,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Progress = lambda _: None,
+) -> Report:
+    todo = tasks(fleet)
+    weight: dict[str, int] = defaultdict(int)
+    for host in fleet.hosts:
+        weight[host.closure] += 1
+    state = {"closures": 0, "hosts": 0}
+
+    def done(answer: Answer) -> None:
+        state["closures"] += 1
+        state["hosts"] += weight[answer.key]
+        progress(
+            f"{_bar(state['hosts'], len(fleet.hosts))} {state['hosts']}/{len(fleet.hosts)} hosts "
+            f"({state['closures']}/{len(todo)} distinct closures)"
+        )
+
+    progress(
+        f"{_bar(0, len(fleet.hosts))} 0/{len(fleet.hosts)} hosts ({len(todo)} distinct closures)"
+    )
+    if scheduler:
+        answers = run_dask(todo, scheduler, done)
+    else:
+        answers = run_local(todo, workers, done)
+    return Report(fleet, {a.key: a for a in answers})
+
+
+def _bar(done: int, total: int, width: int = 24) -> str:
+    filled = round(width * done / total) if total else width
+    return "[" + "#" * filled + "." * (width - filled) + "]"
