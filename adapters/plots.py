@@ -3,6 +3,7 @@
 import math
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,10 @@ def fleet_figure(doc: dict[str, Any]) -> Figure:
     values = [need[k] / GiB for k in ks]
     bars = disks.bar([f"≤ {k}" for k in ks], values, color="C1")
     disks.bar_label(bars, labels=[f"{v:.2f}" for v in values])
-    sizes = sorted({h["disk_bytes"] for h in doc["hosts"]})
-    for i, size in enumerate(sizes[:6]):
+    # The disk sizes the fleet has (the ten most common, when it has more).
+    common = Counter(h["disk_bytes"] for h in doc["hosts"]).most_common(10)
+    sizes = sorted(size for size, _ in common)
+    for i, size in enumerate(sizes):
         disks.axhline(
             size / GiB,
             color=f"C{(i + 4) % 10}",

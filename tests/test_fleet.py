@@ -1,0 +1,116 @@
+"""Fleets: per-host verdicts, the disk-size table, distinct closures solved once, and the
+same answers on local processes and on a real Dask cluster."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adapters import fleet as fl
+from adapters.cli import main
+from solver.errors import InputError
+from tests.test_scenario import assert_matplotlib_png
+
+ROOT = Path(__file__).resolve().parents[1]
+FLEET = ROOT / "scenarios" / "fleets" / "vps-fleet.yaml"
+
+
+@pytest.fixture(scope="module")
+def local_report():
+    spec = fl.load(FLEET)
+    return spec, fl.run(spec, workers=2)
+
+
+def test_hosts_with_identical_closures_are_solved_once(local_report):
+    spec, _ = local_report
+    assert len(spec.hosts) == 12
+    assert len(fl.tasks(spec)) == len(spec.closures) == 3
+    # Two hosts listing the same file by path share its key too.
+    assert len({h.closure for h in spec.hosts if h.name.startswith("web")}) == 1
+
+
+def test_verdicts_agree_with_the_curves(local_report):
+    spec, report = local_report
+    doc = report.to_json()
+    t = doc["totals"]
+    assert t["one_step"] + t["multi_step"] + t["cannot"] == t["hosts"] == 12
+    for row, host in zip(doc["hosts"], spec.hosts, strict=True):
+        c = report.answers[host.closure].curve
+        budget = row["budget_bytes"]
+        assert budget == host.disk - spec.overhead
+        if row["verdict"] == "one-step":
+            assert c.one_step_bytes <= budget
+        elif row["verdict"] == "cannot":
+            assert budget < c.min_bytes
+            assert row["needed_disk_bytes"] == c.min_bytes + spec.overhead
+        else:
+            k = row["steps"]
+            assert c.one_step_bytes > budget and k >= 2
+            if k <= spec.max_steps:
+                assert c.need[k] <= budget and c.need[k - 1] > budget
+    # The disk-size table: every host fits in at most k steps with that disk.
+    for k, disk in doc["disk_for_steps_bytes"].items():
+        for a in report.answers.values():
+            assert a.curve.need[int(k)] + spec.overhead <= disk
+    needs = [doc["disk_for_steps_bytes"][k] for k in ("1", "2", "3")]
+    assert needs == sorted(needs, reverse=True)
+    assert doc["min_disk_bytes"] <= needs[-1]
+
+
+def test_same_answers_on_a_dask_cluster(local_report):
+    distributed = pytest.importorskip("dask.distributed")
+    spec, report = local_report
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        on_dask = fl.run(spec, scheduler=cluster.scheduler_address)
+    assert on_dask.to_json() == report.to_json()
+
+
+def test_fleet_command_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "fleet.png"
+    with pytest.raises(SystemExit) as e:
+        main(["fleet", "-q", str(FLEET), "--json", "--plot", str(out), "--workers", "1"])
+    assert e.value.code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["totals"]["hosts"] == 12
+    assert_matplotlib_png(out)
+
+    from adapters.plots import fleet_figure
+
+    fig = fleet_figure(doc)
+    disks = fig.axes[1]
+    lines = {round(line.get_ydata()[0] * (1 << 30)) for line in disks.lines}
+    for size in {h["disk_bytes"] for h in doc["hosts"]}:
+        assert any(abs(size - y) <= 1 for y in lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("update: [{bump: openssl}]\nhosts: []\n", r"f.yaml:2: hosts: expected a non-empty list"),
+        (
+            "update: [{bump: openssl}]\nhosts:\n  - {name: a, disk: 10G, profile: nope}\n",
+            r"f.yaml:3: hosts\[0\].profile: no profile 'nope'",
+        ),
+        (
+            "update: [{bump: openssl}]\nhosts:\n  - {name: a, disk: ten, current: C}\n",
+            r"f.yaml:3: hosts\[0\].disk: invalid size 'ten'",
+        ),
+        (
+            "update: [{bump: opensl}]\nhosts:\n  - {name: a, disk: 9G, current: C}\n",
+            r"f.yaml:1: update\[0\]: .*no package 'opensl'",
+        ),
+        (
+            "update: [{bump: openssl}]\nhosts:\n  - {name: a, disk: 9G, current: C}\n"
+            "  - {name: a, disk: 9G, current: C}\n",
+            r"f.yaml:4: hosts\[1\].name: host 'a' is listed twice",
+        ),
+    ],
+)
+def test_fleet_schema_errors(tmp_path, text, message):
+    example = ROOT / "scenarios" / "examples" / "nixos-current.json"
+    (tmp_path / "f.yaml").write_text(text.replace("current: C", f"current: {example}"))
+    with pytest.raises(InputError) as e:
+        fl.load(tmp_path / "f.yaml")
+    assert e.match(message.replace("f.yaml", str(tmp_path / "f.yaml")))
