@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import Any, Final, Self
 
 from adapters import nix, process
+from adapters.estimate import closure_from_derivation
+from adapters.executor import Target
 from adapters.journal import write_atomic
 from solver.closure import Closure
 from solver.components import Change, Component
@@ -23,9 +25,6 @@ from solver.errors import InputError, NixError
 from solver.instance import Problem
 from solver.plan import Generation, State
 from solver.storepath import StorePath
-
-if TYPE_CHECKING:
-    from adapters.executor import Target
 
 HERE: Final = Path(__file__).parent
 STEP_NIX: Final = HERE / "nixos-step.nix"
@@ -96,6 +95,23 @@ class Step:
         return path
 
 
+def _flake_args(flake: Flake) -> list[str]:
+    """`nixos-flake.nix` and its arguments: the flake's system with the step module."""
+    return [str(FLAKE_NIX), "--argstr", "flake", flake.ref, "--argstr", "host", flake.host]
+
+
+def _classic_args(include: Sequence[str]) -> list[str]:
+    """`<nixpkgs/nixos>`'s system, with our nixos-config wrapping the user's."""
+    flags = [arg for path in include for arg in ("-I", path)]
+    return ["<nixpkgs/nixos>", "-A", "system", *flags, "-I", f"nixos-config={CONFIG_NIX}"]
+
+
+def _run_step(step: Step, step_file: Path, argv: Sequence[str]) -> str:
+    """Run a Nix command that evaluates the system `step` describes; its stdout."""
+    step.write(step_file)
+    return process.run(argv, check=True, env={STEP_ENV: str(step_file)}).stdout
+
+
 def flake_build_argv(flake: Flake, out_link: Path, substituters: Sequence[str] = ()) -> list[str]:
     """`nix build` of the flake's system extended with the step module."""
     return [
@@ -107,13 +123,7 @@ def flake_build_argv(flake: Flake, out_link: Path, substituters: Sequence[str] =
         # Nix 2.8 has no --print-out-paths; --json names the outputs.
         "--json",
         "-f",
-        str(FLAKE_NIX),
-        "--argstr",
-        "flake",
-        flake.ref,
-        "--argstr",
-        "host",
-        flake.host,
+        *_flake_args(flake),
         *nix.substituter_flags(substituters),
     ]
 
@@ -122,15 +132,9 @@ def classic_build_argv(
     out_link: Path, include: Sequence[str] = (), substituters: Sequence[str] = ()
 ) -> list[str]:
     """`nix-build '<nixpkgs/nixos>' -A system` with our nixos-config wrapping the user's."""
-    flags = [arg for path in include for arg in ("-I", path)]
     return [
         "nix-build",
-        "<nixpkgs/nixos>",
-        "-A",
-        "system",
-        *flags,
-        "-I",
-        f"nixos-config={CONFIG_NIX}",
+        *_classic_args(include),
         "--out-link",
         str(out_link),
         *nix.substituter_flags(substituters),
@@ -147,19 +151,18 @@ def build_system(
     substituters: Sequence[str] = (),
 ) -> str:
     """Build the step's system; its top-level store path."""
-    step.write(step_file)
     argv = (
         flake_build_argv(flake, out_link, substituters)
         if flake
         else classic_build_argv(out_link, include, substituters)
     )
-    result = process.run(argv, check=True, env={STEP_ENV: str(step_file)})
+    stdout = _run_step(step, step_file, argv)
     if flake:
         try:
-            return str(json.loads(result.stdout)[0]["outputs"]["out"])
+            return str(json.loads(stdout)[0]["outputs"]["out"])
         except (json.JSONDecodeError, LookupError, TypeError) as e:
-            raise NixError(f"nix build printed no system path: {result.stdout[:200]!r}") from e
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
+            raise NixError(f"nix build printed no system path: {stdout[:200]!r}") from e
+    lines = [line for line in stdout.splitlines() if line.strip()]
     if not lines:
         raise NixError(f"{argv[0]} printed no system path")
     return lines[-1].strip()
@@ -189,32 +192,10 @@ def instantiate_argv(
 ) -> list[str]:
     """`nix-instantiate` of the system the step file describes: its top-level `.drv`."""
     if flake:
-        return [
-            "nix-instantiate",
-            "--extra-experimental-features",
-            "nix-command flakes",
-            str(FLAKE_NIX),
-            "--argstr",
-            "flake",
-            flake.ref,
-            "--argstr",
-            "host",
-            flake.host,
-            "--add-root",
-            str(root),
-        ]
-    flags = [arg for path in include for arg in ("-I", path)]
-    return [
-        "nix-instantiate",
-        "<nixpkgs/nixos>",
-        "-A",
-        "system",
-        *flags,
-        "-I",
-        f"nixos-config={CONFIG_NIX}",
-        "--add-root",
-        str(root),
-    ]
+        what = [*FLAKES[1:], *_flake_args(flake)]  # the options, not the `nix` program
+    else:
+        what = _classic_args(include)
+    return ["nix-instantiate", *what, "--add-root", str(root)]
 
 
 def instantiate_system(
@@ -226,11 +207,9 @@ def instantiate_system(
     include: Sequence[str] = (),
 ) -> str:
     """Evaluate the step's system without building it; its top-level derivation."""
-    step.write(step_file)
     root.parent.mkdir(parents=True, exist_ok=True)
-    argv = instantiate_argv(root, flake, include)
-    result = process.run(argv, check=True, env={STEP_ENV: str(step_file)})
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    stdout = _run_step(step, step_file, instantiate_argv(root, flake, include))
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     if not lines:
         raise NixError("nix-instantiate printed no derivation")
     return os.path.realpath(lines[-1])
@@ -320,10 +299,7 @@ class NixosBuilder:
             )
         return self._identity
 
-    def target(self, old: Closure) -> "Target":
-        from adapters.estimate import closure_from_derivation
-        from adapters.executor import Target
-
+    def target(self, old: Closure) -> Target:
         drv = self.identity()
         closure = closure_from_derivation(drv, substituters=self.substituters, like=old)
         return Target(drv, closure.roots[0], closure, drv=drv)
