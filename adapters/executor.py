@@ -237,17 +237,12 @@ class Executor:
         return self.state / "roots" / name
 
     def _drop_roots(self) -> None:
-        roots = self.state / "roots"
-        if roots.is_dir():
-            for link in roots.iterdir():
-                if link.is_symlink():
-                    link.unlink()
+        _unlink_links(self.state / "roots")
 
     def _keep_drv(self, name: str, drv: str | None) -> str | None:
-        """Root a derivation for the whole run: the GC between steps must not take it."""
-        if drv is None or nix.invalid_paths([drv]):
-            return None
-        nix.add_indirect_root(self.state / "drvs" / name, drv)
+        """Root a derivation (one `_derivations` chose) for the whole run."""
+        if drv is not None:
+            nix.add_indirect_root(self.state / "drvs" / name, drv)
         return drv
 
     def _derivations(self, old: Closure, target: Target) -> dict[str, str]:
@@ -269,11 +264,7 @@ class Executor:
         return out
 
     def _drop_drvs(self) -> None:
-        drvs = self.state / "drvs"
-        if drvs.is_dir():
-            for link in drvs.iterdir():
-                if link.is_symlink():
-                    link.unlink()
+        _unlink_links(self.state / "drvs")
 
     def _cleanup(self) -> None:
         """Remove our temporary roots and collect: leftovers of a failed or killed step go."""
@@ -487,8 +478,7 @@ class Executor:
             self._switch(path)
             journal.update(phase="collect")
             self.progress(f"step {k}/{steps}: collecting garbage")
-            self._drop_roots()
-            nix.collect_garbage()
+            self._cleanup()
         journal.update(phase="done")
         return sampler.peak
 
@@ -497,8 +487,15 @@ class Executor:
         for i in range(last_good - 1, -1, -1):
             self.progress(f"rolling back to generation {i}")
             self._switch(self._build(journal, i, f"back-{i}"))
-            self._drop_roots()
-            nix.collect_garbage()
+            self._cleanup()
+
+
+def _unlink_links(directory: Path) -> None:
+    """Remove the symlinks in `directory` (our GC roots there)."""
+    if directory.is_dir():
+        for link in directory.iterdir():
+            if link.is_symlink():
+                link.unlink()
 
 
 def _summary(step: PlanStep) -> str:
