@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from adapters import yamlfile as y
-from adapters.scenario import _change, _current
+from adapters.scenario import parse_change, read_current
 from solver.capacity import Curve, curve, heuristic_plan
 from solver.closure import Closure
 from solver.components import split_components
 from solver.instance import Problem, build_instance
 from solver.planner import min_peak_plan
-from solver.scenario import Change, ScenarioError, apply_change
+from solver.scenario import Change, ScenarioError, apply_change, apply_changes
 from solver.validate import validate
 
 Progress = Callable[[str], None]
@@ -88,7 +88,7 @@ def load(path: Path) -> Fleet:
         at = where.key(m, "profiles")
         pm = y.mapping(m["profiles"], at, optional=list(m["profiles"] or {}))
         for name, value in pm.items():
-            profiles[name] = _current(value, at.key(pm, name), base)
+            profiles[name] = read_current(value, at.key(pm, name), base)
     closures: dict[str, Closure] = {}
     labels: dict[str, str] = {}
     by_source: dict[str, str] = {}
@@ -126,7 +126,7 @@ def load(path: Path) -> Fleet:
             if isinstance(source, str) and source in by_source:
                 key = by_source[source]
             else:
-                key = key_of(_current(source, hw.key(h, "current"), base), label)
+                key = key_of(read_current(source, hw.key(h, "current"), base), label)
                 if isinstance(source, str):
                     by_source[source] = key
         hosts.append(Host(name, disk, key))
@@ -140,14 +140,17 @@ def load(path: Path) -> Fleet:
     used = {h.closure for h in hosts}
     for i, value in enumerate(m["update"]):
         item = uw.item(m["update"], i)
-        for key in sorted(used):
-            # Every change must apply to every closure that a host runs.
-            for change in _change(value, item, base, closures[key], notes):
+        for n, key in enumerate(sorted(used)):
+            # Every change must apply to every closure that a host runs; the first
+            # closure's reading of it is the update.
+            parsed = parse_change(value, item, base, closures[key], notes)
+            for change in parsed:
                 try:
                     apply_change(closures[key], change, random.Random(seed), item.path)
                 except ScenarioError as e:
                     raise item.error(f"{labels[key]}: {e}".replace(f"{item.path}: ", "")) from e
-        changes.extend(_change(value, item, base, closures[sorted(used)[0]], []))
+            if n == 0:
+                changes.extend(parsed)
     return Fleet(
         name=y.string(m.get("name", path.stem), where.key(m, "name")),
         hosts=hosts,
@@ -186,10 +189,7 @@ class Answer:
 
 def solve(task: Task) -> Answer:
     """The update on one closure: its budget curve, and the steps under each host budget."""
-    rng = random.Random(task.seed)
-    target = task.closure
-    for i, change in enumerate(task.changes):
-        target = apply_change(target, change, rng, f"update[{i}]")
+    target = apply_changes(task.closure, task.changes, seed=task.seed)
     split = split_components(task.closure, target)
     problem = Problem(task.closure, target, split, reserve=task.reserve)
     inst = build_instance(problem)

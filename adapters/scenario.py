@@ -101,7 +101,8 @@ def growth(value: Any, where: y.Where) -> Growth:
         raise where.error(f"{e} (or a percentage such as 3%)") from e
 
 
-def _current(value: Any, where: y.Where, base: Path) -> Closure:
+def read_current(value: Any, where: y.Where, base: Path) -> Closure:
+    """A `current:` value: a source the planner reads, or `{generate: {...}}`."""
     if isinstance(value, str):
         try:
             return read_source(_relative(value, base))
@@ -125,9 +126,10 @@ def _relative(path: str, base: Path) -> str:
     return str(p if p.is_absolute() or path.startswith("/nix/store") else base / p)
 
 
-def _change(
+def parse_change(
     value: Any, where: y.Where, base: Path, current: Closure, notes: list[str]
 ) -> list[Change]:
+    """One item of `changes:` (a `diff` item gives several); skipped names go to `notes`."""
     if not isinstance(value, dict):
         raise where.error(f"a change is a mapping with one of: {', '.join(CHANGE_KINDS)}")
     kind = y.one_of(value, where, CHANGE_KINDS)
@@ -173,7 +175,7 @@ def load(path: Path) -> Scenario:
     keys += ["non_vital", "pinned", "time_limit", "seed"]
     m = y.mapping(data, where, required=["current", "changes"], optional=keys[:2] + keys[4:])
     base = path.parent
-    current = _current(m["current"], where.key(m, "current"), base)
+    current = read_current(m["current"], where.key(m, "current"), base)
     notes: list[str] = []
     at = where.key(m, "changes")
     if not isinstance(m["changes"], list) or not m["changes"]:
@@ -185,7 +187,7 @@ def load(path: Path) -> Scenario:
     changes: list[Change] = []
     for i, v in enumerate(m["changes"]):
         item = at.item(m["changes"], i)
-        for change in _change(v, item, base, current, notes):
+        for change in parse_change(v, item, base, current, notes):
             try:
                 target = apply_change(target, change, rng, item.path)
             except ScenarioError as e:

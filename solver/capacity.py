@@ -93,8 +93,9 @@ def _bisect(inst: Instance, lowest: Plan, k: int, lo: int, hi: int) -> tuple[int
     best = ok(hi)
     if best is None:
         return hi, None
-    if ok(lo) is not None:
-        return lo, ok(lo)
+    at_least = ok(lo)
+    if at_least is not None:
+        return lo, at_least
     while hi - lo > PRECISION_BYTES:
         mid = (lo + hi) // 2
         found = ok(mid)
