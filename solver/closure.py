@@ -140,7 +140,9 @@ class Closure:
         """The closure of `roots` inside this one."""
         roots = list(roots)
         keep = self.reachable(roots)
-        return Closure((self._infos[p] for p in keep), roots, source=self.source, check=False)
+        # In this closure's order, not the set's: the same input gives the same closure.
+        infos = (info for path, info in self._infos.items() if path in keep)
+        return Closure(infos, roots, source=self.source, check=False)
 
     @property
     def store_dir(self) -> str:

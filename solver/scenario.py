@@ -16,7 +16,7 @@ from solver.closure import Closure, PathInfo
 from solver.components import is_glue
 from solver.errors import InputError
 from solver.storepath import StorePath
-from solver.synthetic import fake_hash
+from solver.synthetic import fake_hash, propagate
 
 # The smallest path the changes produce: a NAR of an empty regular file is 120 bytes.
 MIN_NAR_BYTES = 120
@@ -95,42 +95,6 @@ class _Index:
         return (plain or paths)[0]
 
 
-def rewrite(
-    closure: Closure,
-    seeds: Iterable[str],
-    rng: random.Random,
-    *,
-    sizes: dict[str, int] | None = None,
-    names: dict[str, str] | None = None,
-    references: dict[str, tuple[str, ...]] | None = None,
-    extra: Sequence[PathInfo] = (),
-) -> Closure:
-    """Change `seeds` (new size, name, references) and rehash everything that reaches them.
-
-    `extra` are new paths; `references` gives seeds their new reference lists (old paths,
-    or new ones from `extra`). The result holds what the (renamed) roots reach.
-    """
-    sizes, names, references = sizes or {}, names or {}, references or {}
-    changed = closure.referring(seeds)
-    renamed: dict[str, str] = {}
-    for path in sorted(changed):
-        store_dir, _, base = path.rpartition("/")
-        name = names.get(path, base.partition("-")[2])
-        renamed[path] = f"{store_dir}/{fake_hash(rng)}-{name}"
-    infos = list(extra)
-    for info in closure.infos():
-        refs = references.get(info.path, info.references)
-        refs = tuple(sorted(renamed.get(r, r) for r in refs))
-        if info.path in changed:
-            size = sizes.get(info.path, info.nar_size)
-            infos.append(PathInfo(renamed[info.path], size, refs, None, info.estimated))
-        else:
-            infos.append(info)
-    roots = [renamed.get(r, r) for r in closure.roots]
-    whole = Closure(infos, roots, source=closure.source, check=False)
-    return whole.restrict(roots)
-
-
 def _parents(closure: Closure, paths: Iterable[str]) -> dict[str, list[str]]:
     """Glue paths that reference each of `paths` directly: where a package is 'installed'."""
     wanted = set(paths)
@@ -157,18 +121,27 @@ def apply_change(closure: Closure, change: Change, rng: random.Random, what: str
     index = _Index(closure)
     if isinstance(change, Bump):
         seeds = [p for name in change.names for p in index.paths(name, what)]
-        names = {}
-        if change.version is not None:
-            for p in seeds:
-                sp = StorePath.parse(p)
-                suffix = f"-{sp.output}" if sp.output else ""
-                names[p] = f"{sp.pname}-{change.version}{suffix}"
-        sizes = {p: change.grow.apply(closure[p].nar_size) for p in seeds}
-        return rewrite(closure, seeds, rng, sizes=sizes, names=names)
+        version = change.version
+        bumped = set(seeds)
+
+        def rename(path: str) -> str:
+            sp = StorePath.parse(path)
+            if version is None or path not in bumped:
+                return sp.name
+            return f"{sp.pname}-{version}" + (f"-{sp.output}" if sp.output else "")
+
+        return propagate(
+            closure,
+            seeds,
+            rng=rng,
+            resize=lambda info: (
+                change.grow.apply(info.nar_size) if info.path in bumped else info.nar_size
+            ),
+            rename=rename,
+        )
     if isinstance(change, GrowAll):
-        seeds = list(closure)
-        sizes = {p: change.grow.apply(closure[p].nar_size) for p in seeds}
-        return rewrite(closure, seeds, rng, sizes=sizes)
+        grow = change.grow
+        return propagate(closure, list(closure), rng=rng, resize=lambda i: grow.apply(i.nar_size))
     if isinstance(change, Add):
         sp = StorePath.parse(f"{closure.store_dir}/{'0' * 32}-{change.name}")
         if sp.pname in index.by_pname:
@@ -177,7 +150,7 @@ def apply_change(closure: Closure, change: Change, rng: random.Random, what: str
         new = PathInfo(f"{closure.store_dir}/{fake_hash(rng)}-{change.name}", change.size, refs)
         parent = _install_point(closure)
         references = {parent: (*closure[parent].references, new.path)}
-        return rewrite(closure, [parent], rng, references=references, extra=[new])
+        return propagate(closure, [parent], rng=rng, references=references, extra=[new])
     if isinstance(change, Remove):
         targets = {p for name in change.names for p in index.paths(name, what)}
         parents = _parents(closure, targets)
@@ -188,7 +161,7 @@ def apply_change(closure: Closure, change: Change, rng: random.Random, what: str
         references = {
             g: tuple(r for r in closure[g].references if r not in targets) for g in referrers
         }
-        return rewrite(closure, referrers, rng, references=references)
+        return propagate(closure, referrers, rng=rng, references=references)
     raise TypeError(f"unknown change {change!r}")
 
 

@@ -6,7 +6,7 @@ paths (firmware, kernel, LLVM-sized), and glue on top (top-level, system-path, e
 """
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from solver.closure import Closure, PathInfo
@@ -95,29 +95,43 @@ def generate_system(
     return Closure(infos.values(), [top], source=name)
 
 
+def _name(path: str) -> str:
+    """A store path's name: what follows the hash."""
+    return path.rpartition("/")[2].partition("-")[2]
+
+
 def propagate(
     closure: Closure,
     seeds: Iterable[str],
     *,
-    resize: Callable[[PathInfo], int],
     rng: random.Random,
-    rename: Callable[[str], str] = lambda name: name,
+    resize: Callable[[PathInfo], int] = lambda info: info.nar_size,
+    rename: Callable[[str], str] = _name,
+    references: Mapping[str, tuple[str, ...]] | None = None,
+    extra: Sequence[PathInfo] = (),
 ) -> Closure:
-    """Nix's hash propagation: change `seeds` and every path that reaches them, nothing else."""
+    """Nix's hash propagation: change `seeds` and every path that reaches them, nothing else.
+
+    Each changed path gets a new hash, the name `rename(path)` and the size `resize(info)`.
+    `references` gives paths new reference lists (old paths, or new ones from `extra`,
+    which are added). The result holds what the (renamed) roots reach.
+    """
+    references = references or {}
     changed = closure.referring(seeds)
     renamed: dict[str, str] = {}
     for path in sorted(changed):
-        store_dir, _, base = path.rpartition("/")
-        name = base.partition("-")[2]
-        renamed[path] = f"{store_dir}/{fake_hash(rng)}-{rename(name)}"
-    out = []
+        store_dir = path.rpartition("/")[0]
+        renamed[path] = f"{store_dir}/{fake_hash(rng)}-{rename(path)}"
+    out = list(extra)
     for info in closure.infos():
-        refs = tuple(sorted(renamed.get(r, r) for r in info.references))
+        refs = references.get(info.path, info.references)
+        refs = tuple(sorted(renamed.get(r, r) for r in refs))
         if info.path in changed:
             out.append(PathInfo(renamed[info.path], resize(info), refs, None, info.estimated))
         else:
             out.append(info)
-    return Closure(out, [renamed.get(r, r) for r in closure.roots], source=closure.source)
+    roots = [renamed.get(r, r) for r in closure.roots]
+    return Closure(out, roots, source=closure.source, check=False).restrict(roots)
 
 
 def _bump(name: str) -> str:
@@ -144,7 +158,9 @@ def generate_upgrade(
         seeds,
         resize=resize,
         rng=rng,
-        rename=lambda name: _bump(name) if any(name in s for s in seed_set) else name,
+        rename=lambda path: (
+            _bump(_name(path)) if any(_name(path) in s for s in seed_set) else _name(path)
+        ),
     )
 
 
