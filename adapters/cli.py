@@ -4,9 +4,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -470,15 +470,30 @@ def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
         click.echo(f"done: {profile} points at {os.path.realpath(profile)}")
 
 
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def _plot_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None and not value.parent.is_dir():
+        raise click.BadParameter(f"no directory {value.parent} for {value}", ctx, param)
+    return value
+
+
+def plot_option(text: str) -> Callable[[Command], Command]:
+    """`--plot OUT.png`, checked before any work is done."""
+    return click.option(
+        "--plot",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="OUT.png",
+        callback=_plot_path,
+        help=text,
+    )
+
+
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
-@click.option(
-    "--plot",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="OUT.png",
-    help="Write a figure: disk use per step against each budget, and steps per budget.",
-)
+@plot_option("Write a figure: disk use per step against each budget, and steps per budget.")
 @click.option(
     "--time-limit",
     type=click.FloatRange(min=0.1),
@@ -504,8 +519,6 @@ def scenario(
     Nix's hash propagation applied. It is planned under each budget of `limits`.
     See scenarios/*.yaml for examples. Exit status: 0, or 2 for a bad file.
     """
-    if plot is not None and not plot.parent.is_dir():
-        raise InputError(f"--plot {plot}: no directory {plot.parent}")
     with Spinner(enabled=not quiet) as progress:
         progress("reading the scenario")
         spec = load_scenario(file)
@@ -527,12 +540,7 @@ def scenario(
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.option(
-    "--plot",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="OUT.png",
-    help="Write a figure: hosts by steps needed, and disk size for at most k steps.",
-)
+@plot_option("Write a figure: hosts by steps needed, and disk size for at most k steps.")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -559,8 +567,6 @@ def fleet(
     the disk it would need), fleet totals, and the smallest disk size with which every
     host upgrades in at most 1, 2, 3 steps. Hosts with identical closures are solved once.
     """
-    if plot is not None and not plot.parent.is_dir():
-        raise InputError(f"--plot {plot}: no directory {plot.parent}")
     with Spinner(enabled=not quiet, delay=0.0) as progress:
         progress("reading the fleet")
         spec = load_fleet(file)
