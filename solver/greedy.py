@@ -7,7 +7,18 @@ import numpy.typing as npt
 
 from solver.components import Change
 from solver.instance import Instance
-from solver.plan import Generation, Plan, State, evaluate, final, glue_of, initial, presence_matrix
+from solver.plan import (
+    Generation,
+    Plan,
+    State,
+    evaluate,
+    final,
+    glue_of,
+    group_sizes,
+    initial,
+    presence_matrix,
+    scratch_by_step,
+)
 
 
 class _Disk:
@@ -113,9 +124,11 @@ def greedy_sequence(inst: Instance, *, drop_non_vital: bool = False) -> list[Gen
     restores = {c for c in range(inst.size) if disk.state[c] == State.ABSENT}
     for pool in (todo, restores):
         while pool:
+            cost = {c: disk.add_cost[c] + inst.scratch[c] for c in pool}
+            cheapest = min(cost.values())
+            # What a change frees only breaks ties: it is worth computing for those alone.
             best = min(
-                pool,
-                key=lambda c: (disk.add_cost[c] + inst.scratch[c], -disk.freed_by(c), c),
+                (c for c in pool if cost[c] == cheapest), key=lambda c: (-disk.freed_by(c), c)
             )
             pool.discard(best)
             disk.set(best, State.NEW)
@@ -123,38 +136,41 @@ def greedy_sequence(inst: Instance, *, drop_non_vital: bool = False) -> list[Gen
     return gens
 
 
-def _transition_needs(
-    inst: Instance, gens: Sequence[Generation], present: npt.NDArray[np.bool_], start: int
-) -> npt.NDArray[np.int64]:
-    """Need of jumping from generation `start` straight to each later one."""
-    sizes = np.fromiter((g.size for g in inst.groups), dtype=np.int64, count=len(inst.groups))
-    union = (present[start] | present[start + 1 :]).astype(np.int64) @ sizes
+def jump_needs(inst: Instance, gens: Sequence[Generation]) -> npt.NDArray[np.int64]:
+    """needs[s, e]: disk need of going from generation s straight to e (for s < e).
+
+    The union of two generations is what each stores less what they share, and what every
+    pair shares is one matrix product.
+    """
+    present = presence_matrix(inst, gens).astype(np.float64)
+    sizes = group_sizes(inst).astype(np.float64)
+    # Exact: float64 holds integers to 2**53 bytes, far beyond any store.
+    stored = present @ sizes
+    shared = present @ (present * sizes).T
+    union = np.rint(stored[:, None] + stored[None, :] - shared).astype(np.int64)
     last = len(gens) - 1
-    glue = np.array(
-        [glue_of(inst, start, last) + glue_of(inst, e, last) for e in range(start + 1, last + 1)],
-        dtype=np.int64,
+    glue = np.array([glue_of(inst, i, last) for i in range(len(gens))], dtype=np.int64)
+    scratch = np.cumsum(scratch_by_step(inst, gens), dtype=np.int64)
+    needs: npt.NDArray[np.int64] = (
+        union
+        + glue[:, None]
+        + glue[None, :]
+        + (scratch[None, :] - scratch[:, None])
+        + inst.always
+        + inst.reserve
     )
-    scratch = np.zeros(len(gens) - start - 1, dtype=np.int64)
-    for c, bytes_ in enumerate(inst.scratch):
-        if not bytes_:
-            continue
-        became = [i for i, g in enumerate(gens) if g[c] == State.NEW]
-        if became and became[0] > start:
-            scratch[became[0] - start - 1 :] += bytes_
-    needs: npt.NDArray[np.int64] = union + glue + scratch + inst.always + inst.reserve
     return needs
 
 
 def merge_greedy(inst: Instance, gens: Sequence[Generation], budget: int) -> list[Generation]:
     """Merge consecutive steps left to right while the union still fits (the baseline)."""
-    present = presence_matrix(inst, gens)
+    needs = jump_needs(inst, gens)
     kept = [0]
     start = 0
     last = len(gens) - 1
     while start < last:
-        needs = _transition_needs(inst, gens, present, start)
         end = start + 1
-        while end < last and needs[end - start] <= budget:
+        while end < last and needs[start, end + 1] <= budget:
             end += 1
         kept.append(end)
         start = end
@@ -163,7 +179,7 @@ def merge_greedy(inst: Instance, gens: Sequence[Generation], budget: int) -> lis
 
 def merge_optimal(inst: Instance, gens: Sequence[Generation], budget: int) -> list[Generation]:
     """Fewest steps, then lowest peak, that keep `gens` in order (a shortest path over jumps)."""
-    present = presence_matrix(inst, gens)
+    needs = jump_needs(inst, gens)
     last = len(gens) - 1
     inf = (len(gens) + 1, 0)
     best: list[tuple[int, int]] = [(0, 0)] + [inf] * last
@@ -171,9 +187,8 @@ def merge_optimal(inst: Instance, gens: Sequence[Generation], budget: int) -> li
     for s in range(last):
         if best[s] == inf:
             continue
-        needs = _transition_needs(inst, gens, present, s)
         for e in range(s + 1, last + 1):
-            need = int(needs[e - s - 1])
+            need = int(needs[s, e])
             if need > budget and e > s + 1:
                 continue
             cand = (best[s][0] + 1, max(best[s][1], need))
@@ -197,29 +212,25 @@ def greedy_batches(
         pool = {c for c in range(inst.size) if disk.state[c] == wanted}
         while pool:
             base = disk.stored + fixed
-            # Groups brought in by this batch so far; their cost is paid once.
+            # Bytes each change would add to the batch so far: groups the batch brings in
+            # are paid for once.
+            cost = {c: inst.scratch[c] + disk.add_cost[c] for c in pool}
             added: set[int] = set()
             batch: list[int] = []
             extra = 0
             while pool:
-                cost, c = min(
-                    (
-                        inst.scratch[c]
-                        + sum(
-                            disk.sizes[g]
-                            for g in disk.new_groups[c]
-                            if g not in added and not disk.present(g)
-                        ),
-                        c,
-                    )
-                    for c in pool
-                )
-                if batch and base + extra + cost > budget:
+                c = min(pool, key=lambda c: (cost[c], c))
+                if batch and base + extra + cost[c] > budget:
                     break
                 batch.append(c)
                 pool.discard(c)
-                extra += cost
-                added.update(g for g in disk.new_groups[c] if not disk.present(g))
+                extra += cost[c]
+                for g in disk.new_groups[c]:
+                    if g not in added and not disk.present(g):
+                        added.add(g)
+                        for user in inst.groups[g].new_users:
+                            if user in cost:
+                                cost[user] -= disk.sizes[g]
                 if base + extra > budget:
                     break  # a change that does not fit even alone: it gets a step of its own
             for c in batch:

@@ -41,6 +41,12 @@ class Result:
     greedy_steps: int | None
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    # Seconds from the start to the first complete plan, and to the proof that no plan
+    # has fewer steps (None: not proven by the time limit).
+    first_plan_seconds: float | None = None
+    steps_proven_seconds: float | None = None
+    # No plan with as many steps peaks below this (the plan's own peak when proven).
+    peak_bound: int = 0
 
     @property
     def peak_bytes(self) -> int:
@@ -109,6 +115,9 @@ def plan_upgrade(
             min(1, inst.size),
             time.monotonic() - started,
             timings,
+            first_plan_seconds=time.monotonic() - started,
+            steps_proven_seconds=time.monotonic() - started,
+            peak_bound=single.peak_bytes,
         )
 
     progress("ordering components")
@@ -138,6 +147,7 @@ def plan_upgrade(
     fitting = [c for c in candidates if evaluate(inst, c).peak_bytes <= budget]
     best = best_of(inst, [*fitting, baseline.generations])
     t = lap("heuristics", t)
+    first_plan = t - started
     bound = max(2, steps_lower_bound(inst, budget))
     t = lap("steps_bound", t)
     log.debug(
@@ -166,6 +176,7 @@ def plan_upgrade(
             break
     proven_steps = bound >= len(best)
     t = lap("cpsat_steps", t)
+    steps_proven = t - started if proven_steps else None
     model = UpgradeModel(inst, budget, len(best))
     model.hint(best.generations)
     progress(f"lowering the peak of {len(best)} steps")
@@ -180,6 +191,8 @@ def plan_upgrade(
         found = evaluate(inst, stage.generations)
         if len(found) <= len(best) and found.peak_bytes <= best.peak_bytes:
             best = found
+    # CP-SAT's bound holds for plans of at most len(best) steps; the floor for any plan.
+    peak_bound = best.peak_bytes if proven_peak else max(floor, stage.bound or 0)
     t = lap("cpsat_peak", t)
     proven_absence = True
     if not all(inst.vital) and best.absent_steps:
@@ -213,4 +226,7 @@ def plan_upgrade(
         len(baseline),
         time.monotonic() - started,
         timings,
+        first_plan_seconds=first_plan,
+        steps_proven_seconds=steps_proven,
+        peak_bound=min(peak_bound, best.peak_bytes),
     )

@@ -152,15 +152,13 @@ def generate_upgrade(
     def resize(info: PathInfo) -> int:
         return max(120, int(info.nar_size * (1 + rng.uniform(-growth, 2 * growth))))
 
-    seed_set = set(seeds)
+    bumped = {_name(s) for s in seeds}
     return propagate(
         old,
         seeds,
         resize=resize,
         rng=rng,
-        rename=lambda path: (
-            _bump(_name(path)) if any(_name(path) in s for s in seed_set) else _name(path)
-        ),
+        rename=lambda path: _bump(_name(path)) if _name(path) in bumped else _name(path),
     )
 
 
