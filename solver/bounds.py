@@ -1,5 +1,7 @@
 """Lower bounds: on the budget any plan needs, and on the number of steps under a budget."""
 
+import math
+
 import networkx as nx
 import numpy as np
 import numpy.typing as npt
@@ -52,9 +54,59 @@ def _stored(inst: Instance, *, old: bool) -> int:
 
 
 def steps_lower_bound(inst: Instance, budget: int) -> int:
-    """A clique of components no two of which fit in one step: each needs its own step."""
+    """The larger of the clique bound and the volume bound."""
     if inst.size == 0:
         return 0
+    return max(_clique_bound(inst, budget), _volume_bound(inst, budget))
+
+
+def _smallest_store(inst: Instance) -> int:
+    """No generation stores fewer group bytes than this, whatever its components' states.
+
+    A component's paths of its own are there in its old or in its new state (or neither, if
+    it may be absent), and of an old and a new group with the same users one is there when
+    one of those users is vital.
+    """
+    old_side: dict[tuple[int, ...], int] = {}
+    new_side: dict[tuple[int, ...], int] = {}
+    for g in inst.groups:
+        if g.old_users and not g.new_users:
+            old_side[g.old_users] = old_side.get(g.old_users, 0) + g.size
+        elif g.new_users and not g.old_users:
+            new_side[g.new_users] = new_side.get(g.new_users, 0) + g.size
+    return sum(
+        min(size, new_side.get(users, 0))
+        for users, size in old_side.items()
+        if any(inst.vital[c] for c in users)
+    )
+
+
+def _volume_bound(inst: Instance, budget: int) -> int:
+    """Steps needed to bring every new path in (and to see every old one go).
+
+    During step j the disk holds generation j-1 plus what arrives for generation j, so a
+    step brings at most the budget less the fixed bytes less what generation j-1 stores:
+    exactly the current system for step 1, at least `_smallest_store` after that. Every
+    path of the target that the current system lacks arrives in some step. Leaving is the
+    mirror image, with the target as the last generation.
+    """
+    fixed = _fixed(inst)
+    arriving = sum(g.size for g in inst.groups if g.new_users and not g.old_users)
+    leaving = sum(g.size for g in inst.groups if g.old_users and not g.new_users)
+    current = sum(g.size for g in inst.groups if g.old_users)
+    target = sum(g.size for g in inst.groups if g.new_users)
+    room = budget - fixed - _smallest_store(inst)
+    bound = 1
+    # Arrivals: step 1 has the current system on disk; departures: the last, the target.
+    for moving, end in ((arriving, current), (leaving, target)):
+        first = budget - fixed - end
+        if moving > first and room > 0:
+            bound = max(bound, 1 + math.ceil((moving - first) / room))
+    return bound
+
+
+def _clique_bound(inst: Instance, budget: int) -> int:
+    """A clique of components no two of which fit in one step: each needs its own step."""
     if inst.size == 1 or not inst.groups:
         return 1
     sizes = np.fromiter((g.size for g in inst.groups), dtype=np.float64)

@@ -56,6 +56,32 @@ def _value(lit: Lit, values: dict[int, int]) -> int:
     return values[index] if index >= 0 else 1 - values[-index - 1]
 
 
+def _covers(
+    family: set[tuple[int, ...]],
+) -> dict[tuple[int, ...], tuple[list[tuple[int, ...]], list[int]]]:
+    """For each user set, smaller sets of the family inside it and the users they leave.
+
+    Closures nest: the users of a library include the users of every library that depends
+    on it. "Some user of U is new" then follows from the same literal of such subsets, so
+    a set costs one implication per part instead of one per user. Largest parts first.
+    """
+    sets = sorted((u for u in family if len(u) > 1), key=len)
+    masks = {u: sum(1 << c for c in u) for u in sets}
+    out: dict[tuple[int, ...], tuple[list[tuple[int, ...]], list[int]]] = {}
+    for i, users in enumerate(sets):
+        whole = rest = masks[users]
+        parts = []
+        for smaller in reversed(sets[:i]):
+            mask = masks[smaller]
+            if mask & ~whole == 0 and (mask & rest).bit_count() > 1:
+                parts.append(smaller)
+                rest &= ~mask
+                if rest.bit_count() < 2:
+                    break
+        out[users] = (parts, [c for c in users if rest >> c & 1])
+    return out
+
+
 _SMALL_PORTFOLIO = ("max_lp", "default_lp", "quick_restart")
 
 
@@ -130,6 +156,10 @@ class UpgradeModel:
         m.add(self.used[0] == 1)
 
         self._any: dict[tuple[tuple[int, ...], int, bool], Lit] = {}
+        self._covers = {
+            new: _covers({self._moving(g.new_users if new else g.old_users) for g in inst.groups})
+            for new in (False, True)
+        }
         rows: list[LinearTerms] = [[] for _ in range(k)]
         fixed = [0] * k
         for gi, group in enumerate(inst.groups):
@@ -166,12 +196,8 @@ class UpgradeModel:
         """Literals any of which puts a group on disk during transition j."""
         inst = self.inst
         lits: list[Lit] = []
-        vital_old = tuple(
-            c for c in olds if c not in self.absent and inst.changes[c] is not Change.SAME
-        )
-        vital_new = tuple(
-            c for c in news if c not in self.absent and inst.changes[c] is not Change.SAME
-        )
+        vital_old = self._moving(olds)
+        vital_new = self._moving(news)
         if vital_old:
             lits.append(self._old_lit(vital_old, j))
         if vital_new:
@@ -188,6 +214,13 @@ class UpgradeModel:
                 lits.append(True)
         return lits
 
+    def _moving(self, users: Sequence[int]) -> tuple[int, ...]:
+        """The users that change version in one step, never absent."""
+        inst = self.inst
+        return tuple(
+            c for c in users if c not in self.absent and inst.changes[c] is not Change.SAME
+        )
+
     def _or(self, lits: list[Lit], name: str) -> cp_model.IntVar:
         """A literal that is true when one of `lits` is: each implies it. Minimising the
         bytes it stands for keeps it false otherwise, and this form is as strong as it gets
@@ -202,20 +235,27 @@ class UpgradeModel:
         """Some user is still old in G_{j-1}."""
         if j == 1:
             return True
-        lits = [self.upgraded[c][j - 1].negated() for c in users]
-        return lits[0] if len(lits) == 1 else self._shared(users, j, new=False, lits=lits)
+        if len(users) == 1:
+            return self.upgraded[users[0]][j - 1].negated()
+        return self._shared(users, j, new=False)
 
     def _new_lit(self, users: tuple[int, ...], j: int) -> Lit:
         """Some user is new in G_j."""
         if j == self.k:
             return True
-        lits = [self.upgraded[c][j] for c in users]
-        return lits[0] if len(lits) == 1 else self._shared(users, j, new=True, lits=lits)
+        if len(users) == 1:
+            return self.upgraded[users[0]][j]
+        return self._shared(users, j, new=True)
 
-    def _shared(self, users: tuple[int, ...], j: int, *, new: bool, lits: list[Lit]) -> Lit:
-        # Groups with the same users share one literal per transition and side.
+    def _shared(self, users: tuple[int, ...], j: int, *, new: bool) -> Lit:
+        # Groups with the same users share one literal per transition and side, implied by
+        # the literals of smaller user sets inside this one and by the remaining users.
         key = (users, j, new)
         if key not in self._any:
+            parts, rest = self._covers[new][users]
+            lits = [self._shared(part, j, new=new) for part in parts]
+            for c in rest:
+                lits.append(self.upgraded[c][j] if new else self.upgraded[c][j - 1].negated())
             side = "new" if new else "old"
             self._any[key] = self._or(lits, f"any_{side}[{len(self._any)}][{j}]")
         return self._any[key]

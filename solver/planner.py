@@ -158,10 +158,19 @@ def plan_upgrade(
     t = lap("model", t)
     # Ask for one step fewer in a model with only that many slots: smaller than one with
     # slots to spare, and "infeasible" is then a proof that the plan in hand is minimal.
-    while bound < len(best) and time.monotonic() < deadline:
+    # Building a model takes seconds on the largest closures: no model is built that
+    # would be left with less time to solve than its build took.
+    building = 0.0
+
+    def time_left() -> float:
+        return deadline - time.monotonic() - building
+
+    while bound < len(best) and time_left() > 0:
         fewer = len(best) - 1
         progress(f"searching for a plan in {fewer} steps")
+        built = time.monotonic()
         trial = UpgradeModel(inst, budget, fewer)
+        building = time.monotonic() - built
         stage = trial.solve(
             "steps", time_limit=(deadline - time.monotonic()) * 0.6, workers=workers
         )
@@ -177,43 +186,49 @@ def plan_upgrade(
     proven_steps = bound >= len(best)
     t = lap("cpsat_steps", t)
     steps_proven = t - started if proven_steps else None
-    model = UpgradeModel(inst, budget, len(best))
-    model.hint(best.generations)
-    progress(f"lowering the peak of {len(best)} steps")
-    stage = model.solve(
-        "peak",
-        time_limit=(deadline - time.monotonic()) * 0.8,
-        workers=workers,
-        at_most={"steps": len(best)},
-    )
-    proven_peak = stage.status is SolveStatus.OPTIMAL
-    if stage.generations is not None:
-        found = evaluate(inst, stage.generations)
-        if len(found) <= len(best) and found.peak_bytes <= best.peak_bytes:
-            best = found
-    # CP-SAT's bound holds for plans of at most len(best) steps; the floor for any plan.
-    peak_bound = best.peak_bytes if proven_peak else max(floor, stage.bound or 0)
-    t = lap("cpsat_peak", t)
-    proven_absence = True
-    if not all(inst.vital) and best.absent_steps:
+    # Without time for another model, what is proven is what the floors say.
+    proven_peak = best.peak_bytes == floor
+    peak_bound = floor
+    proven_absence = not best.absent_steps
+    if time_left() > 0:
+        model = UpgradeModel(inst, budget, len(best))
         model.hint(best.generations)
-        progress("shortening absences")
+        progress(f"lowering the peak of {len(best)} steps")
         stage = model.solve(
-            "absence",
-            time_limit=deadline - time.monotonic(),
+            "peak",
+            time_limit=(deadline - time.monotonic()) * 0.8,
             workers=workers,
-            at_most={"steps": len(best), "peak": best.peak_bytes},
+            at_most={"steps": len(best)},
         )
-        proven_absence = stage.status is SolveStatus.OPTIMAL
+        proven_peak = stage.status is SolveStatus.OPTIMAL
         if stage.generations is not None:
             found = evaluate(inst, stage.generations)
-            if (len(found), found.peak_bytes, found.absent_steps) < (
-                len(best),
-                best.peak_bytes,
-                best.absent_steps,
-            ):
+            if len(found) <= len(best) and found.peak_bytes <= best.peak_bytes:
                 best = found
-        lap("cpsat_absence", t)
+        # CP-SAT's bound holds for plans of at most len(best) steps; the floor for any.
+        peak_bound = best.peak_bytes if proven_peak else max(floor, stage.bound or 0)
+        proven_absence = True
+        if not all(inst.vital) and best.absent_steps:
+            model.hint(best.generations)
+            progress("shortening absences")
+            stage = model.solve(
+                "absence",
+                time_limit=deadline - time.monotonic(),
+                workers=workers,
+                at_most={"steps": len(best), "peak": best.peak_bytes},
+            )
+            proven_absence = stage.status is SolveStatus.OPTIMAL
+            if stage.generations is not None:
+                found = evaluate(inst, stage.generations)
+                if (len(found), found.peak_bytes, found.absent_steps) < (
+                    len(best),
+                    best.peak_bytes,
+                    best.absent_steps,
+                ):
+                    best = found
+    else:
+        log.debug("no time left to lower the peak of %d steps", len(best))
+    lap("cpsat_peak", t)
     optimal = proven_steps and proven_peak and proven_absence
     return Result(
         Status.OPTIMAL if optimal else Status.FEASIBLE,

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from solver.closure import Closure, PathInfo
 from solver.components import split_components
-from solver.greedy import greedy_sequence, merge_greedy
+from solver.bounds import steps_lower_bound
+from solver.greedy import greedy_batches, greedy_sequence, merge_greedy
 from solver.instance import Problem, build_instance
 from solver.plan import evaluate, one_step
 from solver.planner import Status, plan_upgrade
@@ -81,3 +82,34 @@ def test_plans_validate_and_beat_greedy(seed, n_pkgs, n_libs, changed, non_vital
     # The one-change-per-step sequence validates too, whatever the budget.
     seq = evaluate(inst, greedy_sequence(inst, drop_non_vital=bool(nv)))
     assert validate(problem, seq).needs == tuple(s.peak_bytes for s in seq.steps)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n_pkgs=st.integers(2, 7),
+    n_libs=st.integers(0, 5),
+    changed=st.integers(1, 6),
+    non_vital=st.integers(0, 2),
+    slack=st.floats(0.0, 1.0),
+)
+def test_steps_lower_bound_never_above_a_fitting_plan(
+    seed, n_pkgs, n_libs, changed, non_vital, slack
+):
+    # The planner reports min(bound, steps); here the bound itself is checked, against
+    # CP-SAT's proven minimum and against every heuristic plan that fits.
+    old, new, nv = random_pair(seed, n_pkgs, n_libs, changed, non_vital)
+    inst = build_instance(Problem(old, new, split_components(old, new, non_vital=nv)))
+    lo = max(old.size(), new.size())
+    hi = one_step(inst).peak_bytes
+    budget = int(lo + (hi - lo) * slack)
+    bound = steps_lower_bound(inst, budget)
+    plans = [greedy_sequence(inst), greedy_batches(inst, budget)]
+    plans += [merge_greedy(inst, p, budget) for p in plans]
+    for gens in plans:
+        plan = evaluate(inst, gens)
+        if plan.peak_bytes <= budget:
+            assert bound <= len(plan)
+    result = plan_upgrade(inst, budget, time_limit=5, workers=1)
+    if result.plan is not None and result.steps_proven_seconds is not None:
+        assert bound <= len(result.plan)
