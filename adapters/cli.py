@@ -38,7 +38,7 @@ from adapters.scenario import load as load_scenario
 from adapters.scenario import run as run_scenario
 from solver.errors import BudgetSolveError, InputError
 from solver.instance import build_instance
-from solver.planner import Result, Status, plan_upgrade
+from solver.planner import PEAK_GAP, Result, Status, plan_upgrade
 from solver.units import format_size, parse_size
 from solver.validate import validate
 
@@ -140,6 +140,15 @@ QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress mes
     "--no-gc-roots", is_flag=True, help="On a live store, do not count what other GC roots pin."
 )
 @TIME_LIMIT_OPTION
+@click.option(
+    "--peak-gap",
+    type=click.FloatRange(min=0, max=100),
+    default=100 * PEAK_GAP,
+    show_default=True,
+    metavar="PERCENT",
+    help="Stop lowering the peak once it is within this many percent of the lowest peak "
+    "possible in as many steps; 0 proves the lowest (may take the whole time limit).",
+)
 @WORKERS_OPTION
 @QUIET_OPTION
 @click.option("--debug", is_flag=True, help="Log what happens, and show tracebacks.")
@@ -157,6 +166,7 @@ def cli(
     keep: tuple[str, ...],
     no_gc_roots: bool,
     time_limit: float,
+    peak_gap: float,
     workers: int | None,
     quiet: bool,
     debug: bool,
@@ -206,7 +216,12 @@ def cli(
         progress("building the model")
         inst = build_instance(problem)
         result = plan_upgrade(
-            inst, limit, time_limit=time_limit, workers=workers, progress=progress
+            inst,
+            limit,
+            time_limit=time_limit,
+            workers=workers,
+            peak_gap=peak_gap / 100,
+            progress=progress,
         )
         if result.plan is not None:
             progress("validating the plan")

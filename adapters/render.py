@@ -49,18 +49,19 @@ def verdict(result: Result) -> str:
         return "nothing to do: the current system is the target"
     noun = "step" if steps == 1 else "steps"
     quality = (
-        "optimal"
-        if result.status is Status.OPTIMAL
+        "fewest possible"
+        if result.lower_bound_steps >= steps
         else f"at least {result.lower_bound_steps} needed"
     )
     extra = ""
     if result.greedy_steps and result.greedy_steps > steps:
         extra = f", greedy needs {result.greedy_steps}"
+    peak = f"peak {format_size(result.peak_bytes)} of {budget}"
+    if result.status is not Status.OPTIMAL and result.peak_bound < result.peak_bytes:
+        gap = format_size(result.peak_bytes - result.peak_bound)
+        peak += f" (at most {gap} above the lowest {steps}-step peak)"
     one = "" if steps == 1 else f"; one step would need {format_size(result.one_step_peak)}"
-    return (
-        f"plan: {steps} {noun} ({quality}{extra}), peak {format_size(result.peak_bytes)} "
-        f"of {budget}{one}"
-    )
+    return f"plan: {steps} {noun} ({quality}{extra}), {peak}{one}"
 
 
 def render(result: Result, out: TextIO) -> None:

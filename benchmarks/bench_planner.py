@@ -22,7 +22,8 @@ Per instance, side by side: the plain one-step upgrade (its need, and whether it
 one change per step in greedy order (steps, peak), greedy with merging (steps), and the
 planner: steps, proven lower bound on steps, peak and the proven bound on it, time to the
 first plan, time to the proof that no plan has fewer steps (or the gap in steps at the time
-limit), total time, peak memory. Each instance runs in a fresh process, so its memory is
+limit), total time, peak memory. The planner runs as the command line does, with its
+default peak gap (0.01 %). Each instance runs in a fresh process, so its memory is
 its own. Figures are printed, not asserted; `--readme` also writes the summary table into
 README.md. The closure-reading benchmark is benchmarks/bench_read.py.
 """

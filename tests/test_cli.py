@@ -73,6 +73,19 @@ def test_human_output(capsys):
     assert "█" in out
 
 
+def test_verdict_says_what_is_proven(capsys):
+    args = ("--limit", "3G", "--current", CURRENT, "--target", TARGET)
+    code, out, _ = run(capsys, *args, "--peak-gap", "5")
+    assert code == 0
+    verdict = out.splitlines()[-1]
+    assert verdict.startswith("plan: 3 steps (fewest possible), peak ")
+    assert "above the lowest 3-step peak" in verdict
+    code, out, _ = run(capsys, *args, "--peak-gap", "0", "--json")
+    assert code == 0 and json.loads(out)["status"] == "optimal"
+    code, out, _ = run(capsys, *args, "--peak-gap", "0")
+    assert "above the lowest" not in out.splitlines()[-1]
+
+
 def test_infeasible_exit_3(capsys):
     code, out, _ = run(
         capsys, "--limit", "2.6G", "--current", CURRENT, "--target", TARGET, "--json"
@@ -134,6 +147,10 @@ G = "/nix/store/" + "b" * 32
             "below what stays pinned",
         ),
         (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--bogus"], "--bogus"),
+        (
+            ["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--peak-gap", "-1"],
+            "--peak-gap",
+        ),
     ],
 )
 def test_bad_input_one_line_error(capsys, args, message):

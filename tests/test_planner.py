@@ -1,6 +1,7 @@
 """The planner on hand-made and generated closures; every plan goes through the validator."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from solver.planner import Status, plan_upgrade
 from solver.synthetic import generate_pair
 from solver.validate import validate
 from tests.helpers import GiB, MiB, instance_of, user_story
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "scenarios" / "examples"
 
 
 def checked(problem, result):
@@ -121,3 +124,20 @@ def test_synthetic_min_feasible_budget_is_tight(synthetic_3000):
     at = plan_upgrade(inst, need, time_limit=10, workers=2)
     checked(problem, at)
     assert plan_upgrade(inst, need - MiB, time_limit=10, workers=2).status is Status.INFEASIBLE
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.01])
+def test_peak_gap_stops_early_and_never_claims_a_proof(gap):
+    """A peak gap trades the proof of the last bytes for time; the status stays honest."""
+    old = read_source(str(EXAMPLES / "nixos-current.json"))
+    new = read_source(str(EXAMPLES / "nixos-target.json"))
+    problem = Problem(old, new, split_components(old, new))
+    inst = build_instance(problem)
+    result = plan_upgrade(inst, 3 * GiB, time_limit=20, workers=2, peak_gap=gap)
+    checked(problem, result)
+    assert result.lower_bound_steps == len(result.plan)
+    assert result.peak_bound <= result.peak_bytes <= result.peak_bound * (1 + gap)
+    proven = result.peak_bound == result.peak_bytes
+    assert (result.status is Status.OPTIMAL) == proven
+    # On this example, 1 % is reached before the proof; without a gap the proof comes.
+    assert proven == (gap == 0)

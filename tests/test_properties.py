@@ -5,9 +5,9 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from solver.bounds import steps_lower_bound
 from solver.closure import Closure, PathInfo
 from solver.components import split_components
-from solver.bounds import steps_lower_bound
 from solver.greedy import greedy_batches, greedy_sequence, merge_greedy
 from solver.instance import Problem, build_instance
 from solver.plan import evaluate, one_step
