@@ -19,7 +19,8 @@ measures the same work:
   and `half` only, so that the whole suite takes about a quarter of an hour.
 
 Per instance, side by side: the plain one-step upgrade (its need, and whether it fits),
-one change per step in greedy order (steps, peak), greedy with merging (steps), and the
+one change per step in greedy order (steps, peak), greedy with merging (steps, peak, and
+the time of both), and the
 planner: steps, proven lower bound on steps, peak and the proven bound on it, time to the
 first plan, time to the proof that no plan has fewer steps (or the gap in steps at the time
 limit), total time, peak memory. The planner runs as the command line does, with its
@@ -80,6 +81,8 @@ class Row:
     seq_steps: int
     seq_peak: int
     merge_steps: int | None
+    merge_peak: int
+    baseline_s: float
     steps: int | None
     lower_bound: int
     peak: int
@@ -165,13 +168,17 @@ def run(spec: Spec, time_limit: float, workers: int) -> Row:
     model_s = time.perf_counter() - started
     both = one_step(inst).peak_bytes
     larger = max(old.size(), new.size())
+    baseline_started = time.perf_counter()
     sequence = greedy_sequence(inst)
     seq = evaluate(inst, sequence)
+    baseline_s = time.perf_counter() - baseline_started
     # From the lowest peak any plan is known to reach (or the larger system, if higher;
     # no plan goes below it) to the one-step need.
     low = max(larger, min_peak_plan(inst).peak_bytes)
     budget = low + (both - low) * {"tight": 1, "half": 5, "loose": 9}[spec.budget] // 10
+    merge_started = time.perf_counter()
     merged = evaluate(inst, merge_greedy(inst, sequence, budget))
+    baseline_s += time.perf_counter() - merge_started
     result = plan_upgrade(inst, budget, time_limit=time_limit, workers=workers)
     if result.plan:
         assert validate(problem, result.plan, budget).peak == result.peak_bytes
@@ -186,6 +193,8 @@ def run(spec: Spec, time_limit: float, workers: int) -> Row:
         seq_steps=len(seq),
         seq_peak=seq.peak_bytes,
         merge_steps=len(merged) if merged.peak_bytes <= budget else None,
+        merge_peak=merged.peak_bytes,
+        baseline_s=baseline_s,
         steps=len(result.plan) if result.plan else None,
         lower_bound=result.lower_bound_steps,
         peak=result.peak_bytes,
@@ -216,7 +225,11 @@ COLUMNS = [
     ("budget", 7, lambda r: _gib(r.budget)),
     ("1-step", 7, lambda r: _gib(r.one_step) + ("*" if r.one_step <= r.budget else " ")),
     ("seq", 5, lambda r: f"{r.seq_steps}" if r.seq_peak <= r.budget else "-"),
+    ("peak", 7, lambda r: _gib(r.seq_peak)),
     ("merge", 6, lambda r: f"{r.merge_steps}" if r.merge_steps else "-"),
+    ("peak", 7, lambda r: _gib(r.merge_peak) if r.merge_steps else "-"),
+    ("s", 5, lambda r: f"{r.baseline_s:.2f}"),
+    ("|", 1, lambda r: "|"),
     ("steps", 6, lambda r: f"{r.steps}" if r.steps else "-"),
     ("lb", 4, lambda r: f"{r.lower_bound}"),
     ("peak", 7, lambda r: _gib(r.peak) if r.steps else "-"),
@@ -357,10 +370,12 @@ def main() -> None:
         f"time limit {args.time_limit:g} s"
     )
     print(
-        "1-step: need of the plain upgrade (* fits); seq: one change per step (steps, "
-        "- when its peak is over); merge: greedy with merging; lb: proven lower bound on "
-        "steps; gap%: peak over its proven bound; 1st s: first plan; proof s: no plan has "
-        "fewer steps (+N st: gap at the time limit). Sizes in GiB."
+        "Baselines: 1-step: need of the plain upgrade (* fits); seq: one change per step "
+        "in greedy order (steps, - when its peak is over; peak); merge: greedy with merging "
+        "(steps, peak; s: time of both). Ours, after |: steps, lb: proven lower bound on "
+        "steps, peak, gap%: peak over its proven bound, 1st s: first plan, proof s: no "
+        "plan has fewer steps (+N st: gap at the time limit), total s, MiB: peak memory. "
+        "Sizes in GiB."
     )
     header = line([h for h, _, _ in COLUMNS])
     print(header)
