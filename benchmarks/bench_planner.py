@@ -16,16 +16,16 @@ measures the same work:
 - budgets: 10 % (`tight`), 50 % (`half`) and 90 % (`loose`) of the way from the lowest
   peak a plan is known to reach (or the larger of the two systems, if higher) to the need
   of the one-step upgrade. `leaf` and the systems of 10,000 paths and more run `tight`
-  and `half` only, so that the whole suite takes about a quarter of an hour.
+  and `half` only, so that the whole suite takes about ten minutes.
 
 Per instance, side by side: the plain one-step upgrade (its need, and whether it fits),
 one change per step in greedy order (steps, peak), greedy with merging (steps, peak, and
-the time of both), and the
-planner: steps, proven lower bound on steps, peak and the proven bound on it, time to the
-first plan, time to the proof that no plan has fewer steps (or the gap in steps at the time
-limit), total time, peak memory. The planner runs as the command line does, with its
-default peak gap (0.01 %). Each instance runs in a fresh process, so its memory is
-its own. Figures are printed, not asserted; `--readme` also writes the summary table into
+the time of both), and the planner: steps, proven lower bound on steps, peak and the
+proven bound on it, time to the first plan, time to the proof that no plan has fewer
+steps (or the gap in steps at the time limit), total time, peak memory. The planner runs
+as the command line does, with its default peak gap (0.01 %). Each instance runs in a
+fresh process, so its memory is its own. Figures are printed, not asserted; `--readme`
+also writes the summary table into
 README.md. The closure-reading benchmark is benchmarks/bench_read.py.
 """
 
