@@ -25,8 +25,8 @@ proven bound on it, time to the first plan, time to the proof that no plan has f
 steps (or the gap in steps at the time limit), total time, peak memory. The planner runs
 as the command line does, with its default peak gap (0.01 %). Each instance runs in a
 fresh process, so its memory is its own. Figures are printed, not asserted; `--readme`
-also writes the summary table into
-README.md. The closure-reading benchmark is benchmarks/bench_read.py.
+also writes the summary table into README.md. The closure-reading benchmark is
+benchmarks/bench_read.py.
 """
 
 import argparse
