@@ -49,23 +49,29 @@ def random_pair(seed: int, n_pkgs: int, n_libs: int, changed: int, non_vital: in
     return old, new, names[:non_vital]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 10_000),
-    n_pkgs=st.integers(2, 8),
-    n_libs=st.integers(0, 5),
-    changed=st.integers(1, 6),
-    non_vital=st.integers(0, 2),
-    slack=st.floats(0.0, 1.0),
-)
-def test_plans_validate_and_beat_greedy(seed, n_pkgs, n_libs, changed, non_vital, slack):
-    old, new, nv = random_pair(seed, n_pkgs, n_libs, changed, non_vital)
-    split = split_components(old, new, non_vital=nv)
-    problem = Problem(old, new, split)
+@st.composite
+def budgeted(draw, max_pkgs: int):
+    """A random pair's problem and instance, a budget between the larger system and the
+    one-step need, and the non-vital names."""
+    old, new, nv = random_pair(
+        draw(st.integers(0, 10_000)),
+        draw(st.integers(2, max_pkgs)),
+        draw(st.integers(0, 5)),
+        draw(st.integers(1, 6)),
+        draw(st.integers(0, 2)),
+    )
+    problem = Problem(old, new, split_components(old, new, non_vital=nv))
     inst = build_instance(problem)
     lo = max(old.size(), new.size())
     hi = one_step(inst).peak_bytes
-    budget = int(lo + (hi - lo) * slack)
+    budget = int(lo + (hi - lo) * draw(st.floats(0.0, 1.0)))
+    return problem, inst, budget, nv
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(budgeted(max_pkgs=8))
+def test_plans_validate_and_beat_greedy(case):
+    problem, inst, budget, nv = case
     result = plan_upgrade(inst, budget, time_limit=5, workers=1)
     if result.status is Status.INFEASIBLE:
         assert result.min_feasible_budget is not None and result.min_feasible_budget > budget
@@ -85,24 +91,11 @@ def test_plans_validate_and_beat_greedy(seed, n_pkgs, n_libs, changed, non_vital
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 10_000),
-    n_pkgs=st.integers(2, 7),
-    n_libs=st.integers(0, 5),
-    changed=st.integers(1, 6),
-    non_vital=st.integers(0, 2),
-    slack=st.floats(0.0, 1.0),
-)
-def test_steps_lower_bound_never_above_a_fitting_plan(
-    seed, n_pkgs, n_libs, changed, non_vital, slack
-):
+@given(budgeted(max_pkgs=7))
+def test_steps_lower_bound_never_above_a_fitting_plan(case):
     # The planner reports min(bound, steps); here the bound itself is checked, against
     # CP-SAT's proven minimum and against every heuristic plan that fits.
-    old, new, nv = random_pair(seed, n_pkgs, n_libs, changed, non_vital)
-    inst = build_instance(Problem(old, new, split_components(old, new, non_vital=nv)))
-    lo = max(old.size(), new.size())
-    hi = one_step(inst).peak_bytes
-    budget = int(lo + (hi - lo) * slack)
+    _, inst, budget, _ = case
     bound = steps_lower_bound(inst, budget)
     plans = [greedy_sequence(inst), greedy_batches(inst, budget)]
     plans += [merge_greedy(inst, p, budget) for p in plans]
