@@ -114,6 +114,7 @@ def plan_upgrade(
     t = lap("bounds", started)
     if single.peak_bytes <= budget or inst.size == 0:
         # One step is the only plan with one step; nothing to optimise.
+        elapsed = time.monotonic() - started
         return Result(
             Status.OPTIMAL,
             budget,
@@ -123,10 +124,10 @@ def plan_upgrade(
             floor,
             single.peak_bytes,
             min(1, inst.size),
-            time.monotonic() - started,
+            elapsed,
             timings,
-            first_plan_seconds=time.monotonic() - started,
-            steps_proven_seconds=time.monotonic() - started,
+            first_plan_seconds=elapsed,
+            steps_proven_seconds=elapsed,
             peak_bound=single.peak_bytes,
         )
 
@@ -216,6 +217,7 @@ def plan_upgrade(
             found = evaluate(inst, stage.generations)
             if len(found) <= len(best) and found.peak_bytes <= best.peak_bytes:
                 best = found
+        t = lap("cpsat_peak", t)
         # CP-SAT's bound holds for plans of at most len(best) steps; the floor for any.
         peak_bound = best.peak_bytes if proven_peak else max(floor, stage.bound or 0)
         proven_absence = True
@@ -237,9 +239,9 @@ def plan_upgrade(
                     best.absent_steps,
                 ):
                     best = found
+            lap("cpsat_absence", t)
     else:
         log.debug("no time left to lower the peak of %d steps", len(best))
-    lap("cpsat_peak", t)
     optimal = proven_steps and proven_peak and proven_absence
     return Result(
         Status.OPTIMAL if optimal else Status.FEASIBLE,
