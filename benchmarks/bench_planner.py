@@ -44,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from adapters.journal import write_atomic  # noqa: E402
 from solver.closure import Closure  # noqa: E402
 from solver.synthetic import generate_system, propagate  # noqa: E402
 
@@ -349,9 +350,7 @@ def write_readme(table: str) -> None:
     _, sep2, tail = rest.partition(README_END)
     if not sep or not sep2:
         sys.exit(f"error: {readme}: no {README_START} ... {README_END} section")
-    tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}", encoding="utf-8")
-    os.replace(tmp, readme)
+    write_atomic(readme, f"{head}{README_START}\n{table}\n{README_END}{tail}")
 
 
 def main() -> None:
