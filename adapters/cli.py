@@ -38,7 +38,7 @@ from adapters.scenario import load as load_scenario
 from adapters.scenario import run as run_scenario
 from solver.errors import BudgetSolveError, InputError
 from solver.instance import build_instance
-from solver.planner import PEAK_GAP, Result, Status, plan_upgrade
+from solver.planner import PEAK_GAP, Result, plan_upgrade
 from solver.units import format_size, parse_size
 from solver.validate import validate
 
@@ -227,7 +227,7 @@ def cli(
             progress("validating the plan")
             validate(problem, result.plan, limit)
     _print(result, as_json)
-    ctx.exit(EXIT_INFEASIBLE if result.status is Status.INFEASIBLE else EXIT_OK)
+    ctx.exit(EXIT_OK if result.plan is not None else EXIT_INFEASIBLE)
 
 
 class LimitOrAuto(Size):

@@ -44,7 +44,11 @@ class InfeasibleError(BudgetSolveError):
     def __init__(self, result: Result) -> None:
         self.result = result
         need = format_size(result.min_feasible_budget or 0)
-        super().__init__(f"no plan fits {format_size(result.budget)}; a budget of {need} would")
+        if result.status is Status.INFEASIBLE:
+            said = f"no plan fits {format_size(result.budget)}"
+        else:
+            said = f"no plan found under {format_size(result.budget)} within the time limit"
+        super().__init__(f"{said}; a budget of {need} would")
 
 
 @dataclass
@@ -344,7 +348,7 @@ class Executor:
         self._drop_drvs()
         self._cleanup()
         problem, target, result, calibration, checked, drvs = self.plan(limit, **plan_options)
-        if result.status is Status.INFEASIBLE or result.plan is None or checked is None:
+        if result.plan is None or checked is None:
             raise InfeasibleError(result)
         plan = result.plan
         gens = plan.generations

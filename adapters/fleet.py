@@ -33,8 +33,8 @@ from adapters.scenario import parse_change, read_current
 from solver.capacity import Curve, curve, heuristic_plan
 from solver.closure import Closure
 from solver.components import split_components
+from solver.greedy import min_peak_plan
 from solver.instance import Problem, build_instance
-from solver.planner import min_peak_plan
 from solver.scenario import Change, ScenarioError, apply_change, apply_changes
 from solver.validate import validate
 

@@ -31,18 +31,49 @@ def _changes(step: Step, width: int) -> str:
     return summary + (listed if len(listed) <= room else listed[: room - 1] + "…")
 
 
+def no_plan(result: Result) -> str:
+    """What is known when no plan was found: proven or not, and the budget that would do."""
+    budget = format_size(result.budget)
+    found = result.min_feasible_budget
+    lower = result.min_budget_lower_bound
+    if found is None:
+        least = "no plan is known for any budget"
+    elif result.min_budget_proven:
+        least = f"the smallest budget that works is {_size_above(found, result.budget)} (exact)"
+    elif lower is not None and lower > result.budget:
+        low, high = _distinct(_size_above(lower, result.budget), lower, found)
+        least = f"the smallest budget that works is between {low} and {high}"
+    else:
+        least = f"a plan is known for {format_size(found)}"
+    if result.status is Status.INFEASIBLE:
+        return f"infeasible: no plan fits {budget} (proven); {least}"
+    floor = format_size(lower) if lower is not None else "?"
+    return (
+        f"unknown: no plan found under {budget} and none proven impossible within the time "
+        f"limit (no plan can need less than {floor}); {least}; try a larger --time-limit"
+    )
+
+
+def _distinct(low_text: str, low: int, high: int) -> tuple[str, str]:
+    """Two sizes printed so that a reader sees they differ (more digits where needed)."""
+    high_text = format_size(high)
+    if low_text == high_text and low != high:
+        return f"{low / 2**30:.3f} GiB", f"{high / 2**30:.3f} GiB"
+    return low_text, high_text
+
+
+def _size_above(size: int, budget: int) -> str:
+    """`size` for a human, never printed as equal to a smaller budget by rounding."""
+    text = format_size(size)
+    if size > budget and text == format_size(budget):
+        text = f"{size:,} B"
+    return text
+
+
 def verdict(result: Result) -> str:
     budget = format_size(result.budget)
-    if result.status is Status.INFEASIBLE:
-        found = format_size(result.min_feasible_budget or 0)
-        how = (
-            "proven minimal"
-            if result.min_budget_proven
-            else f"no plan can need less than {format_size(result.peak_floor)}"
-        )
-        return (
-            f"infeasible: no plan fits {budget}; the smallest budget that works is {found} ({how})"
-        )
+    if result.plan is None:
+        return no_plan(result)
     assert result.plan is not None
     steps = len(result.plan)
     if steps == 0:
@@ -58,8 +89,12 @@ def verdict(result: Result) -> str:
         extra = f", greedy needs {result.greedy_steps}"
     peak = f"peak {format_size(result.peak_bytes)} of {budget}"
     if result.status is not Status.OPTIMAL and result.peak_bound < result.peak_bytes:
-        gap = format_size(result.peak_bytes - result.peak_bound)
-        peak += f" (at most {gap} above the lowest {steps}-step peak)"
+        if result.peak_bound > result.peak_floor:
+            gap = format_size(result.peak_bytes - result.peak_bound)
+            peak += f" (at most {gap} above the lowest {steps}-step peak)"
+        else:
+            # The only bound at hand is the floor of any plan: say nothing it cannot back.
+            peak += " (not proven lowest)"
     one = "" if steps == 1 else f"; one step would need {format_size(result.one_step_peak)}"
     return f"plan: {steps} {noun} ({quality}{extra}), {peak}{one}"
 
@@ -159,8 +194,9 @@ def render_scenario(doc: dict[str, Any], results: Sequence[Result], out: TextIO)
     for r in results:
         if r.plan is None:
             need = format_size(r.min_feasible_budget or 0)
-            row = f"{format_size(r.budget):>10}  {'-':>5}  {'-':>10}  {'infeasible':<10}  "
-            out.write(row + f"a plan needs {need}\n")
+            row = f"{format_size(r.budget):>10}  {'-':>5}  {'-':>10}  {r.status.value:<10}  "
+            exact = "" if r.min_budget_proven else " (not proven smallest)"
+            out.write(row + f"a plan is known for {need}{exact}\n")
             continue
         note = ""
         if r.status is Status.FEASIBLE:

@@ -28,7 +28,12 @@ def _fixed(inst: Instance) -> int:
 
 
 def peak_lower_bound(inst: Instance) -> int:
-    """No plan, however many steps, needs less than this."""
+    """No plan, however many steps, needs less than this.
+
+    Some step changes each component c: it holds c's new paths, its old ones if c is vital,
+    its build scratch, and of every pair of old and new paths with the same users that
+    are not c's, one side (`_unavoidable`).
+    """
     stored_old = _stored(inst, old=True)
     stored_new = _stored(inst, old=False)
     bound = inst.reserve + max(
@@ -39,8 +44,41 @@ def peak_lower_bound(inst: Instance) -> int:
         sizes = np.fromiter((g.size for g in inst.groups), dtype=np.float64)
         per_comp = touched(inst) @ sizes
         scratch = np.asarray(inst.scratch, dtype=np.float64)
-        bound = max(bound, round(float((per_comp + scratch).max())) + _fixed(inst))
+        others = _unavoidable(inst)
+        bound = max(bound, round(float((per_comp + scratch + others).max())) + _fixed(inst))
     return bound
+
+
+def _unavoidable(inst: Instance) -> npt.NDArray[np.float64]:
+    """others[c]: bytes on disk in every generation that `touched` does not count for c.
+
+    An old group and a new group with the same users, one of them vital: while that user
+    is old the old group is on disk, once it is new the new one, so at least the smaller.
+    For c among the users, `touched` counts both already.
+    """
+    others = np.zeros(inst.size, dtype=np.float64)
+    for users, least in _pairs(inst).items():
+        others += least
+        for c in users:
+            others[c] -= least
+    return others
+
+
+def _pairs(inst: Instance) -> dict[tuple[int, ...], int]:
+    """For each user set that has old-only and new-only groups and a vital user: the
+    smaller side's bytes, one of which every generation stores."""
+    old_side: dict[tuple[int, ...], int] = {}
+    new_side: dict[tuple[int, ...], int] = {}
+    for g in inst.groups:
+        if g.old_users and not g.new_users:
+            old_side[g.old_users] = old_side.get(g.old_users, 0) + g.size
+        elif g.new_users and not g.old_users:
+            new_side[g.new_users] = new_side.get(g.new_users, 0) + g.size
+    return {
+        users: min(size, new_side[users])
+        for users, size in old_side.items()
+        if users in new_side and any(inst.vital[c] for c in users)
+    }
 
 
 def _stored(inst: Instance, *, old: bool) -> int:
@@ -61,24 +99,8 @@ def steps_lower_bound(inst: Instance, budget: int) -> int:
 
 
 def _smallest_store(inst: Instance) -> int:
-    """No generation stores fewer group bytes than this, whatever its components' states.
-
-    A component's paths of its own are there in its old or in its new state (or neither, if
-    it may be absent), and of an old and a new group with the same users one is there when
-    one of those users is vital.
-    """
-    old_side: dict[tuple[int, ...], int] = {}
-    new_side: dict[tuple[int, ...], int] = {}
-    for g in inst.groups:
-        if g.old_users and not g.new_users:
-            old_side[g.old_users] = old_side.get(g.old_users, 0) + g.size
-        elif g.new_users and not g.old_users:
-            new_side[g.new_users] = new_side.get(g.new_users, 0) + g.size
-    return sum(
-        min(size, new_side.get(users, 0))
-        for users, size in old_side.items()
-        if any(inst.vital[c] for c in users)
-    )
+    """No generation stores fewer group bytes than this, whatever its components' states."""
+    return sum(_pairs(inst).values())
 
 
 def _volume_bound(inst: Instance, budget: int) -> int:

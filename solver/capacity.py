@@ -10,10 +10,15 @@ processes and on a Dask cluster.
 from dataclasses import dataclass, field
 
 from solver.cpsat import SolveStatus, UpgradeModel
-from solver.greedy import greedy_batches, greedy_sequence, merge_greedy, merge_optimal
+from solver.greedy import (
+    greedy_batches,
+    greedy_sequence,
+    merge_greedy,
+    merge_optimal,
+    min_peak_plan,
+)
 from solver.instance import Instance
 from solver.plan import Plan, evaluate, one_step
-from solver.planner import min_peak_plan
 
 # Budgets are searched to this precision: disks are not bought by the byte.
 PRECISION_BYTES = 1 << 20

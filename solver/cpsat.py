@@ -11,6 +11,7 @@ user's literal: the form whose LP relaxation proves "fewer steps cannot fit" soo
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,6 +88,35 @@ _SMALL_PORTFOLIO = ("max_lp", "default_lp", "quick_restart")
 
 def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
+
+
+class _Stagnation(cp_model.CpSolverSolutionCallback):
+    """Stops a search whose objective has not improved for `patience` seconds."""
+
+    def __init__(self, solver: cp_model.CpSolver, patience: float) -> None:
+        super().__init__()
+        self._solver = solver
+        self._patience = patience
+        self._last = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def on_solution_callback(self) -> None:
+        self._last = time.monotonic()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.05):
+            if time.monotonic() - self._last > self._patience:
+                self._solver.stop_search()
+                return
+
+    def __enter__(self) -> "_Stagnation":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 class UpgradeModel:
@@ -324,11 +354,13 @@ class UpgradeModel:
         at_most: dict[str, int] | None = None,
         deterministic: bool = False,
         gap: float = 0.0,
+        patience: float | None = None,
     ) -> Stage:
         """Minimise `steps`, `peak` or `absence`, with earlier stages' optima as limits.
 
         With `gap`, the search stops once the objective is within that fraction of its
         proven bound; the stage's status then says OPTIMAL only if the bound meets it.
+        With `patience`, it stops once no better solution has come for that many seconds.
         """
         m = self.model
         m.clear_objective()  # type: ignore[no-untyped-call]
@@ -359,7 +391,11 @@ class UpgradeModel:
             solver.parameters.log_search_progress = True
             solver.log_callback = log.debug
         start = time.monotonic()
-        code = solver.solve(m)
+        if patience is None or deterministic:
+            code = solver.solve(m)
+        else:
+            with _Stagnation(solver, patience) as watch:
+                code = solver.solve(m, watch)
         seconds = time.monotonic() - start
         status = {
             cp_model.OPTIMAL: SolveStatus.OPTIMAL,

@@ -245,3 +245,12 @@ def best_of(inst: Instance, candidates: Iterable[Sequence[Generation]]) -> Plan:
     """The plan with fewest steps, then lowest peak, then least absence."""
     plans = [evaluate(inst, c) for c in candidates]
     return min(plans, key=lambda p: (len(p), p.peak_bytes, p.absent_steps))
+
+
+def min_peak_plan(inst: Instance) -> Plan:
+    """The lowest-peak plan the heuristics find: one change per step, best greedy order."""
+    candidates = [greedy_sequence(inst)]
+    if not all(inst.vital):
+        candidates.append(greedy_sequence(inst, drop_non_vital=True))
+    plans = [evaluate(inst, c) for c in candidates]
+    return min(plans, key=lambda p: (p.peak_bytes, p.absent_steps, len(p)))

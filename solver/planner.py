@@ -1,4 +1,9 @@
-"""The planner: heuristics for a first plan and a floor, then CP-SAT to prove or improve."""
+"""The planner: heuristics for a first plan and a floor, then CP-SAT to prove or improve.
+
+Stages: one step if it fits; else the lowest-peak order, and when even that does not fit,
+the exact smallest budget or a proof-seeking search (solver/minbudget.py); then merged
+heuristic plans, CP-SAT for fewer steps, and CP-SAT for a lower peak and shorter absences.
+"""
 
 import logging
 import time
@@ -9,8 +14,16 @@ from typing import Any
 
 from solver.bounds import peak_lower_bound, steps_lower_bound
 from solver.cpsat import SolveStatus, UpgradeModel, default_workers
-from solver.greedy import best_of, greedy_batches, greedy_sequence, merge_greedy, merge_optimal
+from solver.greedy import (
+    best_of,
+    greedy_batches,
+    greedy_sequence,
+    merge_greedy,
+    merge_optimal,
+    min_peak_plan,
+)
 from solver.instance import Instance
+from solver.minbudget import SLOT_MODEL_WORK, exact_min_budget, smallest_budget, transitions_bound
 from solver.plan import Plan, evaluate, one_step
 
 log = logging.getLogger(__name__)
@@ -26,10 +39,13 @@ Progress = Callable[[str], None]
 class Status(Enum):
     OPTIMAL = "optimal"
     FEASIBLE = "feasible"
+    # Proven: no plan of any number of steps fits the budget.
     INFEASIBLE = "infeasible"
+    # No plan was found and none was proven impossible within the time limit.
+    UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Result:
     """A plan (or the verdict that none fits) and what is known about how good it is."""
 
@@ -37,13 +53,15 @@ class Result:
     budget: int
     plan: Plan | None
     lower_bound_steps: int
-    # Smallest budget we found a plan for; None when this budget fits.
-    min_feasible_budget: int | None
+    # Without a plan: the smallest budget a plan is known for, and a proven floor under
+    # the smallest budget of any plan (equal when the smallest budget is exact).
+    min_feasible_budget: int | None = None
+    min_budget_lower_bound: int | None = None
     # No plan, whatever its number of steps, can peak below this.
     peak_floor: int
     one_step_peak: int
     # Steps of the baseline: one change per step in greedy order, merged while it fits.
-    greedy_steps: int | None
+    greedy_steps: int | None = None
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     # Seconds from the start to the first complete plan, and to the proof that no plan
@@ -59,16 +77,20 @@ class Result:
 
     @property
     def min_budget_proven(self) -> bool:
-        return self.min_feasible_budget is not None and self.min_feasible_budget == self.peak_floor
+        return (
+            self.min_feasible_budget is not None
+            and self.min_feasible_budget == self.min_budget_lower_bound
+        )
 
     def to_json(self) -> dict[str, Any]:
-        """The object of DESIGN.md's `--json` contract."""
+        """The object of the `--json` contract (docs/interface.md)."""
         return {
             "status": self.status.value,
             "budget_bytes": self.budget,
             "peak_bytes": self.peak_bytes,
             "lower_bound_steps": self.lower_bound_steps,
             "min_feasible_budget_bytes": self.min_feasible_budget,
+            "min_budget_lower_bound_bytes": self.min_budget_lower_bound,
             "steps": [s.to_json() for s in self.plan.steps] if self.plan else [],
         }
 
@@ -77,13 +99,37 @@ def _quiet(_: str) -> None:
     pass
 
 
-def min_peak_plan(inst: Instance) -> Plan:
-    """The lowest-peak plan the heuristics find: one change per step, best greedy order."""
-    candidates = [greedy_sequence(inst)]
-    if not all(inst.vital):
-        candidates.append(greedy_sequence(inst, drop_non_vital=True))
-    plans = [evaluate(inst, c) for c in candidates]
-    return min(plans, key=lambda p: (p.peak_bytes, p.absent_steps, len(p)))
+# Once the fewest steps are known, the peak stage gets at most this share of the time
+# limit, and stops sooner when CP-SAT has not lowered the peak for PATIENCE seconds: the
+# last megabytes are rarely worth the user's wait (--time-limit is a cap, not a target).
+PEAK_SHARE = 0.1
+PATIENCE = 1.0
+# Without a plan under a budget below the proven floor, the smallest budget that works
+# is searched for this share of the time limit.
+MIN_BUDGET_SHARE = 0.15
+
+
+class _Clock:
+    """Time since the start, laps by stage, and what is left of the limit."""
+
+    def __init__(self, time_limit: float) -> None:
+        self.started = time.monotonic()
+        self.limit = time_limit
+        self.deadline = self.started + time_limit
+        self.timings: dict[str, float] = {}
+        self._lap = self.started
+
+    def lap(self, name: str) -> float:
+        now = time.monotonic()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self._lap
+        self._lap = now
+        return now - self.started
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
 
 def plan_upgrade(
@@ -100,53 +146,46 @@ def plan_upgrade(
     `peak_gap`: stop lowering the peak once it is within this fraction of its proven
     bound (the step count is always minimised to the end or the time limit).
     """
-    started = time.monotonic()
+    clock = _Clock(time_limit)
     workers = workers or default_workers()
-    timings: dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.monotonic()
-        timings[name] = now - since
-        return now
-
     single = one_step(inst)
     floor = min(peak_lower_bound(inst), single.peak_bytes)
-    t = lap("bounds", started)
+    clock.lap("bounds")
+    common = {"budget": budget, "peak_floor": floor, "one_step_peak": single.peak_bytes}
     if single.peak_bytes <= budget or inst.size == 0:
         # One step is the only plan with one step; nothing to optimise.
-        elapsed = time.monotonic() - started
+        elapsed = clock.elapsed()
         return Result(
-            Status.OPTIMAL,
-            budget,
-            single,
-            min(1, inst.size),
-            None,
-            floor,
-            single.peak_bytes,
-            min(1, inst.size),
-            elapsed,
-            timings,
+            status=Status.OPTIMAL,
+            plan=single,
+            lower_bound_steps=min(1, inst.size),
+            greedy_steps=min(1, inst.size),
+            seconds=elapsed,
+            timings=clock.timings,
             first_plan_seconds=elapsed,
             steps_proven_seconds=elapsed,
             peak_bound=single.peak_bytes,
+            **common,
         )
 
     progress("ordering components")
     lowest = min_peak_plan(inst)
-    t = lap("min_peak", t)
+    clock.lap("min_peak")
     if lowest.peak_bytes > budget:
-        return Result(
-            Status.INFEASIBLE,
-            budget,
-            None,
-            0,
-            lowest.peak_bytes,
-            floor,
-            single.peak_bytes,
-            None,
-            time.monotonic() - started,
-            timings,
-        )
+        found = _any_plan(inst, budget, floor, lowest, clock, workers, progress)
+        if not isinstance(found, Plan):
+            status, least, lower = found
+            return Result(
+                status=status,
+                plan=None,
+                lower_bound_steps=0,
+                min_feasible_budget=least,
+                min_budget_lower_bound=lower,
+                seconds=clock.elapsed(),
+                timings=clock.timings,
+                **common,
+            )
+        lowest = found
 
     progress("merging steps")
     baseline = evaluate(inst, merge_greedy(inst, greedy_sequence(inst), budget))
@@ -157,34 +196,100 @@ def plan_upgrade(
         candidates.append(greedy_batches(inst, budget, drop_non_vital=True))
     fitting = [c for c in candidates if evaluate(inst, c).peak_bytes <= budget]
     best = best_of(inst, [*fitting, baseline.generations])
-    t = lap("heuristics", t)
-    first_plan = t - started
+    first_plan = clock.lap("heuristics")
     bound = max(2, steps_lower_bound(inst, budget))
-    t = lap("steps_bound", t)
+    clock.lap("steps_bound")
     log.debug(
         "heuristic plan: %d steps (baseline %d), lower bound %d", len(best), len(baseline), bound
     )
 
-    deadline = started + time_limit
-    t = lap("model", t)
-    # Ask for one step fewer in a model with only that many slots: smaller than one with
-    # slots to spare, and "infeasible" is then a proof that the plan in hand is minimal.
-    # Building a model takes seconds on the largest closures: no model is built that
-    # would be left with less time to solve than its build took.
+    best, bound = _fewer_steps(inst, budget, best, bound, clock, workers, progress)
+    proven_steps = bound >= len(best)
+    steps_proven = clock.lap("cpsat_steps") if proven_steps else None
+    best, peak_bound, proven_peak, proven_absence = _lower_peak(
+        inst, budget, best, floor, clock, workers, peak_gap, progress
+    )
+    optimal = proven_steps and proven_peak and proven_absence
+    return Result(
+        status=Status.OPTIMAL if optimal else Status.FEASIBLE,
+        plan=best,
+        lower_bound_steps=min(bound, len(best)),
+        greedy_steps=len(baseline),
+        seconds=clock.elapsed(),
+        timings=clock.timings,
+        first_plan_seconds=first_plan,
+        steps_proven_seconds=steps_proven,
+        peak_bound=min(peak_bound, best.peak_bytes),
+        **common,
+    )
+
+
+def _any_plan(
+    inst: Instance,
+    budget: int,
+    floor: int,
+    lowest: Plan,
+    clock: _Clock,
+    workers: int,
+    progress: Progress,
+) -> Plan | tuple[Status, int, int]:
+    """A plan under `budget` when the heuristics have none, or the verdict that there is
+    none: (status, smallest budget known to work, proven floor under the smallest)."""
+    progress("searching for the smallest budget")
+    exact = exact_min_budget(inst)
+    clock.lap("exact_min_budget")
+    if exact is not None:
+        if exact.peak_bytes <= budget:
+            return exact
+        return Status.INFEASIBLE, exact.peak_bytes, exact.peak_bytes
+    if budget < floor:
+        # Proven already; how much would do is worth a short search.
+        share = min(clock.left(), MIN_BUDGET_SHARE * clock.limit)
+        bracket = smallest_budget(
+            inst, time_limit=share, workers=workers, heuristic=lowest, patience=2 * PATIENCE
+        )
+        clock.lap("min_budget")
+        return Status.INFEASIBLE, bracket.found, bracket.lower
+    # Between the floor and the best plan known: ask CP-SAT, with a slot for every change
+    # a plan can need, whether any plan fits; "infeasible" is then a proof.
+    slots = transitions_bound(inst)
+    if slots * len(inst.groups) > SLOT_MODEL_WORK or clock.left() <= 0:
+        return Status.UNKNOWN, lowest.peak_bytes, floor
+    progress(f"searching for any plan under the budget ({slots} slots)")
+    model = UpgradeModel(inst, budget, slots)
+    stage = model.solve("steps", time_limit=clock.left(), workers=workers)
+    clock.lap("cpsat_any")
+    if stage.generations is not None:
+        return evaluate(inst, stage.generations)
+    if stage.status is SolveStatus.INFEASIBLE:
+        return Status.INFEASIBLE, lowest.peak_bytes, budget + 1
+    return Status.UNKNOWN, lowest.peak_bytes, floor
+
+
+def _fewer_steps(
+    inst: Instance,
+    budget: int,
+    best: Plan,
+    bound: int,
+    clock: _Clock,
+    workers: int,
+    progress: Progress,
+) -> tuple[Plan, int]:
+    """Ask for one step fewer until CP-SAT proves it impossible; the plan and the bound.
+
+    Each model has only as many slots as steps asked for: smaller than one with slots to
+    spare, and "infeasible" is then a proof that the plan in hand is minimal. Building a
+    model takes seconds on the largest closures: no model is built that would be left
+    with less time to solve than its build took.
+    """
     building = 0.0
-
-    def time_left() -> float:
-        return deadline - time.monotonic() - building
-
-    while bound < len(best) and time_left() > 0:
+    while bound < len(best) and clock.left() - building > 0:
         fewer = len(best) - 1
         progress(f"searching for a plan in {fewer} steps")
         built = time.monotonic()
         trial = UpgradeModel(inst, budget, fewer)
         building = time.monotonic() - built
-        stage = trial.solve(
-            "steps", time_limit=(deadline - time.monotonic()) * 0.6, workers=workers
-        )
+        stage = trial.solve("steps", time_limit=clock.left() * 0.6, workers=workers)
         if stage.status is SolveStatus.INFEASIBLE:
             bound = len(best)
         elif stage.generations is not None:
@@ -194,67 +299,65 @@ def plan_upgrade(
             best = found
         else:
             break
-    proven_steps = bound >= len(best)
-    t = lap("cpsat_steps", t)
-    steps_proven = t - started if proven_steps else None
-    # Without time for another model, what is proven is what the floors say.
-    proven_peak = best.peak_bytes == floor
-    peak_bound = floor
-    proven_absence = not best.absent_steps
-    if time_left() > 0:
-        model = UpgradeModel(inst, budget, len(best))
-        model.hint(best.generations)
-        progress(f"lowering the peak of {len(best)} steps")
-        stage = model.solve(
-            "peak",
-            time_limit=(deadline - time.monotonic()) * 0.8,
-            workers=workers,
-            at_most={"steps": len(best)},
-            gap=peak_gap,
-        )
-        proven_peak = stage.status is SolveStatus.OPTIMAL
-        if stage.generations is not None:
-            found = evaluate(inst, stage.generations)
-            if len(found) <= len(best) and found.peak_bytes <= best.peak_bytes:
-                best = found
-        t = lap("cpsat_peak", t)
-        # CP-SAT's bound holds for plans of at most len(best) steps; the floor for any.
-        peak_bound = best.peak_bytes if proven_peak else max(floor, stage.bound or 0)
-        proven_absence = True
-        if not all(inst.vital) and best.absent_steps:
-            model.hint(best.generations)
-            progress("shortening absences")
-            stage = model.solve(
-                "absence",
-                time_limit=deadline - time.monotonic(),
-                workers=workers,
-                at_most={"steps": len(best), "peak": best.peak_bytes},
-            )
-            proven_absence = stage.status is SolveStatus.OPTIMAL
-            if stage.generations is not None:
-                found = evaluate(inst, stage.generations)
-                if (len(found), found.peak_bytes, found.absent_steps) < (
-                    len(best),
-                    best.peak_bytes,
-                    best.absent_steps,
-                ):
-                    best = found
-            lap("cpsat_absence", t)
-    else:
+    return best, bound
+
+
+def _lower_peak(
+    inst: Instance,
+    budget: int,
+    best: Plan,
+    floor: int,
+    clock: _Clock,
+    workers: int,
+    peak_gap: float,
+    progress: Progress,
+) -> tuple[Plan, int, bool, bool]:
+    """Lower the peak of a plan with as many steps, then shorten absences.
+
+    Returns the plan, the proven bound on its peak, and whether the peak and the
+    absence are proven minimal.
+    """
+    # Without time for another model, what is proven is what the floor says.
+    if clock.left() <= 0:
         log.debug("no time left to lower the peak of %d steps", len(best))
-    optimal = proven_steps and proven_peak and proven_absence
-    return Result(
-        Status.OPTIMAL if optimal else Status.FEASIBLE,
-        budget,
-        best,
-        min(bound, len(best)),
-        None,
-        floor,
-        single.peak_bytes,
-        len(baseline),
-        time.monotonic() - started,
-        timings,
-        first_plan_seconds=first_plan,
-        steps_proven_seconds=steps_proven,
-        peak_bound=min(peak_bound, best.peak_bytes),
+        return best, floor, best.peak_bytes == floor, not best.absent_steps
+    model = UpgradeModel(inst, budget, len(best))
+    model.hint(best.generations)
+    progress(f"lowering the peak of {len(best)} steps")
+    stage = model.solve(
+        "peak",
+        time_limit=min(clock.left() * 0.8, max(PATIENCE, PEAK_SHARE * clock.limit)),
+        workers=workers,
+        at_most={"steps": len(best)},
+        gap=peak_gap,
+        patience=PATIENCE,
     )
+    proven_peak = stage.status is SolveStatus.OPTIMAL
+    if stage.generations is not None:
+        found = evaluate(inst, stage.generations)
+        if len(found) <= len(best) and found.peak_bytes <= best.peak_bytes:
+            best = found
+    clock.lap("cpsat_peak")
+    # CP-SAT's bound holds for plans of at most len(best) steps; the floor for any.
+    peak_bound = best.peak_bytes if proven_peak else max(floor, stage.bound or 0)
+    if all(inst.vital) or not best.absent_steps:
+        return best, peak_bound, proven_peak, True
+    model.hint(best.generations)
+    progress("shortening absences")
+    stage = model.solve(
+        "absence",
+        time_limit=min(clock.left(), max(PATIENCE, PEAK_SHARE * clock.limit)),
+        workers=workers,
+        at_most={"steps": len(best), "peak": best.peak_bytes},
+        patience=PATIENCE,
+    )
+    if stage.generations is not None:
+        found = evaluate(inst, stage.generations)
+        if (len(found), found.peak_bytes, found.absent_steps) < (
+            len(best),
+            best.peak_bytes,
+            best.absent_steps,
+        ):
+            best = found
+    clock.lap("cpsat_absence")
+    return best, peak_bound, proven_peak, stage.status is SolveStatus.OPTIMAL

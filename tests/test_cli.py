@@ -41,11 +41,13 @@ def test_json_contract(capsys):
         "peak_bytes",
         "lower_bound_steps",
         "min_feasible_budget_bytes",
+        "min_budget_lower_bound_bytes",
         "steps",
     }
     assert doc["status"] in ("optimal", "feasible")
     assert doc["budget_bytes"] == 3 * 2**30
     assert doc["min_feasible_budget_bytes"] is None
+    assert doc["min_budget_lower_bound_bytes"] is None
     assert doc["peak_bytes"] == max(s["peak_bytes"] for s in doc["steps"]) <= doc["budget_bytes"]
     assert 2 <= doc["lower_bound_steps"] <= len(doc["steps"])
     for i, step in enumerate(doc["steps"], start=1):
@@ -94,7 +96,8 @@ def test_infeasible_exit_3(capsys):
     doc = json.loads(out)
     assert doc["status"] == "infeasible" and doc["steps"] == []
     need = doc["min_feasible_budget_bytes"]
-    assert need > parse_size("2.6G")
+    # "infeasible" is a proof: the proven floor under the smallest budget is above 2.6G.
+    assert parse_size("2.6G") < doc["min_budget_lower_bound_bytes"] <= need
     code, out, _ = run(
         capsys,
         "--limit",
@@ -108,8 +111,11 @@ def test_infeasible_exit_3(capsys):
         "5",
     )
     assert code == 0 and json.loads(out)["peak_bytes"] <= need
-    code, _, _ = run(capsys, "--limit", str(need - 2**20), "--current", CURRENT, "--target", TARGET)
-    assert code == 3
+    lower = doc["min_budget_lower_bound_bytes"]
+    code, out, _ = run(
+        capsys, "--limit", str(lower - 1), "--current", CURRENT, "--target", TARGET, "--json"
+    )
+    assert code == 3 and json.loads(out)["status"] == "infeasible"
 
 
 def write(tmp_path, name, text):

@@ -115,15 +115,30 @@ def test_synthetic_3000_paths_halfway_budget(synthetic_3000):
 
 
 @pytest.mark.slow
-def test_synthetic_min_feasible_budget_is_tight(synthetic_3000):
+def test_synthetic_min_budget_bracket_is_honest(synthetic_3000):
+    """Too many changes for the exact search: a bracket, each end of which holds."""
     problem, inst = synthetic_3000
     alone = max(problem.old.size(), problem.new.size())
     result = plan_upgrade(inst, alone, time_limit=10, workers=2)
-    assert result.status is Status.INFEASIBLE
-    need = result.min_feasible_budget
+    assert result.status is Status.INFEASIBLE and result.plan is None
+    need, lower = result.min_feasible_budget, result.min_budget_lower_bound
+    assert alone < lower <= need
+    # Within 2 % of each other on this mass-rebuild-like update.
+    assert need - lower <= 0.02 * need
     at = plan_upgrade(inst, need, time_limit=10, workers=2)
     checked(problem, at)
-    assert plan_upgrade(inst, need - MiB, time_limit=10, workers=2).status is Status.INFEASIBLE
+    below = plan_upgrade(inst, lower - 1, time_limit=10, workers=2)
+    assert below.status is Status.INFEASIBLE
+    between = plan_upgrade(inst, (lower + need) // 2, time_limit=5, workers=2)
+    # Either a plan (checked) or an honest "unknown": never a claim of infeasibility
+    # without a proof that it carries.
+    if between.plan is not None:
+        checked(problem, between)
+    else:
+        assert between.status in (Status.UNKNOWN, Status.INFEASIBLE)
+        assert between.min_budget_lower_bound is not None
+        if between.status is Status.INFEASIBLE:
+            assert between.min_budget_lower_bound > between.budget
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.01])
