@@ -297,6 +297,8 @@ def smallest_budget(
         lower = min(lower, plan.peak_bytes)
         return BudgetBound(plan.peak_bytes, lower, time.monotonic() - started, plan)
 
+    if inst.size == 0:
+        return done(single, single.peak_bytes)
     if best.peak_bytes <= floor:
         return done(best, floor)
     exact = exact_min_budget(inst)

@@ -152,6 +152,18 @@ def plan_upgrade(
     floor = min(peak_lower_bound(inst), single.peak_bytes)
     clock.lap("bounds")
     common = {"budget": budget, "peak_floor": floor, "one_step_peak": single.peak_bytes}
+    if inst.size == 0 and single.peak_bytes > budget:
+        # Only the glue changes: the one step is the only plan, and its need is exact.
+        return Result(
+            status=Status.INFEASIBLE,
+            plan=None,
+            lower_bound_steps=0,
+            min_feasible_budget=single.peak_bytes,
+            min_budget_lower_bound=single.peak_bytes,
+            seconds=clock.elapsed(),
+            timings=clock.timings,
+            **common,
+        )
     if single.peak_bytes <= budget or inst.size == 0:
         # One step is the only plan with one step; nothing to optimise.
         elapsed = clock.elapsed()
@@ -195,7 +207,10 @@ def plan_upgrade(
     if not all(inst.vital):
         candidates.append(greedy_batches(inst, budget, drop_non_vital=True))
     fitting = [c for c in candidates if evaluate(inst, c).peak_bytes <= budget]
-    best = best_of(inst, [*fitting, baseline.generations])
+    if baseline.peak_bytes <= budget:
+        fitting.append(baseline.generations)
+    # The lowest-peak plan fits (it was checked above): there is always a candidate.
+    best = best_of(inst, [*fitting, lowest.generations])
     first_plan = clock.lap("heuristics")
     bound = max(2, steps_lower_bound(inst, budget))
     clock.lap("steps_bound")
@@ -214,7 +229,7 @@ def plan_upgrade(
         status=Status.OPTIMAL if optimal else Status.FEASIBLE,
         plan=best,
         lower_bound_steps=min(bound, len(best)),
-        greedy_steps=len(baseline),
+        greedy_steps=len(baseline) if baseline.peak_bytes <= budget else None,
         seconds=clock.elapsed(),
         timings=clock.timings,
         first_plan_seconds=first_plan,
