@@ -2,7 +2,7 @@
 
 Walk down from the top-level through *glue* (paths every generation regenerates: the
 top-level, `system-path`, `etc`, `unit-*`, small wrappers) to the first real packages, and
-match old and new packages by pname plus output. See DESIGN.md, "Vocabulary".
+match old and new packages by pname plus output. See docs/model.md.
 """
 
 import itertools

@@ -1,7 +1,7 @@
 """The disk model: components, signature groups of paths, and the constants of every step.
 
 Paths used by the same set of (component, state) pairs behave alike, so they are grouped
-and their sizes summed; real closures collapse a lot this way (DESIGN.md, "The model").
+and their sizes summed; real closures collapse a lot this way (docs/model.md).
 """
 
 from collections import defaultdict

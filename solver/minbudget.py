@@ -2,7 +2,7 @@
 
 Any plan can be refined into one change per step without raising the need of its middle
 steps: every path of a generation inserted between G_k and G_{k+1} is in one of the two
-(docs/model.md, "Useful facts"). Only the first and the last step differ, because their
+(docs/model.md, "Facts the solver uses"). Only the first and the last step differ, because their
 glue is the current or the target system's own. So the smallest budget is a bottleneck
 (minimax) path through the graph of generations in which the first and the last step
 may change any number of components and every other step changes one. With few changes

@@ -83,7 +83,7 @@ class Result:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The object of the `--json` contract (docs/interface.md)."""
+        """The object of the `--json` contract (README, "Usage")."""
         return {
             "status": self.status.value,
             "budget_bytes": self.budget,
@@ -208,7 +208,7 @@ def plan_upgrade(
         candidates.append(greedy_batches(inst, budget, drop_non_vital=True))
     fitting = [c for c in candidates if evaluate(inst, c).peak_bytes <= budget]
     if baseline.peak_bytes <= budget:
-        fitting.append(baseline.generations)
+        fitting.append(list(baseline.generations))
     # The lowest-peak plan fits (it was checked above): there is always a candidate.
     best = best_of(inst, [*fitting, lowest.generations])
     first_plan = clock.lap("heuristics")
