@@ -103,7 +103,9 @@ def _quiet(_: str) -> None:
 # limit, and stops sooner when CP-SAT has not lowered the peak for PATIENCE seconds: the
 # last megabytes are rarely worth the user's wait (--time-limit is a cap, not a target).
 PEAK_SHARE = 0.1
-PATIENCE = 1.0
+PATIENCE = 2.0
+# ... but never less than this, so that small plans get their lowest peak on a busy machine.
+PEAK_SECONDS = 3.0
 # Without a plan under a budget below the proven floor, the smallest budget that works
 # is searched for this share of the time limit.
 MIN_BUDGET_SHARE = 0.15
@@ -261,7 +263,7 @@ def _any_plan(
         # Proven already; how much would do is worth a short search.
         share = min(clock.left(), MIN_BUDGET_SHARE * clock.limit)
         bracket = smallest_budget(
-            inst, time_limit=share, workers=workers, heuristic=lowest, patience=2 * PATIENCE
+            inst, time_limit=share, workers=workers, heuristic=lowest, patience=PATIENCE
         )
         clock.lap("min_budget")
         return Status.INFEASIBLE, bracket.found, bracket.lower
@@ -341,7 +343,7 @@ def _lower_peak(
     progress(f"lowering the peak of {len(best)} steps")
     stage = model.solve(
         "peak",
-        time_limit=min(clock.left() * 0.8, max(PATIENCE, PEAK_SHARE * clock.limit)),
+        time_limit=min(clock.left() * 0.8, max(PEAK_SECONDS, PEAK_SHARE * clock.limit)),
         workers=workers,
         at_most={"steps": len(best)},
         gap=peak_gap,
@@ -361,7 +363,7 @@ def _lower_peak(
     progress("shortening absences")
     stage = model.solve(
         "absence",
-        time_limit=min(clock.left(), max(PATIENCE, PEAK_SHARE * clock.limit)),
+        time_limit=min(clock.left(), max(PEAK_SECONDS, PEAK_SHARE * clock.limit)),
         workers=workers,
         at_most={"steps": len(best), "peak": best.peak_bytes},
         patience=PATIENCE,
