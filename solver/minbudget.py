@@ -22,6 +22,7 @@ from solver.components import Change
 from solver.cpsat import SolveStatus, UpgradeModel, default_workers
 from solver.greedy import min_peak_plan
 from solver.instance import Instance
+from solver.orders import ORDER_SECONDS, lower_bottleneck
 from solver.plan import Generation, Plan, State, evaluate, final, initial, one_step
 
 log = logging.getLogger(__name__)
@@ -304,6 +305,8 @@ def smallest_budget(
     exact = exact_min_budget(inst)
     if exact is not None:
         return done(exact, exact.peak_bytes)
+    left = time_limit - (time.monotonic() - started)
+    best = lower_bottleneck(inst, best, seconds=min(ORDER_SECONDS, left / 4), target=floor)
     slots = transitions_bound(inst)
     left = time_limit - (time.monotonic() - started)
     if slots * len(inst.groups) > SLOT_MODEL_WORK or left <= 0.05:

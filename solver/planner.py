@@ -24,6 +24,7 @@ from solver.greedy import (
 )
 from solver.instance import Instance
 from solver.minbudget import SLOT_MODEL_WORK, exact_min_budget, smallest_budget, transitions_bound
+from solver.orders import ORDER_SECONDS, lower_bottleneck
 from solver.plan import Plan, evaluate, one_step
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,10 @@ PEAK_SHARE = 0.1
 PATIENCE = 2.0
 # ... but never less than this, so that small plans get their lowest peak on a busy machine.
 PEAK_SECONDS = 3.0
+# Searching for fewer steps (or for any plan, when the heuristics have none under the
+# budget) gets at most this share of the time limit: when CP-SAT neither finds nor
+# refutes a plan by then, it rarely does before the limit, and the user is waiting.
+STEPS_SHARE = 0.3
 # Without a plan under a budget below the proven floor, the smallest budget that works
 # is searched for this share of the time limit.
 MIN_BUDGET_SHARE = 0.15
@@ -184,6 +189,8 @@ def plan_upgrade(
 
     progress("ordering components")
     lowest = min_peak_plan(inst)
+    if lowest.peak_bytes > budget:
+        lowest = lower_bottleneck(inst, lowest, seconds=2 * ORDER_SECONDS, target=budget)
     clock.lap("min_peak")
     if lowest.peak_bytes > budget:
         found = _any_plan(inst, budget, floor, lowest, clock, workers, progress)
@@ -216,6 +223,15 @@ def plan_upgrade(
     first_plan = clock.lap("heuristics")
     bound = max(2, steps_lower_bound(inst, budget))
     clock.lap("steps_bound")
+    if len(best) > bound:
+        # Another order, with a lower bottleneck, often merges into fewer steps.
+        progress("improving the order")
+        lowered = lower_bottleneck(inst, lowest)
+        if lowered is not lowest:
+            best = best_of(
+                inst, [best.generations, merge_optimal(inst, lowered.generations, budget)]
+            )
+        clock.lap("order")
     log.debug(
         "heuristic plan: %d steps (baseline %d), lower bound %d", len(best), len(baseline), bound
     )
@@ -274,7 +290,9 @@ def _any_plan(
         return Status.UNKNOWN, lowest.peak_bytes, floor
     progress(f"searching for any plan under the budget ({slots} slots)")
     model = UpgradeModel(inst, budget, slots)
-    stage = model.solve("steps", time_limit=clock.left(), workers=workers)
+    stage = model.solve(
+        "steps", time_limit=min(clock.left(), STEPS_SHARE * clock.limit), workers=workers
+    )
     clock.lap("cpsat_any")
     if stage.generations is not None:
         return evaluate(inst, stage.generations)
@@ -295,18 +313,20 @@ def _fewer_steps(
     """Ask for one step fewer until CP-SAT proves it impossible; the plan and the bound.
 
     Each model has only as many slots as steps asked for: smaller than one with slots to
-    spare, and "infeasible" is then a proof that the plan in hand is minimal. Building a
-    model takes seconds on the largest closures: no model is built that would be left
-    with less time to solve than its build took.
+    spare, and "infeasible" is then a proof that the plan in hand is minimal. The stage
+    gets STEPS_SHARE of the time limit. Building a model takes seconds on the largest
+    closures: no model is built that would be left with less time to solve than its
+    build took.
     """
     building = 0.0
-    while bound < len(best) and clock.left() - building > 0:
+    stage_end = time.monotonic() + min(clock.left(), STEPS_SHARE * clock.limit)
+    while bound < len(best) and stage_end - time.monotonic() - building > 0:
         fewer = len(best) - 1
         progress(f"searching for a plan in {fewer} steps")
         built = time.monotonic()
         trial = UpgradeModel(inst, budget, fewer)
         building = time.monotonic() - built
-        stage = trial.solve("steps", time_limit=clock.left() * 0.6, workers=workers)
+        stage = trial.solve("steps", time_limit=stage_end - time.monotonic(), workers=workers)
         if stage.status is SolveStatus.INFEASIBLE:
             bound = len(best)
         elif stage.generations is not None:
