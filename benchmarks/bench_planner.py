@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from adapters.journal import write_atomic  # noqa: E402
+from adapters.apply.journal import write_atomic  # noqa: E402
 from solver.closure import Closure  # noqa: E402
 from solver.synthetic import generate_system, propagate  # noqa: E402
 
@@ -152,7 +152,7 @@ class Row:
 
 def system(name: str) -> Closure:
     if name.startswith("real-"):
-        from adapters.readers import read_source
+        from adapters.nixstore.sources import read_source
 
         return read_source(str(REAL))
     _, paths, comps = name.split("-")
@@ -551,7 +551,12 @@ def _context():  # type: ignore[no-untyped-def]
     """
     if sys.platform != "linux":
         return multiprocessing.get_context("spawn")
-    for module in ("gen_independent", "solver.planner", "solver.validate", "adapters.readers"):
+    for module in (
+        "gen_independent",
+        "solver.planner",
+        "solver.validate",
+        "adapters.nixstore.sources",
+    ):
         importlib.import_module(module)
     return multiprocessing.get_context("fork")
 

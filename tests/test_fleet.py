@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import fleet as fl
+from adapters.studies import fleet as fl
 from adapters.cli import main
 from solver.errors import InputError
 from tests.test_scenario import assert_matplotlib_png
@@ -76,7 +76,7 @@ def test_fleet_command_json_and_plot(tmp_path, capsys):
     assert doc["totals"]["hosts"] == 12
     assert_matplotlib_png(out)
 
-    from adapters.plots import fleet_figure
+    from adapters.cli.plots import fleet_figure
 
     fig = fleet_figure(doc)
     disks = fig.axes[1]

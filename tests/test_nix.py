@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from adapters import nix, process, readers
+from adapters.nixstore import formats, nix, process
 from solver.closure import Closure, PathInfo
 from solver.errors import ClosureError, NixError
 from tests.helpers import fake_path
@@ -42,7 +42,7 @@ def fake(monkeypatch):
 
 def closure_json(shape="2.19") -> str:
     infos = [PathInfo(GLIBC, 30), PathInfo(APP, 5, (APP, GLIBC), DRV)]
-    return readers.dump_path_info_json(Closure(infos), shape)
+    return formats.dump_path_info_json(Closure(infos), shape)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_closure_of_a_link(fake, tmp_path, monkeypatch):
     (store / app.rpartition("/")[2]).write_text("")
     link = tmp_path / "result"
     link.symlink_to(app)
-    fake.stdout = readers.dump_path_info_json(
+    fake.stdout = formats.dump_path_info_json(
         Closure([PathInfo(glibc, 1), PathInfo(app, 2, (glibc,))])
     )
     closure = nix.closure(str(link), store="file:///c")
@@ -126,7 +126,7 @@ def test_closure_of_a_link(fake, tmp_path, monkeypatch):
 
 
 def test_closure_missing_root_in_output(fake):
-    fake.stdout = readers.dump_path_info_json(Closure([PathInfo(GLIBC, 1)]))
+    fake.stdout = formats.dump_path_info_json(Closure([PathInfo(GLIBC, 1)]))
     with pytest.raises(NixError, match=f"does not list {APP}"):
         nix.closure(APP)
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from adapters import nixos, process
+from adapters.apply import nixos
+from adapters.nixstore import process
 from solver.errors import InputError
 from tests.helpers import fake_path
 

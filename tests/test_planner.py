@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.readers import dump_path_info_json, read_source
+from adapters.nixstore.formats import dump_path_info_json
+from adapters.nixstore.sources import read_source
 from solver.components import split_components
 from solver.greedy import greedy_sequence, merge_greedy
 from solver.instance import Problem, build_instance

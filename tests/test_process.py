@@ -5,7 +5,7 @@ import shlex
 
 import pytest
 
-from adapters import process
+from adapters.nixstore import process
 from solver.errors import NixError
 
 
@@ -140,7 +140,7 @@ def test_undecodable_output_does_not_crash():
 
 
 def test_logs_the_command_at_debug(caplog):
-    with caplog.at_level(logging.DEBUG, logger="adapters.process"):
+    with caplog.at_level(logging.DEBUG, logger="adapters.nixstore.process"):
         process.run(["echo", "two words"], check=True)
     assert "running echo 'two words'" in caplog.text
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.readers import read_source
+from adapters.nixstore.sources import read_source
 from solver.components import split_components
 from solver.greedy import greedy_sequence, merge_greedy
 from solver.instance import Problem, build_instance

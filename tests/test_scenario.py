@@ -8,10 +8,11 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from adapters import scenario as sc
+from adapters.studies import changes
+from adapters.studies import scenario as sc
 from adapters.cli import main
-from adapters.plots import scenario_figure
-from adapters.readers import read_source
+from adapters.cli.plots import scenario_figure
+from adapters.nixstore.sources import read_source
 from solver import diffclosures
 from solver.closure import Closure
 from solver.errors import InputError
@@ -105,7 +106,7 @@ def test_unknown_package_names_the_change_and_suggests():
     [("3%", 1.03, 0), ("-1.5%", 0.985, 0), ("+2M", 1.0, 2 << 20), ("-512K", 1.0, -(512 << 10))],
 )
 def test_growth(text, factor, delta):
-    g = sc.growth(text, sc.y.Where("f.yaml"))
+    g = changes.growth(text, changes.y.Where("f.yaml"))
     assert g.factor == pytest.approx(factor) and g.delta == delta
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from adapters.cli import main
-from adapters.readers import read_source
+from adapters.nixstore.sources import read_source
 
 pytestmark = pytest.mark.nix
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
-from adapters.estimate import closure_from_derivation
-from adapters.readers import read_source
+from adapters.nixstore.estimate import closure_from_derivation
+from adapters.nixstore.sources import read_source
 
 pytestmark = pytest.mark.nix
 

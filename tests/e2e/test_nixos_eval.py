@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import nixos
+from adapters.apply import nixos
 
 pytestmark = pytest.mark.nix
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import nix, readers
+from adapters.nixstore import formats, nix, sources
 from solver.closure import Closure
 from solver.errors import InputError, NixError
 
@@ -101,7 +101,7 @@ def test_path_info_not_recursive(built):
 def test_read_db_matches_nix(built):
     store, _, link, path = built
     live = nix.closure(path)
-    closure = readers.read_db(store.db, [path])
+    closure = sources.read_db(store.db, [path])
     assert summary(closure) == summary(live)
     assert closure.size() == nix_closure_size(store, link)
     assert sizes(closure) == nix_sizes(store, link)
@@ -110,10 +110,10 @@ def test_read_db_matches_nix(built):
 def test_read_source_store_path_link_and_drv(built):
     store, _, link, path = built
     live = summary(nix.closure(path))
-    assert summary(readers.read_source(path)) == live
-    assert summary(readers.read_source(str(link))) == live
+    assert summary(sources.read_source(path)) == live
+    assert summary(sources.read_source(str(link))) == live
     drv = store.run("nix-store", "--query", "--deriver", path).strip()
-    from_drv = readers.read_source(drv)
+    from_drv = sources.read_source(drv)
     assert from_drv.roots == (path,)
     assert summary(from_drv) == live
 
@@ -121,7 +121,7 @@ def test_read_source_store_path_link_and_drv(built):
 def test_read_source_without_a_readable_db_asks_nix(built, monkeypatch):
     store, _, link, path = built
     monkeypatch.setattr(nix, "state_db_path", lambda: store.root / "no" / "db.sqlite")
-    closure = readers.read_source(str(link))
+    closure = sources.read_source(str(link))
     assert closure.roots == (path,)
     assert sizes(closure) == nix_sizes(store, link)
 
@@ -133,10 +133,10 @@ def test_binary_cache(built):
     expected = nix_sizes(store, link)
     total = nix_closure_size(store, link)
 
-    from_dir = readers.read_narinfo_dir(cache, root=path)
+    from_dir = sources.read_narinfo_dir(cache, root=path)
     assert sizes(from_dir) == expected
     assert from_dir.size() == total
-    assert summary(readers.read_source(str(cache))) == summary(from_dir)
+    assert summary(sources.read_source(str(cache))) == summary(from_dir)
 
     infos = nix.path_info([path], store=f"file://{cache}")
     assert {i.path: i.nar_size for i in infos} == expected
@@ -149,7 +149,7 @@ def test_registration_from_dump_db(built):
     store, _, link, path = built
     paths = store.run("nix-store", "--query", "--requisites", path).split()
     text = store.run("nix-store", "--dump-db", *paths)
-    closure = readers.read_registration(text, "dump-db")
+    closure = formats.read_registration(text, "dump-db")
     assert summary(closure) == summary(nix.closure(path))
     assert closure.size() == nix_closure_size(store, link)
 
@@ -158,10 +158,10 @@ def test_saved_path_info_files(built):
     store, _, link, path = built
     live = summary(nix.closure(path))
     saved = store.write("path-info.json", store.run("nix", "path-info", "--json", "-r", str(link)))
-    assert summary(readers.read_source(str(saved))) == live
+    assert summary(sources.read_source(str(saved))) == live
     for shape in ("list", "2.19", "v2"):
-        dumped = store.write(f"{shape}.json", readers.dump_path_info_json(nix.closure(path), shape))
-        assert summary(readers.read_source(str(dumped))) == live
+        dumped = store.write(f"{shape}.json", formats.dump_path_info_json(nix.closure(path), shape))
+        assert summary(sources.read_source(str(dumped))) == live
 
 
 def test_gc_roots_find_the_result_link(built):
@@ -180,10 +180,10 @@ def test_derivation_not_built_then_realised(built):
     assert out.endswith("-notbuilt-1.0")
     assert nix.invalid_paths([out]) == [out]
     with pytest.raises(InputError, match=f"{drv} is not built: {out} not in the store"):
-        readers.read_source(drv)
+        sources.read_source(drv)
     assert nix.realise(drv) == [out]
     assert nix.invalid_paths([out]) == []
-    closure = readers.read_source(drv)
+    closure = sources.read_source(drv)
     assert closure.roots == (out,)
     assert len(closure) == 2
 
@@ -203,4 +203,4 @@ def test_path_info_json_is_what_nix_prints(built):
     # Guard against a Nix that changes shape under us: whatever it prints must parse.
     store, _, link, _ = built
     data = json.loads(store.run("nix", "path-info", "--json", "-r", str(link)))
-    assert len(readers.parse_path_info(data, "nix")) == 5
+    assert len(formats.parse_path_info(data, "nix")) == 5

@@ -15,13 +15,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final, Self
 
-from adapters import nix, process
-from adapters.estimate import closure_from_derivation
-from adapters.executor import Target
-from adapters.journal import write_atomic
+from adapters.apply.builder import Target
+from adapters.apply.journal import write_atomic
+from adapters.nixstore import nix
+from adapters.nixstore.estimate import closure_from_derivation
 from solver.closure import Closure
 from solver.components import Change, Component
-from solver.errors import InputError, NixError
+from solver.errors import InputError
 from solver.instance import Problem
 from solver.plan import Generation, State
 from solver.storepath import StorePath
@@ -30,7 +30,6 @@ HERE: Final = Path(__file__).parent
 STEP_NIX: Final = HERE / "nixos-step.nix"
 CONFIG_NIX: Final = HERE / "nixos-config.nix"
 FLAKE_NIX: Final = HERE / "nixos-flake.nix"
-FLAKES: Final = ("nix", "--extra-experimental-features", "nix-command flakes")
 STEP_ENV: Final = "BUDGET_SOLVE_STEP"
 
 
@@ -106,39 +105,16 @@ def _classic_args(include: Sequence[str]) -> list[str]:
     return ["<nixpkgs/nixos>", "-A", "system", *flags, "-I", f"nixos-config={CONFIG_NIX}"]
 
 
-def _run_step(step: Step, step_file: Path, argv: Sequence[str]) -> str:
-    """Run a Nix command that evaluates the system `step` describes; its stdout."""
-    step.write(step_file)
-    return process.run(argv, check=True, env={STEP_ENV: str(step_file)}).stdout
-
-
 def flake_build_argv(flake: Flake, out_link: Path, substituters: Sequence[str] = ()) -> list[str]:
     """`nix build` of the flake's system extended with the step module."""
-    return [
-        *FLAKES,
-        "build",
-        "--impure",
-        "--out-link",
-        str(out_link),
-        # Nix 2.8 has no --print-out-paths; --json names the outputs.
-        "--json",
-        "-f",
-        *_flake_args(flake),
-        *nix.substituter_flags(substituters),
-    ]
+    return nix.build_flake_file_argv(_flake_args(flake), out_link, substituters)
 
 
 def classic_build_argv(
     out_link: Path, include: Sequence[str] = (), substituters: Sequence[str] = ()
 ) -> list[str]:
     """`nix-build '<nixpkgs/nixos>' -A system` with our nixos-config wrapping the user's."""
-    return [
-        "nix-build",
-        *_classic_args(include),
-        "--out-link",
-        str(out_link),
-        *nix.substituter_flags(substituters),
-    ]
+    return nix.build_file_argv(_classic_args(include), out_link, substituters)
 
 
 def build_system(
@@ -151,35 +127,24 @@ def build_system(
     substituters: Sequence[str] = (),
 ) -> str:
     """Build the step's system; its top-level store path."""
-    argv = (
-        flake_build_argv(flake, out_link, substituters)
-        if flake
-        else classic_build_argv(out_link, include, substituters)
+    step.write(step_file)
+    return nix.build_file(
+        _flake_args(flake) if flake else _classic_args(include),
+        out_link=out_link,
+        flakes=flake is not None,
+        substituters=substituters,
+        env={STEP_ENV: str(step_file)},
     )
-    stdout = _run_step(step, step_file, argv)
-    if flake:
-        try:
-            return str(json.loads(stdout)[0]["outputs"]["out"])
-        except (json.JSONDecodeError, LookupError, TypeError) as e:
-            raise NixError(f"nix build printed no system path: {stdout[:200]!r}") from e
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        raise NixError(f"{argv[0]} printed no system path")
-    return lines[-1].strip()
 
 
 def system_profile() -> Path:
     return nix.state_dir() / "profiles" / "system"
 
 
-def switch_argv(toplevel: str, activation: Activation) -> list[str]:
-    return [f"{toplevel}/bin/switch-to-configuration", activation.value]
-
-
 def activate(toplevel: str, activation: Activation) -> None:
     """Make `toplevel` the system profile's generation and activate it."""
     nix.set_profile(system_profile(), toplevel)
-    process.run(switch_argv(toplevel, activation), check=True)
+    nix.switch_to_configuration(toplevel, activation.value)
 
 
 def booted_system(run_dir: Path = Path("/run")) -> str | None:
@@ -192,10 +157,8 @@ def instantiate_argv(
 ) -> list[str]:
     """`nix-instantiate` of the system the step file describes: its top-level `.drv`."""
     if flake:
-        what = [*FLAKES[1:], *_flake_args(flake)]  # the options, not the `nix` program
-    else:
-        what = _classic_args(include)
-    return ["nix-instantiate", *what, "--add-root", str(root)]
+        return nix.instantiate_argv(_flake_args(flake), root, flakes=True)
+    return nix.instantiate_argv(_classic_args(include), root)
 
 
 def instantiate_system(
@@ -207,12 +170,13 @@ def instantiate_system(
     include: Sequence[str] = (),
 ) -> str:
     """Evaluate the step's system without building it; its top-level derivation."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    stdout = _run_step(step, step_file, instantiate_argv(root, flake, include))
-    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        raise NixError("nix-instantiate printed no derivation")
-    return os.path.realpath(lines[-1])
+    step.write(step_file)
+    return nix.instantiate(
+        _flake_args(flake) if flake else _classic_args(include),
+        root=root,
+        flakes=flake is not None,
+        env={STEP_ENV: str(step_file)},
+    )
 
 
 def attributes(component: Component) -> list[str]:

@@ -24,41 +24,32 @@
 Paths are relative to the YAML file.
 """
 
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters import yamlfile as y
-from adapters.readers import read_source
-from solver import diffclosures
+from adapters.studies import schema as y
+from adapters.studies.changes import parse_change, read_current
 from solver.closure import Closure, PathInfo, merge
 from solver.components import Change as ComponentChange
 from solver.components import split_components
-from solver.errors import BudgetSolveError, InputError
+from solver.errors import InputError
 from solver.instance import Problem, build_instance
 from solver.planner import Result, plan_upgrade
 from solver.scenario import (
-    Add,
-    Bump,
     Change,
-    GrowAll,
-    Growth,
-    Remove,
     ScenarioError,
     apply_change,
     apply_changes,
 )
 from solver.storepath import StorePath
-from solver.synthetic import fake_hash, generate_system
-from solver.units import format_size, parse_size
+from solver.synthetic import fake_hash
+from solver.units import format_size
 from solver.validate import validate
 
 Progress = Callable[[str], None]
-
-CHANGE_KINDS = ("bump", "add", "remove", "grow_all", "diff")
 
 
 @dataclass(frozen=True)
@@ -82,90 +73,6 @@ class Scenario:
     seed: int = 0
     notes: list[str] = field(default_factory=list)
     target: Closure | None = None  # the changes applied; computed when None
-
-
-def growth(value: Any, where: y.Where) -> Growth:
-    """`3%`, `-1.5%`, `+2M`, `-512K`: a relative or an absolute change of size."""
-    text = str(value).strip() if isinstance(value, str | int | float) else None
-    if text is None or isinstance(value, bool):
-        raise where.error("expected a growth such as 3%, -1%, +2M or -512K")
-    if text.endswith("%"):
-        try:
-            return Growth(1 + float(text[:-1]) / 100)
-        except ValueError:
-            raise where.error(f"invalid percentage {text!r}") from None
-    sign = -1 if text.startswith("-") else 1
-    try:
-        return Growth(delta=sign * parse_size(text.lstrip("+-")))
-    except InputError as e:
-        raise where.error(f"{e} (or a percentage such as 3%)") from e
-
-
-def read_current(value: Any, where: y.Where, base: Path) -> Closure:
-    """A `current:` value: a source the planner reads, or `{generate: {...}}`."""
-    if isinstance(value, str):
-        try:
-            return read_source(_relative(value, base))
-        except BudgetSolveError as e:
-            raise where.error(str(e)) from e
-    spec = y.mapping(value, where, required=["generate"])
-    gen = y.mapping(
-        spec["generate"], where.key(spec, "generate"), optional=["paths", "components", "seed"]
-    )
-    at = where.key(spec, "generate")
-    paths = y.integer(gen.get("paths", 1000), at.key(gen, "paths"), minimum=20)
-    comps = y.integer(gen.get("components", max(10, paths // 20)), at.key(gen, "components"))
-    if not 1 <= comps <= paths // 2:
-        raise at.key(gen, "components").error(f"must be between 1 and {paths // 2}")
-    seed = y.integer(gen.get("seed", 0), at.key(gen, "seed"))
-    return generate_system(paths, comps, seed=seed)
-
-
-def _relative(path: str, base: Path) -> str:
-    p = Path(os.path.expanduser(path))
-    return str(p if p.is_absolute() or path.startswith("/nix/store") else base / p)
-
-
-def parse_change(
-    value: Any, where: y.Where, base: Path, current: Closure, notes: list[str]
-) -> list[Change]:
-    """One item of `changes:` (a `diff` item gives several); skipped names go to `notes`."""
-    if not isinstance(value, dict):
-        raise where.error(f"a change is a mapping with one of: {', '.join(CHANGE_KINDS)}")
-    kind = y.one_of(value, where, CHANGE_KINDS)
-    if kind == "bump":
-        m = y.mapping(value, where, required=["bump"], optional=["version", "grow"])
-        names = y.strings(m["bump"], where.key(m, "bump"))
-        version = str(m["version"]) if "version" in m else None
-        grow = growth(m["grow"], where.key(m, "grow")) if "grow" in m else Growth()
-        return [Bump(tuple(names), grow, version)]
-    if kind == "add":
-        m = y.mapping(value, where, required=["add", "size"], optional=["references"])
-        name = y.string(m["add"], where.key(m, "add"))
-        refs = y.strings(m.get("references", []), where.key(m, "references"))
-        return [Add(name, y.size(m["size"], where.key(m, "size")), tuple(refs))]
-    if kind == "remove":
-        m = y.mapping(value, where, required=["remove"])
-        return [Remove(tuple(y.strings(m["remove"], where.key(m, "remove"))))]
-    if kind == "grow_all":
-        m = y.mapping(value, where, required=["grow_all"])
-        return [GrowAll(growth(m["grow_all"], where.key(m, "grow_all")))]
-    m = y.mapping(value, where, required=["diff"], optional=["block"])
-    file = Path(_relative(y.string(m["diff"], where.key(m, "diff")), base))
-    block = y.integer(m["block"], where.key(m, "block"), minimum=0) if "block" in m else None
-    try:
-        text = file.read_text()
-    except OSError as e:
-        raise where.key(m, "diff").error(f"{file}: {e.strerror or e}") from e
-    try:
-        translated = diffclosures.read(text, current, block=block)
-    except InputError as e:
-        raise where.key(m, "diff").error(str(e)) from e
-    if translated.skipped:
-        shown = ", ".join(translated.skipped[:5])
-        more = f" and {len(translated.skipped) - 5} more" if len(translated.skipped) > 5 else ""
-        notes.append(f"{file.name}: not in the current closure, skipped: {shown}{more}")
-    return translated.changes
 
 
 def load(path: Path) -> Scenario:

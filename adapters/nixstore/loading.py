@@ -4,9 +4,9 @@ import logging
 import os
 from collections.abc import Sequence
 
-from adapters import nix
-from adapters.estimate import closure_from_derivation
-from adapters.readers import read_source
+from adapters.nixstore import nix
+from adapters.nixstore.estimate import closure_from_derivation
+from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
 from solver.components import split_components
 from solver.errors import InputError, NixError

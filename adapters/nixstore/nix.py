@@ -7,16 +7,18 @@ NIX_REMOTE select the store exactly as they do for the nix commands a user types
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from adapters import process, readers
+from adapters.nixstore import formats, process
 from solver.closure import Closure, PathInfo
 from solver.errors import NixError
 
 # `nix path-info` is an experimental command on every Nix up to now (2.8 through 2.3x).
 NIX: Final = ("nix", "--extra-experimental-features", "nix-command")
+# Evaluating a flake needs the flakes feature too, on every Nix that has it.
+FLAKES: Final = ("nix", "--extra-experimental-features", "nix-command flakes")
 NIX_STORE: Final = ("nix-store",)
 JSON: Final = ("--json",)
 RECURSIVE: Final = ("--recursive",)
@@ -75,7 +77,7 @@ def path_info(
         data = json.loads(result.stdout)
     except json.JSONDecodeError as e:
         raise NixError(f"{source} printed malformed JSON (line {e.lineno}): {e.msg}") from e
-    return readers.parse_path_info(data, source, known_only=known_only)
+    return formats.parse_path_info(data, source, known_only=known_only)
 
 
 def closure(path: str, store: str | None = None) -> Closure:
@@ -98,7 +100,7 @@ def derivation_closure(drvs: Iterable[str]) -> Closure:
         process.run([*NIX_STORE, "--query", "--requisites", *drvs], check=True).stdout
     )
     dump = process.run([*NIX_STORE, "--dump-db", *requisites], check=True).stdout
-    closure = readers.read_registration(dump, "nix-store --dump-db")
+    closure = formats.read_registration(dump, "nix-store --dump-db")
     return Closure(closure.infos(), drvs, source="derivations")
 
 
@@ -176,8 +178,6 @@ def gc_roots() -> dict[str, str]:
 
 # -- building and switching generations (`budget-solve apply`) ------------------------------
 
-GENERATION_NIX: Final = Path(__file__).with_name("generation.nix")
-
 
 def substituter_flags(substituters: Iterable[str]) -> list[str]:
     urls = " ".join(substituters)
@@ -185,12 +185,18 @@ def substituter_flags(substituters: Iterable[str]) -> list[str]:
 
 
 def build_generation(
-    name: str, paths: Iterable[str], *, out_link: Path, substituters: Iterable[str] = ()
+    expression: Path,
+    name: str,
+    paths: Iterable[str],
+    *,
+    out_link: Path,
+    substituters: Iterable[str] = (),
 ) -> str:
-    """Build an intermediate generation referencing `paths`; `out_link` roots it."""
+    """Build an intermediate generation referencing `paths` with `expression` (a `.nix`
+    file taking `name` and `paths`); `out_link` roots it."""
     argv = [
         "nix-build",
-        str(GENERATION_NIX),
+        str(expression),
         "--argstr",
         "name",
         name,
@@ -313,3 +319,88 @@ def configured_substituters() -> list[str]:
     except (json.JSONDecodeError, KeyError, TypeError):
         return []
     return [str(v) for v in value] if isinstance(value, list) else []
+
+
+# -- evaluating and building systems from expressions (NixOS) -------------------------------
+
+
+def build_file_argv(
+    expression: Sequence[str], out_link: Path, substituters: Iterable[str] = ()
+) -> list[str]:
+    """`nix-build EXPRESSION... --out-link LINK`: a classic expression."""
+    return ["nix-build", *expression, "--out-link", str(out_link), *substituter_flags(substituters)]
+
+
+def build_flake_file_argv(
+    expression: Sequence[str], out_link: Path, substituters: Iterable[str] = ()
+) -> list[str]:
+    """`nix build --impure -f FILE ARGS...`: a file that evaluates a flake."""
+    return [
+        *FLAKES,
+        "build",
+        "--impure",
+        "--out-link",
+        str(out_link),
+        # Nix 2.8 has no --print-out-paths; --json names the outputs.
+        "--json",
+        "-f",
+        *expression,
+        *substituter_flags(substituters),
+    ]
+
+
+def instantiate_argv(expression: Sequence[str], root: Path, *, flakes: bool = False) -> list[str]:
+    """`nix-instantiate EXPRESSION... --add-root ROOT` (with the flakes feature on)."""
+    features = list(FLAKES[1:]) if flakes else []
+    return ["nix-instantiate", *features, *expression, "--add-root", str(root)]
+
+
+def build_file(
+    expression: Sequence[str],
+    *,
+    out_link: Path,
+    flakes: bool = False,
+    substituters: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Build what `expression` evaluates to (through a flake with `flakes`); its path."""
+    argv = (
+        build_flake_file_argv(expression, out_link, substituters)
+        if flakes
+        else build_file_argv(expression, out_link, substituters)
+    )
+    stdout = process.run(argv, check=True, env=env).stdout
+    if flakes:
+        try:
+            return str(json.loads(stdout)[0]["outputs"]["out"])
+        except (json.JSONDecodeError, LookupError, TypeError) as e:
+            raise NixError(f"nix build printed no output path: {stdout[:200]!r}") from e
+    lines = _lines(stdout)
+    if not lines:
+        raise NixError(f"{argv[0]} printed no output path")
+    return lines[-1]
+
+
+def instantiate(
+    expression: Sequence[str],
+    *,
+    root: Path,
+    flakes: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Evaluate `expression` without building it; its derivation, rooted at `root`."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    stdout = process.run(instantiate_argv(expression, root, flakes=flakes), check=True, env=env)
+    lines = _lines(stdout.stdout)
+    if not lines:
+        raise NixError("nix-instantiate printed no derivation")
+    return os.path.realpath(lines[-1])
+
+
+def switch_argv(toplevel: str, action: str) -> list[str]:
+    return [f"{toplevel}/bin/switch-to-configuration", action]
+
+
+def switch_to_configuration(toplevel: str, action: str) -> None:
+    """Run a NixOS system's `switch-to-configuration ACTION` (switch, boot, test)."""
+    process.run(switch_argv(toplevel, action), check=True)

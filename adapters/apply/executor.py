@@ -8,23 +8,23 @@ the plan and the step in progress, so a rerun after a crash or a power cut resum
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from adapters import nix
-from adapters.estimate import closure_from_derivation
-from adapters.journal import Journal
-from adapters.loading import live_pinned
-from adapters.measure import Calibration, PeakSampler
-from adapters.readers import read_source
+from adapters.apply.builder import ApplyError, Builder, Target
+from adapters.apply.journal import Journal
+from adapters.apply.measure import Calibration, PeakSampler
+from adapters.nixstore import nix
+from adapters.nixstore.loading import live_pinned
+from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
-from solver.components import Change, split_components
-from solver.errors import BudgetSolveError, InputError, NixError
+from solver.components import split_components
+from solver.errors import BudgetSolveError, NixError
 from solver.instance import Problem, build_instance
-from solver.plan import Generation, State, evaluate
 from solver.plan import Step as PlanStep
+from solver.plan import evaluate
 from solver.planner import Result, Status, plan_upgrade
 from solver.units import format_size
 from solver.validate import Checked, validate
@@ -32,10 +32,6 @@ from solver.validate import Checked, validate
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-
-
-class ApplyError(BudgetSolveError):
-    """A step failed; the profile still points at the last good generation."""
 
 
 class InfeasibleError(BudgetSolveError):
@@ -91,131 +87,6 @@ def state_dir_for(profile: Path) -> Path:
     root = Path(base) if base else nix.state_dir() / "budget-solve"
     digest = hashlib.sha256(str(profile.absolute()).encode()).hexdigest()[:16]
     return root / f"{profile.name}-{digest}"
-
-
-def generation_entries(problem: Problem, gen: Generation) -> list[str]:
-    """Top-level paths of a generation: each component's old or new entries, or none."""
-    paths: set[str] = set()
-    for comp in problem.split.components:
-        if comp.change is Change.SAME and comp.vital:
-            paths.update(comp.old)
-    for comp, state in zip(problem.modelled(), gen, strict=True):
-        if state == State.OLD:
-            paths.update(comp.old)
-        elif state == State.NEW:
-            paths.update(comp.new)
-    return sorted(paths)
-
-
-@dataclass(frozen=True)
-class Target:
-    """The system the plan ends at."""
-
-    name: str  # what the user named: with the profile, it identifies the plan in the journal
-    path: str  # the top-level store path the last step makes current
-    closure: Closure
-    drv: str | None = None  # builds the target where no substituter has it
-
-
-class Builder(Protocol):
-    """How one kind of system describes, builds and switches to its generations."""
-
-    profile: Path
-    substituters: list[str]
-
-    def identity(self) -> str:
-        """What names the target, cheaply: a rerun with the same identity resumes."""
-        ...
-
-    def target(self, old: Closure) -> Target:
-        """The target's top-level path and its closure, exact or estimated."""
-        ...
-
-    def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
-        """The planned generations as this kind of system can build them."""
-        ...
-
-    def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
-        """An intermediate generation, as JSON the journal keeps and `build` reads."""
-        ...
-
-    def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
-        """Build the generation `spec` describes; its top-level store path."""
-        ...
-
-    def activate(self, path: str) -> None:
-        """Make `path` the profile's new current generation."""
-        ...
-
-    # What the running system holds (NixOS: /run/booted-system).
-    reboots: bool  # stop after each step until the machine runs the new generation
-
-    def prepare(self) -> None:
-        """Before planning or resuming: drop what the user allowed to drop."""
-        ...
-
-    def pinned(self) -> list[str]:
-        """Paths that stay on disk throughout, besides other GC roots."""
-        ...
-
-    def booted(self) -> str | None:
-        """The generation the machine runs, when that pins it."""
-        ...
-
-
-class ProfileBuilder:
-    """A plain Nix profile: intermediate generations are built from `generation.nix`."""
-
-    reboots = False
-
-    def __init__(self, profile: Path, target: str, substituters: Sequence[str] = ()) -> None:
-        self.profile = profile
-        self.substituters = list(substituters)
-        self._target = target
-
-    def prepare(self) -> None:
-        pass
-
-    def pinned(self) -> list[str]:
-        return []
-
-    def booted(self) -> str | None:
-        return None
-
-    def identity(self) -> str:
-        return self._target
-
-    def target(self, old: Closure) -> Target:
-        name = self._target
-        if name.endswith(".drv"):
-            if nix.invalid_paths([name]):
-                raise InputError(f"--target {name}: the derivation is not in the store")
-            closure = closure_from_derivation(name, substituters=self.substituters, like=old)
-            return Target(name, closure.roots[0], closure, drv=name)
-        if not nix.invalid_paths([name]):
-            return Target(name, name, read_source(name))
-        errors = []
-        for url in self.substituters:
-            try:
-                return Target(name, name, nix.closure(name, store=url))
-            except BudgetSolveError as e:
-                errors.append(str(e))
-        detail = f": {errors[-1]}" if errors else " (give --substituter URL)"
-        raise ApplyError(f"{name} is not in the store and no substituter has it{detail}")
-
-    def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
-        return list(generations)
-
-    def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
-        return {"entries": generation_entries(problem, gen)}
-
-    def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
-        return nix.build_generation(
-            name, spec["entries"], out_link=out_link, substituters=self.substituters
-        )
-
-    def activate(self, path: str) -> None:
-        nix.set_profile(self.profile, path)
 
 
 class Executor:

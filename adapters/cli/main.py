@@ -10,21 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
-from adapters import nix
-from adapters.executor import (
-    ApplyError,
-    ApplyResult,
-    Builder,
-    Executor,
-    InfeasibleError,
-    ProfileBuilder,
-    state_dir_for,
-)
-from adapters.fleet import load as load_fleet
-from adapters.fleet import run as run_fleet
-from adapters.loading import load_problem
-from adapters.measure import size_bytes
-from adapters.nixos import (
+from adapters.apply.builder import ApplyError, Builder
+from adapters.apply.executor import ApplyResult, Executor, InfeasibleError, state_dir_for
+from adapters.apply.measure import size_bytes
+from adapters.apply.nixos import (
     Activation,
     BootedSystem,
     Flake,
@@ -32,10 +21,15 @@ from adapters.nixos import (
     old_nixpkgs_from_lock,
     system_profile,
 )
-from adapters.plots import fleet_figure, save_png, scenario_figure
-from adapters.render import Spinner, render, render_fleet, render_scenario
-from adapters.scenario import load as load_scenario
-from adapters.scenario import run as run_scenario
+from adapters.apply.profile import ProfileBuilder
+from adapters.cli.plots import fleet_figure, save_png, scenario_figure
+from adapters.cli.text import Spinner, render, render_fleet, render_scenario
+from adapters.nixstore import nix
+from adapters.nixstore.loading import load_problem
+from adapters.studies.fleet import load as load_fleet
+from adapters.studies.fleet import run as run_fleet
+from adapters.studies.scenario import load as load_scenario
+from adapters.studies.scenario import run as run_scenario
 from solver.errors import BudgetSolveError, InputError
 from solver.instance import build_instance
 from solver.planner import PEAK_GAP, Result, plan_upgrade

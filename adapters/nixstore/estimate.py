@@ -10,7 +10,7 @@ inputs the tool must read").
 import statistics
 from collections.abc import Iterable, Sequence
 
-from adapters import nix
+from adapters.nixstore import nix
 from solver.closure import Closure, PathInfo
 from solver.storepath import StorePath
 

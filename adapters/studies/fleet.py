@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters import yamlfile as y
-from adapters.scenario import parse_change, read_current
+from adapters.studies import schema as y
+from adapters.studies.changes import parse_change, read_current
 from solver.capacity import Curve, curve, heuristic_plan
 from solver.closure import Closure
 from solver.components import split_components

@@ -1,0 +1,1 @@
+"""What-if studies: the YAML schema, scenarios, and capacity plans for fleets."""

@@ -1,0 +1,81 @@
+"""The layout of adapters/: what imports what. The arrows point one way, and every nix
+command goes through adapters/nixstore/nix.py."""
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports() -> nx.DiGraph:
+    """module -> module it imports (adapters and solver only), from the source text."""
+    graph = nx.DiGraph()
+    for path in [*ROOT.glob("adapters/**/*.py"), *ROOT.glob("solver/**/*.py")]:
+        here = _module(path)
+        graph.add_node(here)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] in ("adapters", "solver"):
+                    graph.add_edge(here, name)
+    # Keep only edges to real modules ("from pkg import mod" names both).
+    real = {n for n in graph if n in {_module(p) for p in ROOT.glob("*/**/*.py")}}
+    return graph.subgraph(real).copy()
+
+
+@pytest.fixture(scope="module")
+def imports() -> nx.DiGraph:
+    return _imports()
+
+
+def test_no_import_cycles(imports):
+    assert list(nx.simple_cycles(imports)) == []
+
+
+def test_solver_is_pure(imports):
+    assert not [
+        (a, b) for a, b in imports.edges if a.startswith("solver") and b.startswith("adapters")
+    ]
+
+
+@pytest.mark.parametrize(
+    "importer, imported",
+    [
+        ("adapters.nixstore.formats", "adapters.nixstore.nix"),
+        ("adapters.nixstore.formats", "adapters.nixstore.process"),
+        ("adapters.apply.nixos", "adapters.apply.executor"),
+        ("adapters.apply.profile", "adapters.apply.executor"),
+        ("adapters.studies.fleet", "adapters.studies.scenario"),
+    ],
+)
+def test_arrows_point_one_way(imports, importer, imported):
+    assert importer in imports, f"{importer} is missing"
+    assert not nx.has_path(imports, importer, imported)
+
+
+def test_only_the_nix_module_runs_processes(imports):
+    runners = {a for a, b in imports.edges if b == "adapters.nixstore.process"}
+    assert runners <= {"adapters.nixstore.nix"}
+    for path in ROOT.glob("adapters/**/*.py"):
+        if _module(path) != "adapters.nixstore.process":
+            assert "import subprocess" not in path.read_text(), path
+
+
+@pytest.mark.parametrize("layer", ["nixstore", "apply", "studies", "cli"])
+def test_every_layer_is_a_package(layer):
+    assert (ROOT / "adapters" / layer / "__init__.py").is_file()
