@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from adapters.apply.journal import write_atomic  # noqa: E402
+from adapters.files import write_atomic  # noqa: E402
 from solver.closure import Closure  # noqa: E402
 from solver.synthetic import generate_system, propagate  # noqa: E402
 

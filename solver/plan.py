@@ -48,6 +48,20 @@ class Step:
     def changes(self) -> int:
         return sum(len(names) for _, names in self.by_kind())
 
+    def summary(self, width: int = 72) -> str:
+        """What the step changes in at most about `width` characters: every name when
+        they fit, else the count of each kind and as many names as fit."""
+        kinds = [(verb, names) for verb, names in self.by_kind() if names]
+        if not kinds:
+            return "rebuild the glue"
+        text = "; ".join(f"{verb} {', '.join(names)}" for verb, names in kinds)
+        if len(text) <= width:
+            return text
+        counts = ", ".join(f"{verb} {len(names)}" for verb, names in kinds) + ": "
+        room = max(10, width - len(counts) - 2)
+        listed = ", ".join(name for _, names in kinds for name in names)
+        return counts + (listed if len(listed) <= room else listed[: room - 1] + "…")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "index": self.index,

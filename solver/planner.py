@@ -7,7 +7,6 @@ heuristic plans, CP-SAT for fewer steps, and CP-SAT for a lower peak and shorter
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -26,6 +25,7 @@ from solver.instance import Instance
 from solver.minbudget import SLOT_MODEL_WORK, exact_min_budget, smallest_budget, transitions_bound
 from solver.orders import ORDER_SECONDS, lower_bottleneck
 from solver.plan import Plan, evaluate, one_step
+from solver.progress import Progress, quiet
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 # its proven bound (0.01 %, the usual MIP gap: 2.5 MB on a 25 GB store). Proving the
 # last few megabytes can take the whole time limit and buys nothing a disk notices.
 PEAK_GAP = 1e-4
-
-Progress = Callable[[str], None]
 
 
 class Status(Enum):
@@ -96,10 +94,6 @@ class Result:
         }
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 # Once the fewest steps are known, the peak stage gets at most this share of the time
 # limit, and stops sooner when CP-SAT has not lowered the peak for PATIENCE seconds: the
 # last megabytes are rarely worth the user's wait (--time-limit is a cap, not a target).
@@ -146,7 +140,7 @@ def plan_upgrade(
     time_limit: float = 60.0,
     workers: int | None = None,
     peak_gap: float = PEAK_GAP,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> Result:
     """Fewest steps under `budget`, then the lowest peak, then the least absence.
 

@@ -15,7 +15,7 @@ TARGET = str(EXAMPLES / "nixos-target.json")
 
 def run(capsys, *args):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--quiet", *args])
+        main([*args, "--quiet"])
     out, err = capsys.readouterr()
     return exit_info.value.code, out, err
 
@@ -141,8 +141,8 @@ G = "/nix/store/" + "b" * 32
         ),
         (["--limit", "nine", "--target", TARGET, "--current", CURRENT], "invalid size"),
         (["--limit", "-1G", "--target", TARGET, "--current", CURRENT], "invalid size"),
-        (["--limit", "9G", "--current", CURRENT], "missing --target"),
-        (["--target", TARGET, "--current", CURRENT], "missing --limit"),
+        (["--limit", "9G", "--current", CURRENT], "Missing option '--target'"),
+        (["--target", TARGET, "--current", CURRENT], "Missing option '--limit'"),
         (
             ["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--non-vital", "nosuchpkg"],
             "nosuchpkg",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.studies import fleet as fl
 from adapters.cli import main
+from adapters.studies import fleet as fl
 from solver.errors import InputError
 from tests.test_scenario import assert_matplotlib_png
 

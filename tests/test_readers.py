@@ -548,7 +548,7 @@ def test_read_db_wal_falls_back_to_immutable(tmp_path, monkeypatch):
             raise sqlite3.OperationalError("unable to open database file")
         return real_connect(database, *args, **kwargs)
 
-    monkeypatch.setattr(formats.sqlite3, "connect", connect)
+    monkeypatch.setattr(sources.sqlite3, "connect", connect)
     assert summary(sources.read_db(db, [APP])) == EXPECTED
     assert uris[0].endswith("?mode=ro")
     assert uris[1].endswith("?mode=ro&immutable=1")

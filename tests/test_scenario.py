@@ -8,11 +8,11 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from adapters.studies import changes
-from adapters.studies import scenario as sc
 from adapters.cli import main
 from adapters.cli.plots import scenario_figure
 from adapters.nixstore.sources import read_source
+from adapters.studies import changes
+from adapters.studies import scenario as sc
 from solver import diffclosures
 from solver.closure import Closure
 from solver.errors import InputError
@@ -207,7 +207,7 @@ def test_scenario_plot_is_a_matplotlib_png_with_the_budget_lines(tmp_path, capsy
     path = ROOT / "scenarios" / "user-story.yaml"
     out = tmp_path / "story.png"
     with pytest.raises(SystemExit) as e:
-        main(["--quiet", "scenario", str(path), "--json", "--plot", str(out), "--time-limit", "2"])
+        main(["scenario", str(path), "--json", "--plot", str(out), "--time-limit", "2", "--quiet"])
     assert e.value.code == 0
     doc = json.loads(capsys.readouterr().out)
     assert_matplotlib_png(out)

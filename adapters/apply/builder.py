@@ -84,3 +84,8 @@ class Builder(Protocol):
     def booted(self) -> str | None:
         """The generation the machine runs, when that pins it."""
         ...
+
+    def moved_roots(self) -> list[str]:
+        """GC root links that follow the current generation as the steps switch (NixOS:
+        /run/current-system): they pin nothing the plan must keep."""
+        ...

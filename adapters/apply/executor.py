@@ -1,37 +1,47 @@
-"""`budget-solve apply`: build the plan's generations one by one on a Nix profile.
+"""`budget-solve apply`: run a plan's generations one by one on a Nix profile.
 
-Each intermediate generation is built from `generation.nix`, set as the profile's new
-generation, the previous generation is deleted and garbage is collected. The journal names
-the plan and the step in progress, so a rerun after a crash or a power cut resumes.
+The order of a run, so that nothing is deleted before the plan is known and shown:
+take the profile's lock, read the current system and the target and root the target,
+plan (garbage still on disk is measured and not counted), show the plan (`--dry-run`
+stops here), then collect garbage and run the steps. Each step builds a generation, makes
+it current, deletes the one it replaced and collects garbage. Only the start generation
+and generations this run created are ever deleted. The journal names the plan, the step
+and what was created, so a rerun after a crash or a power cut resumes.
 """
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from adapters.apply.builder import ApplyError, Builder, Target
-from adapters.apply.journal import Journal
-from adapters.apply.measure import Calibration, PeakSampler
+from adapters.apply.builder import ApplyError, Builder, Target, generation_entries
+from adapters.apply.journal import (
+    CalibrationRecord,
+    Journal,
+    Phase,
+    ProfileLock,
+    RunStatus,
+    check_state_dir,
+    state_dir_for,
+)
+from adapters.apply.measure import Calibration, PeakSampler, disk_usage
 from adapters.nixstore import nix
 from adapters.nixstore.loading import live_pinned
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
 from solver.components import split_components
-from solver.errors import BudgetSolveError, NixError
+from solver.errors import BudgetSolveError
 from solver.instance import Problem, build_instance
-from solver.plan import Step as PlanStep
-from solver.plan import evaluate
+from solver.plan import Plan, evaluate
 from solver.planner import Result, Status, plan_upgrade
+from solver.progress import Progress, quiet
 from solver.units import format_size
 from solver.validate import Checked, validate
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 class InfeasibleError(BudgetSolveError):
@@ -45,6 +55,14 @@ class InfeasibleError(BudgetSolveError):
         else:
             said = f"no plan found under {format_size(result.budget)} within the time limit"
         super().__init__(f"{said}; a budget of {need} would")
+
+
+class ApplyStatus(Enum):
+    DONE = "done"
+    # Activated for the next boot: reboot, then run the same command again.
+    REBOOT = "reboot"
+    # --dry-run: planned (or found where to resume), nothing changed.
+    PLANNED = "planned"
 
 
 @dataclass
@@ -67,52 +85,69 @@ class StepRecord:
 
 @dataclass
 class ApplyResult:
-    status: str
+    status: ApplyStatus
     plan: dict[str, Any]
     steps: list[StepRecord] = field(default_factory=list)
     calibration: dict[str, Any] = field(default_factory=dict)
+    # With --dry-run on an interrupted run: the step a real run would resume after.
+    resume_after: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.plan)
-        out["status"] = self.status
+        out["status"] = self.status.value
         out["calibration"] = self.calibration
         for step, record in zip(out.get("steps", []), self.steps, strict=False):
             step.update(record.to_json())
         return out
 
 
-def state_dir_for(profile: Path) -> Path:
-    """Where the journal and our temporary GC roots live for one profile."""
-    base = os.environ.get("BUDGET_SOLVE_STATE_DIR")
-    root = Path(base) if base else nix.state_dir() / "budget-solve"
-    digest = hashlib.sha256(str(profile.absolute()).encode()).hexdigest()[:16]
-    return root / f"{profile.name}-{digest}"
+@dataclass(frozen=True)
+class Planned:
+    """A plan for this profile and target, and what it was made from."""
+
+    problem: Problem
+    target: Target
+    result: Result
+    calibration: Calibration
+    checked: Checked | None
+    # The start's and the target's derivations that the run keeps (see `_derivations`).
+    drvs: dict[str, str]
 
 
 class Executor:
-    """Runs a plan on a profile through a `Builder`, journaled."""
+    """Runs a plan on a profile through a `Builder`, journaled and locked."""
 
     def __init__(
         self,
         builder: Builder,
         *,
-        progress: Progress = lambda _: None,
-        detail: Progress = lambda _: None,
+        progress: Progress = quiet,
+        detail: Progress = quiet,
+        show_plan: Callable[[Result], None] = lambda _: None,
     ) -> None:
+        # A link to a profile (~/.nix-profile) gets its generations on the real profile.
+        builder.profile = nix.resolve_profile(builder.profile)
         self.builder = builder
         self.profile = builder.profile
         self.progress = progress
         self.detail = detail
+        self.show_plan = show_plan
         self.state = state_dir_for(self.profile)
         self.store_dir = nix.store_dir()
 
     # -- roots we own --------------------------------------------------------------------
+    # roots/: while a step builds (dropped before every collection); keep/: the target and
+    # what the first step will need, from before the plan until that step is done;
+    # drvs/: the start's and the target's derivations, for the whole run.
 
     def _root(self, name: str) -> Path:
         return self.state / "roots" / name
 
     def _drop_roots(self) -> None:
         _unlink_links(self.state / "roots")
+
+    def _drop_keeps(self) -> None:
+        _unlink_links(self.state / "keep")
 
     def _keep_drv(self, name: str, drv: str | None) -> str | None:
         """Root a derivation (one `_derivations` chose) for the whole run."""
@@ -148,6 +183,16 @@ class Executor:
 
     # -- planning ------------------------------------------------------------------------
 
+    def _read_target(self, old: Closure) -> Target:
+        """The target, rooted at once so that no collection deletes it while we plan."""
+        self.progress("reading the target's closure")
+        target = self.builder.target(old)
+        if not nix.invalid_paths([target.path]):
+            nix.add_indirect_root(self.state / "keep" / "target", target.path)
+        if target.drv is not None and not nix.invalid_paths([target.drv]):
+            nix.add_indirect_root(self.state / "keep" / "target.drv", target.drv)
+        return target
+
     def plan(
         self,
         limit: int,
@@ -156,13 +201,23 @@ class Executor:
         non_vital: Sequence[str] = (),
         time_limit: float = 60.0,
         workers: int | None = None,
-    ) -> tuple[Problem, Target, Result, Calibration, Checked | None, dict[str, str]]:
+    ) -> Planned:
+        """Plan under `limit` real bytes from what is on disk now; deletes nothing."""
         current = os.path.realpath(self.profile)
         old = read_source(current)
-        self.progress("reading the target's closure")
-        target = self.builder.target(old)
+        target = self._read_target(old)
         split = split_components(old, target.closure, non_vital=non_vital)
-        pinned = live_pinned(old, target.closure, ignore_under=str(self.state))
+        # Every GC root counts, except the link of the generation the plan replaces, the
+        # links the builder moves itself, and our temporary build roots.
+        replaced = []
+        if self.profile.is_symlink():
+            replaced.append(str(self.profile.parent / os.readlink(self.profile)))
+        pinned = live_pinned(
+            old,
+            target.closure,
+            ignore_links=[*replaced, *self.builder.moved_roots()],
+            ignore_under=[str(self.state / "roots"), str(self.state / "drvs")],
+        )
         drvs = self._derivations(old, target)
         held = [p for p in self.builder.pinned() if p != target.path]
         extra = []
@@ -175,7 +230,12 @@ class Executor:
         problem = Problem(old, target.closure, split, pinned=pinned, reserve=reserve)
         inst = build_instance(problem)
         on_disk = merge([old, pinned]) if pinned is not None else old
-        calibration = Calibration.measure(self.store_dir, on_disk, on_disk.size())
+        # Garbage on disk now is collected before the first step: it is no part of the
+        # budget's "other" bytes.
+        garbage = disk_usage(nix.dead_paths())
+        calibration = Calibration.measure(
+            self.store_dir, on_disk, on_disk.size(), garbage_bytes=garbage
+        )
         budget = calibration.to_model(limit)
         self.progress(f"planning under {format_size(limit)} ({format_size(budget)} of NAR)")
         result = plan_upgrade(
@@ -194,134 +254,237 @@ class Executor:
                     )
                 result = replace(result, plan=adjusted)
         checked = validate(problem, result.plan, budget) if result.plan is not None else None
-        return problem, target, result, calibration, checked, drvs
+        return Planned(problem, target, result, calibration, checked, drvs)
 
     # -- running -------------------------------------------------------------------------
 
     def run(
-        self, limit: int, *, rollback_to_start: bool = False, **plan_options: Any
+        self,
+        limit: int,
+        *,
+        rollback_to_start: bool = False,
+        dry_run: bool = False,
+        **plan_options: Any,
+    ) -> ApplyResult:
+        """Plan and run (or resume) the upgrade; with `dry_run`, plan and stop."""
+        check_state_dir(self.state)
+        with ProfileLock(self.state, self.profile):
+            return self._run(limit, rollback_to_start, dry_run, plan_options)
+
+    def _run(
+        self, limit: int, rollback_to_start: bool, dry_run: bool, plan_options: dict[str, Any]
     ) -> ApplyResult:
         journal = Journal.load(self.state / "journal.json")
         current = os.path.realpath(self.profile)
-        self.builder.prepare()
-        if journal is not None and journal.data.get("status") == "running":
-            paths = journal.data["paths"]
-            if current in paths and journal.data["target"] == self.builder.identity():
-                done = paths.index(current)
+        if journal is not None and journal.status is RunStatus.RUNNING:
+            if self._resumable(journal, current):
+                done = journal.paths.index(current)
                 if self._awaiting_reboot(current):
-                    return self._result(journal, "reboot")
+                    return self._result(journal, ApplyStatus.REBOOT)
+                if dry_run:
+                    self.progress(f"an interrupted run would resume after step {done}")
+                    return replace(self._result(journal, ApplyStatus.PLANNED), resume_after=done)
                 self.progress("resuming the interrupted plan")
-                self._forget_replaced(paths[:done])
+                self._forget_replaced(journal)
                 self._cleanup()
                 return self._execute(journal, done, rollback_to_start)
             log.warning("the journal does not match the profile any more; planning afresh")
-        self.progress("collecting garbage left by earlier runs")
+        if not dry_run:
+            self.builder.prepare()
+        try:
+            planned = self.plan(limit, **plan_options)
+        except BaseException:
+            self._drop_keeps()
+            raise
+        result = planned.result
+        if result.plan is None or planned.checked is None:
+            self._drop_keeps()
+            raise InfeasibleError(result)
+        self.show_plan(result)
+        if dry_run:
+            self._drop_keeps()
+            return ApplyResult(
+                ApplyStatus.PLANNED, result.to_json(), [], _calibration_json(planned.calibration)
+            )
+        journal = self._start(planned, current)
+        return self._execute(journal, 0, rollback_to_start)
+
+    def _start(self, planned: Planned, current: str) -> Journal:
+        """Collect garbage (keeping what step 1 needs and has on disk), write the journal."""
+        plan = planned.result.plan
+        assert plan is not None and planned.checked is not None
+        self._keep_first_step(planned.problem, plan)
+        self.progress("collecting garbage")
         self._drop_drvs()
         self._cleanup()
-        problem, target, result, calibration, checked, drvs = self.plan(limit, **plan_options)
-        if result.plan is None or checked is None:
-            raise InfeasibleError(result)
-        plan = result.plan
         gens = plan.generations
+        drvs = planned.drvs
         specs: list[dict[str, Any]] = [
             {"path": current, "drv": self._keep_drv("start", drvs.get("start"))},
-            *(self.builder.describe(problem, g) for g in gens[1:-1]),
-            {"path": target.path, "drv": self._keep_drv("target", drvs.get("target"))},
+            *(self.builder.describe(planned.problem, g) for g in gens[1:-1]),
+            {"path": planned.target.path, "drv": self._keep_drv("target", drvs.get("target"))},
         ]
-        journal = Journal.create(
-            self.state / "journal.json",
-            {
-                "profile": str(self.profile),
-                "target": self.builder.identity(),
-                "status": "running",
-                "start_generation": nix.current_generation(self.profile),
-                "paths": [current] + [None] * (len(gens) - 2) + [target.path],
-                "specs": specs,
-                "summaries": [_summary(s) for s in plan.steps],
-                "plan": result.to_json(),
-                "model_peaks": [s.peak_bytes for s in plan.steps],
-                "arriving": list(checked.arriving),
-                "calibration": {
-                    "ratio": calibration.ratio,
-                    "other_bytes": calibration.other,
-                    "tolerance_bytes": calibration.tolerance,
-                },
-                "measured": [None] * len(plan.steps),
-            },
+        calibration = planned.calibration
+        journal = Journal(
+            profile=str(self.profile),
+            target=self.builder.identity(),
+            status=RunStatus.RUNNING,
+            start_generation=nix.current_generation(self.profile),
+            newest_generation=max(nix.generations(self.profile), default=0),
+            created=[],
+            paths=[current] + [None] * (len(gens) - 2) + [planned.target.path],
+            specs=specs,
+            summaries=[s.summary() for s in plan.steps],
+            plan=planned.result.to_json(),
+            model_peaks=[s.peak_bytes for s in plan.steps],
+            arriving=list(planned.checked.arriving),
+            calibration=CalibrationRecord(
+                calibration.ratio, calibration.other, calibration.tolerance
+            ),
+            measured=[None] * len(plan.steps),
+            path=self.state / "journal.json",
         )
-        return self._execute(journal, 0, rollback_to_start)
+        journal.save()
+        return journal
+
+    def _keep_first_step(self, problem: Problem, plan: Plan) -> None:
+        """Root what the first step needs and a failed run left on disk: it stays for the
+        step instead of being collected and fetched again. The model counts it in that
+        step already, so keeping it from the start costs no budget."""
+        entries = generation_entries(problem, plan.generations[1])
+        wanted = problem.new.reachable([p for p in entries if p in problem.new])
+        wanted |= problem.old.reachable([p for p in entries if p in problem.old])
+        present = [p for p in sorted(wanted - set(problem.old)) if os.path.lexists(p)]
+        for i, path in enumerate(present):
+            nix.add_indirect_root(self.state / "keep" / f"first-{i}", path)
+        if present:
+            log.info("keeping %d paths the first step needs", len(present))
+
+    def _resumable(self, journal: Journal, current: str) -> bool:
+        """The journal is this profile's, for this target, and the profile is on its plan."""
+        if journal.profile != str(self.profile) or current not in journal.paths:
+            return False
+        if journal.target != self.builder.identity():
+            return False
+        store = self.store_dir.rstrip("/") + "/"
+        for path in journal.paths:
+            if path is not None and (not path.startswith(store) or "/" in path[len(store) :]):
+                raise ApplyError(
+                    f"{journal.path}: names {path!r}, not a store path of {self.store_dir}; "
+                    f"remove it to plan afresh"
+                )
+        target = self._target_path()
+        if target is not None and journal.paths[-1] != target:
+            raise ApplyError(
+                f"{journal.path}: its last generation {journal.paths[-1]} is not the target "
+                f"{target}; remove it to plan afresh"
+            )
+        return True
+
+    def _target_path(self) -> str | None:
+        """The target's top-level path, as far as it is known without sizing it."""
+        identity = self.builder.identity()
+        if not identity.endswith(".drv"):
+            return os.path.realpath(identity) if identity.startswith("/") else None
+        if nix.invalid_paths([identity]):
+            return None
+        outputs = nix.query_outputs(identity)
+        return outputs[0] if outputs else None
 
     def _awaiting_reboot(self, current: str) -> bool:
         booted = self.builder.booted()
         return self.builder.reboots and booted is not None and booted != current
 
-    def _calibration(self, journal: Journal) -> Calibration:
-        c = journal.data["calibration"]
-        return Calibration(c["ratio"], c["other_bytes"], c["tolerance_bytes"])
-
     def _execute(self, journal: Journal, done: int, rollback_to_start: bool) -> ApplyResult:
-        data = journal.data
-        steps = len(data["specs"]) - 1
+        steps = journal.steps
         for k in range(done + 1, steps + 1):
-            journal.update(step=k)
+            journal.update(step=k, phase=Phase.BUILD)
             try:
                 measured = self._step(journal, k)
-            except NixError as e:
-                journal.update(status="failed", failed_step=k, error=str(e))
-                self._cleanup()
-                good = os.path.realpath(self.profile)
-                if rollback_to_start:
-                    self._roll_back(journal, k - 1)
-                    journal.update(status="rolled back")
-                    raise ApplyError(
-                        f"step {k} of {steps} failed: {e}; rolled back to the starting system"
-                    ) from e
-                raise ApplyError(
-                    f"step {k} of {steps} failed: {e}; the profile still points at {good}"
-                ) from e
-            data["measured"][k - 1] = measured
-            journal.update(measured=data["measured"])
+            except (BudgetSolveError, OSError) as e:
+                self._fail(journal, k, e, rollback_to_start)
+            journal.measured[k - 1] = measured
+            journal.update(measured=journal.measured)
             if k < steps and self.builder.reboots:
-                return self._result(journal, "reboot")
-        journal.update(status="done")
+                return self._result(journal, ApplyStatus.REBOOT)
+        final = os.path.realpath(self.profile)
+        if final != journal.paths[-1]:
+            journal.update(status=RunStatus.FAILED, error=f"ended at {final}")
+            raise ApplyError(f"the profile ended at {final}, not at the target {journal.paths[-1]}")
+        journal.update(status=RunStatus.DONE)
         self._drop_drvs()
-        return self._result(journal, "done")
+        self._drop_keeps()
+        return self._result(journal, ApplyStatus.DONE)
 
-    def _result(self, journal: Journal, status: str) -> ApplyResult:
-        data = journal.data
-        calibration = self._calibration(journal)
+    def _fail(
+        self, journal: Journal, k: int, e: BaseException, rollback_to_start: bool
+    ) -> NoReturn:
+        """Record a failed step and raise. What it fetched stays on disk (no collection):
+        a rerun roots what its first step needs before it collects."""
+        message = str(e)
+        if isinstance(e, OSError) and e.strerror:
+            message = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+        journal.update(status=RunStatus.FAILED, failed_step=k, error=message)
+        self._drop_roots()
+        good = os.path.realpath(self.profile)
+        if rollback_to_start:
+            self._cleanup()
+            self._roll_back(journal, k - 1)
+            journal.update(status=RunStatus.ROLLED_BACK)
+            raise ApplyError(
+                f"step {k} of {journal.steps} failed: {message}; rolled back to the starting system"
+            ) from e
+        raise ApplyError(
+            f"step {k} of {journal.steps} failed: {message}; the profile still points at {good}"
+        ) from e
+
+    def _result(self, journal: Journal, status: ApplyStatus) -> ApplyResult:
+        c = journal.calibration
+        calibration = Calibration(c.ratio, c.other_bytes, c.tolerance_bytes)
         records = [
             StepRecord(
                 i + 1,
-                data["paths"][i + 1],
+                journal.paths[i + 1] or "",
                 peak,
                 calibration.to_real(peak),
-                data["measured"][i],
+                journal.measured[i],
             )
-            for i, peak in enumerate(data["model_peaks"])
+            for i, peak in enumerate(journal.model_peaks)
         ]
-        return ApplyResult(status, data["plan"], records, data["calibration"])
+        return ApplyResult(status, journal.plan, records, _calibration_json(calibration))
 
-    def _forget_replaced(self, replaced: Sequence[str | None]) -> None:
-        """Delete generations that a step replaced but a crash kept from being deleted."""
+    def _owned(self, journal: Journal) -> set[int]:
+        """Generations this run may delete: the start, which the plan replaces, and the
+        ones it created, recorded or (when a crash came between switch and record)
+        recognised: newer than every generation at the start, and at a path of the plan."""
+        owned = set(journal.created)
+        if journal.start_generation is not None:
+            owned.add(journal.start_generation)
+        planned = {p for p in journal.paths[1:] if p is not None}
+        for number, path in nix.generations(self.profile).items():
+            if number > journal.newest_generation and os.path.realpath(path) in planned:
+                owned.add(number)
+        return owned
+
+    def _forget_replaced(self, journal: Journal) -> None:
+        """Delete generations of this run that a crash kept from being deleted."""
         current = nix.current_generation(self.profile)
-        stale = [
-            number
-            for number, path in nix.generations(self.profile).items()
-            if number != current and os.path.realpath(path) in replaced
-        ]
+        owned = self._owned(journal)
+        stale = [n for n in nix.generations(self.profile) if n != current and n in owned]
         nix.delete_generations(self.profile, stale)
 
-    def _switch(self, path: str) -> None:
+    def _switch(self, journal: Journal, path: str) -> None:
         before = nix.current_generation(self.profile)
         self.builder.activate(path)
         after = nix.current_generation(self.profile)
-        if before is not None and before != after:
+        if after is not None and after != before:
+            journal.update(created=[*journal.created, after])
+        if before is not None and before != after and before in self._owned(journal):
             nix.delete_generations(self.profile, [before])
 
     def _build(self, journal: Journal, i: int, root: str) -> str:
         """Generation i on disk: the start or the target fetched, or an intermediate built."""
-        spec = journal.data["specs"][i]
+        spec = journal.specs[i]
         if "path" not in spec:
             return self.builder.build(spec, f"budget-solve-generation-{i}", self._root(root))
         path: str = spec["path"]
@@ -334,12 +497,12 @@ class Executor:
         return nix.realise_path(path, root=self._root(root), substituters=subs)
 
     def _step(self, journal: Journal, k: int) -> int:
-        data = journal.data
-        steps = len(data["specs"]) - 1
-        calibration = self._calibration(journal)
-        budget = calibration.to_real(data["model_peaks"][k - 1])
-        arriving = data["arriving"][k - 1]
-        what = data["summaries"][k - 1]
+        steps = journal.steps
+        c = journal.calibration
+        calibration = Calibration(c.ratio, c.other_bytes, c.tolerance_bytes)
+        budget = calibration.to_real(journal.model_peaks[k - 1])
+        arriving = journal.arriving[k - 1]
+        what = journal.summaries[k - 1]
         self.progress(f"step {k}/{steps}: {what}; {format_size(arriving)} to fetch or build")
 
         def show(used: int) -> None:
@@ -347,38 +510,33 @@ class Executor:
 
         with PeakSampler(self.store_dir, on_sample=show) as sampler:
             path = self._build(journal, k, f"step-{k}")
-            data["paths"][k] = path
-            journal.update(paths=data["paths"], phase="switch")
+            journal.paths[k] = path
+            journal.update(paths=journal.paths, phase=Phase.SWITCH)
             self.progress(f"step {k}/{steps}: switching to the new generation")
-            self._switch(path)
-            journal.update(phase="collect")
+            self._switch(journal, path)
+            journal.update(phase=Phase.COLLECT)
             self.progress(f"step {k}/{steps}: collecting garbage")
+            if k == 1:
+                _unlink_links(self.state / "keep", prefix="first-")
             self._cleanup()
-        journal.update(phase="done")
+        journal.update(phase=Phase.DONE)
         return sampler.peak
 
     def _roll_back(self, journal: Journal, last_good: int) -> None:
         """Walk back generation by generation to the starting system, as the user asked."""
         for i in range(last_good - 1, -1, -1):
             self.progress(f"rolling back to generation {i}")
-            self._switch(self._build(journal, i, f"back-{i}"))
+            self._switch(journal, self._build(journal, i, f"back-{i}"))
             self._cleanup()
 
 
-def _unlink_links(directory: Path) -> None:
-    """Remove the symlinks in `directory` (our GC roots there)."""
+def _calibration_json(c: Calibration) -> dict[str, Any]:
+    return {"ratio": c.ratio, "other_bytes": c.other, "tolerance_bytes": c.tolerance}
+
+
+def _unlink_links(directory: Path, prefix: str = "") -> None:
+    """Remove the symlinks in `directory` (our GC roots there) whose names start so."""
     if directory.is_dir():
         for link in directory.iterdir():
-            if link.is_symlink():
+            if link.is_symlink() and link.name.startswith(prefix):
                 link.unlink()
-
-
-def _summary(step: PlanStep) -> str:
-    """What a step changes, for the progress line: `upgrade openssl, curl (+3 more)`."""
-    parts = []
-    for verb, names in step.by_kind():
-        if names:
-            shown = ", ".join(names[:3])
-            more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""
-            parts.append(f"{verb} {shown}{more}")
-    return "; ".join(parts) or "rebuild the glue"

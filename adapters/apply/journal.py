@@ -1,70 +1,324 @@
-"""The executor's journal: which plan, which step, what we created. Written atomically
-(write, fsync, rename, fsync the directory), so a power cut leaves the old or the new one."""
+"""The apply engine's state on disk: the journal (which plan, which step, what this run
+created) and the lock that keeps a second run off the same profile.
 
+The journal is written atomically (adapters/files.py), so a power cut leaves the old or
+the new one. It is read back field by field: a damaged, foreign or older file is an
+`InputError` that names the field and says how to start afresh, never a traceback.
+"""
+
+import errno
+import fcntl
+import hashlib
 import json
 import os
-import tempfile
+import stat
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
-from solver.errors import InputError
+from adapters.files import write_atomic
+from adapters.nixstore import nix
+from solver.errors import BudgetSolveError, InputError
 
-VERSION = 1
+VERSION = 2
+# A journal is small: a few hundred bytes per step. Anything far larger is not ours.
+MAX_BYTES = 64 << 20
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a crash leaves either the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+T = TypeVar("T")
 
 
+class RunStatus(Enum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled back"
+
+
+class Phase(Enum):
+    """Where step `step` was when the journal was last written."""
+
+    BUILD = "build"
+    SWITCH = "switch"
+    COLLECT = "collect"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    ratio: float
+    other_bytes: int
+    tolerance_bytes: int
+
+
+@dataclass
 class Journal:
-    """A small JSON document on disk; every `update` is durable before it returns."""
+    """One run of a plan on one profile."""
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
-        self.path = path
-        self.data = data
+    profile: str  # the resolved profile the plan runs on
+    target: str  # the builder's identity of the target
+    status: RunStatus
+    # Generation numbers this run may delete: the start (the plan replaces it) and the
+    # ones it created. Nothing else of the profile is ever deleted.
+    start_generation: int | None
+    # The newest generation number when the run started: later ones can only be ours.
+    newest_generation: int
+    created: list[int]
+    # Top-level store path of every generation, start to target (None: not built yet).
+    paths: list[str | None]
+    specs: list[dict[str, Any]]
+    summaries: list[str]
+    plan: dict[str, Any]
+    model_peaks: list[int]
+    arriving: list[int]
+    calibration: CalibrationRecord
+    measured: list[int | None]
+    step: int = 0
+    phase: Phase = Phase.BUILD
+    failed_step: int | None = None
+    error: str | None = None
+    version: int = VERSION
+    # Where it lives; not part of the document.
+    path: Path = field(default=Path("journal.json"), compare=False, repr=False)
+
+    @property
+    def steps(self) -> int:
+        return len(self.specs) - 1
+
+    # -- reading and writing -------------------------------------------------------------
 
     @classmethod
     def load(cls, path: Path) -> "Journal | None":
+        """The journal at `path`, None when there is none; `InputError` when damaged."""
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise InputError(f"{path}: cannot read the journal: {e.strerror or e}") from e
+        fix = f"; remove {path} to plan afresh"
+        if len(raw) > MAX_BYTES:
+            raise InputError(f"{path}: not a budget-solve journal (too large){fix}")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}: journal is not valid JSON (line {e.lineno})") from e
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            raise InputError(f"{path}: not a budget-solve journal of version {VERSION}")
-        return cls(path, data)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not a budget-solve journal (not UTF-8 text){fix}") from None
+        except (json.JSONDecodeError, RecursionError) as e:
+            where = f" (line {e.lineno})" if isinstance(e, json.JSONDecodeError) else ""
+            raise InputError(f"{path}: the journal is not valid JSON{where}{fix}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: not a budget-solve journal{fix}")
+        version = data.get("version")
+        if version != VERSION:
+            raise InputError(
+                f"{path}: journal version {version!r} is not the one this budget-solve "
+                f"writes ({VERSION}){fix}"
+            )
+        try:
+            return cls._parse(data, path)
+        except _BadField as e:
+            raise InputError(f"{path}: damaged journal: {e}{fix}") from None
 
     @classmethod
-    def create(cls, path: Path, data: dict[str, Any]) -> "Journal":
-        journal = cls(path, {"version": VERSION, **data})
-        journal.save()
+    def _parse(cls, data: dict[str, Any], path: Path) -> "Journal":
+        get = _Reader(data)
+        journal = cls(
+            profile=get.of("profile", str),
+            target=get.of("target", str),
+            status=get.enum("status", RunStatus),
+            start_generation=get.optional("start_generation", int),
+            newest_generation=get.of("newest_generation", int),
+            created=get.list_of("created", int),
+            paths=get.list_of("paths", str, optional=True),
+            specs=get.list_of("specs", dict),
+            summaries=get.list_of("summaries", str),
+            plan=get.of("plan", dict),
+            model_peaks=get.list_of("model_peaks", int),
+            arriving=get.list_of("arriving", int),
+            calibration=CalibrationRecord(
+                get.number("calibration", "ratio"),
+                get.nested_int("calibration", "other_bytes"),
+                get.nested_int("calibration", "tolerance_bytes"),
+            ),
+            measured=get.list_of("measured", int, optional=True),
+            step=get.of("step", int),
+            phase=get.enum("phase", Phase),
+            failed_step=get.optional("failed_step", int),
+            error=get.optional("error", str),
+            path=path,
+        )
+        steps = len(journal.specs) - 1
+        if steps < 1:
+            raise _BadField("specs: a plan has at least one step")
+        for name in ("paths",):
+            if len(getattr(journal, name)) != steps + 1:
+                raise _BadField(f"{name}: {steps + 1} entries expected")
+        for name in ("summaries", "model_peaks", "arriving", "measured"):
+            if len(getattr(journal, name)) != steps:
+                raise _BadField(f"{name}: {steps} entries expected")
+        if not 0 <= journal.step <= steps:
+            raise _BadField(f"step: between 0 and {steps} expected")
+        if journal.calibration.ratio <= 0:
+            raise _BadField("calibration.ratio: a positive number expected")
         return journal
 
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "path"}
+        out["status"] = self.status.value
+        out["phase"] = self.phase.value
+        out["calibration"] = asdict(self.calibration)
+        return out
+
     def save(self) -> None:
-        write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+        write_atomic(self.path, json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
 
     def update(self, **changes: Any) -> None:
-        self.data.update(changes)
+        """Change fields and make the change durable before returning."""
+        for name, value in changes.items():
+            if name not in {f.name for f in fields(self)}:
+                raise AttributeError(name)
+            setattr(self, name, value)
         self.save()
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class _BadField(Exception):  # noqa: N818 (internal, caught at once)
+    """A field of the journal has the wrong shape."""
+
+
+class _Reader:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def _value(self, key: str) -> Any:
+        if key not in self.data:
+            raise _BadField(f"{key} is missing")
+        return self.data[key]
+
+    def of(self, key: str, kind: type[T]) -> T:
+        value = self._value(key)
+        if not _is(value, kind):
+            raise _BadField(f"{key}: {kind.__name__} expected, got {type(value).__name__}")
+        return value  # type: ignore[no-any-return]
+
+    def optional(self, key: str, kind: type[T]) -> T | None:
+        value = self.data.get(key)
+        if value is not None and not _is(value, kind):
+            raise _BadField(f"{key}: {kind.__name__} or null expected, got {type(value).__name__}")
+        return value
+
+    def list_of(self, key: str, kind: type[Any], *, optional: bool = False) -> list[Any]:
+        value = self.of(key, list)
+        for i, item in enumerate(value):
+            if not (_is(item, kind) or (optional and item is None)):
+                raise _BadField(f"{key}[{i}]: {kind.__name__} expected")
+        return value
+
+    def enum(self, key: str, kind: Callable[[str], T]) -> T:
+        value = self.of(key, str)
+        try:
+            return kind(value)
+        except ValueError:
+            raise _BadField(f"{key}: unknown value {value!r}") from None
+
+    def _nested(self, key: str, inner: str) -> Any:
+        outer = self.of(key, dict)
+        if inner not in outer:
+            raise _BadField(f"{key}.{inner} is missing")
+        return outer[inner]
+
+    def number(self, key: str, inner: str) -> float:
+        value = self._nested(key, inner)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise _BadField(f"{key}.{inner}: a number expected")
+        return float(value)
+
+    def nested_int(self, key: str, inner: str) -> int:
+        value = self._nested(key, inner)
+        if not _is(value, int) or value < 0:
+            raise _BadField(f"{key}.{inner}: a non-negative integer expected")
+        return int(value)
+
+
+def _is(value: object, kind: type[Any]) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+# -- the state directory and its lock ----------------------------------------------------
+
+
+class LockedError(BudgetSolveError):
+    """Another apply holds the profile's lock."""
+
+
+def check_state_dir(state: Path) -> None:
+    """Refuse a state directory another user could swap files in: a symlink, not ours,
+    or writable by group or others. It is created (mode 0700) when missing."""
+    try:
+        st = os.lstat(state)
+    except FileNotFoundError:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.mkdir(mode=0o700)
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise InputError(f"state directory {state} is a symlink; refusing to use it")
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"state directory {state} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise InputError(f"state directory {state} belongs to another user (uid {st.st_uid})")
+    if st.st_mode & 0o022:
+        raise InputError(
+            f"state directory {state} is writable by others (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"chmod go-w it"
+        )
+
+
+class ProfileLock:
+    """A non-blocking exclusive `flock` on the state directory's `lock` file.
+
+    The kernel drops it when the process dies, however it dies, so a killed run never
+    leaves a stale lock; the pid written into the file only names the holder.
+    """
+
+    def __init__(self, state: Path, profile: Path) -> None:
+        self.file = state / "lock"
+        self.profile = profile
+        self._fd: int | None = None
+
+    def __enter__(self) -> "ProfileLock":
+        fd = os.open(self.file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockedError(
+                    f"another budget-solve apply is running on {self.profile} (pid {holder})"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def state_dir_for(profile: Path) -> Path:
+    """Where the journal, the lock and our temporary GC roots live for one profile."""
+    base = os.environ.get("BUDGET_SOLVE_STATE_DIR")
+    root = Path(base) if base else nix.state_dir() / "budget-solve"
+    digest = hashlib.sha256(str(profile.absolute()).encode()).hexdigest()[:16]
+    return root / f"{profile.name}-{digest}"

@@ -54,12 +54,22 @@ class Calibration:
     tolerance: int
 
     @classmethod
-    def measure(cls, store_dir: str, closure: Closure, model_store_bytes: int) -> "Calibration":
+    def measure(
+        cls,
+        store_dir: str,
+        closure: Closure,
+        model_store_bytes: int,
+        *,
+        garbage_bytes: int = 0,
+    ) -> "Calibration":
+        """From what `closure` (the store's live part) takes on disk. `garbage_bytes`: on
+        disk now, but collected before the plan starts."""
         nar = closure.size()
         du = disk_usage(list(closure))
         # Small files round up to whole blocks; compression and dedup shrink. Never < 1/4.
         ratio = max(0.25, du / nar) if nar else 1.0
-        other = max(0, used_bytes(store_dir) - int(ratio * model_store_bytes))
+        used = used_bytes(store_dir) - garbage_bytes
+        other = max(0, used - int(ratio * model_store_bytes))
         # Nix's own bookkeeping while it builds (temporary roots, .tmp files, directory
         # blocks of the new generation) is not in any NAR: allow 1 MiB plus 1% for it.
         tolerance = (1 << 20) + int(0.01 * (other + ratio * model_store_bytes))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final, Self
 
 from adapters.apply.builder import Target
-from adapters.apply.journal import write_atomic
+from adapters.files import write_atomic
 from adapters.nixstore import nix
 from adapters.nixstore.estimate import closure_from_derivation
 from solver.closure import Closure
@@ -303,3 +303,10 @@ class NixosBuilder:
 
     def booted(self) -> str | None:
         return booted_system(self.run_dir)
+
+    def moved_roots(self) -> list[str]:
+        moved = [str(self.run_dir / "current-system")]
+        if self.booted_policy is not BootedSystem.PIN:
+            # `drop` removes that root; `reboot` moves it with every step's reboot.
+            moved.append(str(self.run_dir / "booted-system"))
+        return moved

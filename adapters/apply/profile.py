@@ -4,12 +4,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from adapters.apply.builder import ApplyError, Target, generation_entries
+from adapters.apply.builder import Target, generation_entries
 from adapters.nixstore import nix
-from adapters.nixstore.estimate import closure_from_derivation
-from adapters.nixstore.sources import read_source
+from adapters.nixstore.estimate import read_target
 from solver.closure import Closure
-from solver.errors import BudgetSolveError, InputError
 from solver.instance import Problem
 from solver.plan import Generation
 
@@ -21,8 +19,11 @@ class ProfileBuilder:
 
     reboots = False
 
-    def __init__(self, profile: Path, target: str, substituters: Sequence[str] = ()) -> None:
+    def __init__(
+        self, profile: Path, target: str, substituters: Sequence[str] = (), *, state: Path
+    ) -> None:
         self.profile = profile
+        self.state = state
         self.substituters = list(substituters)
         self._target = target
 
@@ -35,26 +36,15 @@ class ProfileBuilder:
     def booted(self) -> str | None:
         return None
 
+    def moved_roots(self) -> list[str]:
+        return []
+
     def identity(self) -> str:
         return self._target
 
     def target(self, old: Closure) -> Target:
-        name = self._target
-        if name.endswith(".drv"):
-            if nix.invalid_paths([name]):
-                raise InputError(f"--target {name}: the derivation is not in the store")
-            closure = closure_from_derivation(name, substituters=self.substituters, like=old)
-            return Target(name, closure.roots[0], closure, drv=name)
-        if not nix.invalid_paths([name]):
-            return Target(name, name, read_source(name))
-        errors = []
-        for url in self.substituters:
-            try:
-                return Target(name, name, nix.closure(name, store=url))
-            except BudgetSolveError as e:
-                errors.append(str(e))
-        detail = f": {errors[-1]}" if errors else " (give --substituter URL)"
-        raise ApplyError(f"{name} is not in the store and no substituter has it{detail}")
+        closure, drv = read_target(self._target, like=old, substituters=self.substituters)
+        return Target(self._target, closure.roots[0], closure, drv=drv)
 
     def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
         return list(generations)
@@ -64,7 +54,12 @@ class ProfileBuilder:
 
     def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
         return nix.build_generation(
-            GENERATION_NIX, name, spec["entries"], out_link=out_link, substituters=self.substituters
+            GENERATION_NIX,
+            name,
+            spec["entries"],
+            out_link=out_link,
+            paths_file=self.state / "steps" / f"{name}.json",
+            substituters=self.substituters,
         )
 
     def activate(self, path: str) -> None:

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import click
 
 from adapters.apply.builder import ApplyError, Builder
-from adapters.apply.executor import ApplyResult, Executor, InfeasibleError, state_dir_for
+from adapters.apply.executor import ApplyResult, ApplyStatus, Executor, InfeasibleError
+from adapters.apply.journal import state_dir_for
 from adapters.apply.measure import size_bytes
 from adapters.apply.nixos import (
     Activation,
@@ -99,8 +100,53 @@ WORKERS_OPTION = click.option(
 QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--limit", type=Size(), help="Disk budget for the store: 9G, 9.5GiB, 512M, bytes.")
+class DefaultGroup(click.Group):
+    """A group whose bare form runs `plan`: `budget-solve --limit 9G ...` is
+    `budget-solve plan --limit 9G ...`. Only --debug and --help belong to the group."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((i for i, a in enumerate(args) if a != "--debug"), None)
+        if (
+            first is not None
+            and args[first] not in self.commands
+            and args[first]
+            not in (
+                "-h",
+                "--help",
+            )
+        ):
+            args.insert(first, "plan")
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    cls=DefaultGroup,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--debug", is_flag=True, help="Log what happens, and show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Upgrade NixOS and Nix profiles on disks too small for both systems at once.
+
+    Plans the fewest intermediate generations whose every step fits a disk budget, and
+    applies them one by one, collecting garbage in between. Without a command, `plan`:
+    `budget-solve --limit 9G --target SRC` is `budget-solve plan --limit 9G --target SRC`.
+
+    \b
+    Commands: plan (the default), apply, scenario, fleet.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s"
+    )
+
+
+@cli.command("plan")
+@click.option(
+    "--limit", required=True, type=Size(), help="Disk budget for the store: 9G, 9.5GiB, 512M."
+)
 @click.option(
     "--current",
     default="/run/current-system",
@@ -108,7 +154,9 @@ QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress mes
     metavar="SRC",
     help=f"The running system: {SRC_HELP}.",
 )
-@click.option("--target", metavar="SRC", help=f"The system to upgrade to: {SRC_HELP}.")
+@click.option(
+    "--target", required=True, metavar="SRC", help=f"The system to upgrade to: {SRC_HELP}."
+)
 @click.option(
     "--target-store",
     metavar="URL",
@@ -145,13 +193,12 @@ QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress mes
 )
 @WORKERS_OPTION
 @QUIET_OPTION
-@click.option("--debug", is_flag=True, help="Log what happens, and show tracebacks.")
 @click.pass_context
-def cli(
+def plan(
     ctx: click.Context,
-    limit: int | None,
+    limit: int,
     current: str,
-    target: str | None,
+    target: str,
     target_store: str | None,
     as_json: bool,
     reserve: int,
@@ -163,32 +210,22 @@ def cli(
     peak_gap: float,
     workers: int | None,
     quiet: bool,
-    debug: bool,
 ) -> None:
-    """Plan a NixOS upgrade that fits a small disk.
+    """Plan an upgrade that fits a disk budget (the default command).
 
     Reads the current and the target system's closures (store paths, references, NAR
     sizes) and finds the fewest intermediate generations such that, while each one is
     built next to the previous one, the store never needs more than --limit bytes.
+    Changes nothing.
 
     \b
-    Exit status: 0 a plan fits, 3 no plan fits the budget, 2 bad input.
+    Exit status: 0 a plan fits, 3 no plan fits the budget (or none was found in time),
+    2 bad input.
     \b
     Examples:
       budget-solve --limit 9G --target ./target-path-info.json
-      budget-solve --limit 8G --current old.json --target new.json --json
+      budget-solve plan --limit 8G --current old.json --target new.json --json
     """
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s"
-    )
-    if ctx.invoked_subcommand is not None:
-        return
-    if limit is None:
-        raise click.UsageError("missing --limit SIZE (the disk budget, e.g. --limit 9G)")
-    if target is None:
-        raise click.UsageError("missing --target SRC (the system to upgrade to)")
     with Spinner(enabled=not quiet) as progress:
         problem = load_problem(
             current,
@@ -304,6 +341,12 @@ class LimitOrAuto(Size):
     is_flag=True,
     help="When a step fails, walk back generation by generation to the start.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan (or find where an interrupted run would resume), show it, and stop: "
+    "nothing is built, switched or deleted.",
+)
 @TIME_LIMIT_OPTION
 @WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and the measured steps.")
@@ -324,6 +367,7 @@ def apply(
     reserve: int,
     non_vital: tuple[str, ...],
     rollback_to_start: bool,
+    dry_run: bool,
     time_limit: float,
     workers: int | None,
     as_json: bool,
@@ -331,14 +375,18 @@ def apply(
 ) -> None:
     """Upgrade a Nix profile or a NixOS system through the planned generations.
 
-    Plans under --limit (calibrated on the real filesystem), tries the plain one-step
-    upgrade when it fits, and otherwise for each step builds an intermediate generation,
-    makes it current, deletes the previous one and collects garbage. A journal in Nix's
-    state directory lets a rerun resume after a crash or a power cut.
+    Plans under --limit (calibrated on the real filesystem) and shows the plan before
+    anything is deleted (--dry-run stops there). Then it collects garbage and runs the
+    plain one-step upgrade when it fits, and otherwise, for each step, builds an
+    intermediate generation, makes it current, deletes the one it replaced and collects
+    garbage. Only the starting generation and the generations the run creates are ever
+    deleted. A journal in Nix's state directory lets a rerun resume after a crash or a
+    power cut; a lock keeps a second run off the same profile.
 
     \b
-    Exit status: 0 done, 1 a step failed, 2 bad input, 3 no plan fits,
-    4 reboot into the new generation, then run the same command again.
+    Exit status: 0 done (or planned, with --dry-run), 1 a step failed, 2 bad input or
+    another run holds the profile, 3 no plan fits, 4 reboot into the new generation, then
+    run the same command again.
     \b
     Examples:
       budget-solve apply --profile /nix/var/nix/profiles/per-user/me/env \\
@@ -365,13 +413,23 @@ def apply(
                 raise click.UsageError(f"{name} needs --nixos")
         if profile is None or target is None:
             raise click.UsageError("give --profile PROFILE and --target PATH (or --nixos)")
-        builder = ProfileBuilder(profile, target, substituter)
+        builder = ProfileBuilder(
+            profile, target, substituter, state=state_dir_for(nix.resolve_profile(profile))
+        )
+
+    def show_plan(result: Result) -> None:
+        if not as_json:
+            progress.clear()
+            render(result, sys.stdout)
+            sys.stdout.flush()
+
     with Spinner(enabled=not quiet) as progress:
-        executor = Executor(builder, progress=progress, detail=progress.detail)
+        executor = Executor(builder, progress=progress, detail=progress.detail, show_plan=show_plan)
         try:
             result = executor.run(
                 limit,
                 rollback_to_start=rollback_to_start,
+                dry_run=dry_run,
                 reserve=reserve,
                 non_vital=non_vital,
                 time_limit=time_limit,
@@ -392,7 +450,7 @@ def apply(
             click.echo(f"error: {e}", err=True)
             ctx.exit(EXIT_FAILED)
     _print_applied(result, builder.profile, as_json)
-    ctx.exit(EXIT_REBOOT if result.status == "reboot" else EXIT_OK)
+    ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
 
 
 def _nixos_builder(
@@ -468,7 +526,16 @@ def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
             f"{format_size(step.measured_peak_bytes or 0)} "
             f"(predicted {format_size(step.predicted_peak_bytes)})"
         )
-    if result.status == "reboot":
+    if result.status is ApplyStatus.PLANNED:
+        if result.resume_after is not None:
+            click.echo(
+                f"dry run: an interrupted run would resume after step {result.resume_after} "
+                f"of {len(result.steps)}; nothing was changed"
+            )
+        else:
+            click.echo("dry run: nothing was built, switched or deleted")
+        return
+    if result.status is ApplyStatus.REBOOT:
         last = done[-1] if done else None
         where = last.path if last else os.path.realpath(profile)
         click.echo(

@@ -1,8 +1,7 @@
 """Figures a person reads at a glance, written as PNG by matplotlib (Agg, no display)."""
 
+import io
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from adapters.files import write_atomic
 from solver.planner import Result
 from solver.units import format_size
 
@@ -114,16 +114,7 @@ def fleet_figure(doc: dict[str, Any]) -> Figure:
 
 
 def save_png(fig: Figure, path: Path) -> None:
-    """Write the figure atomically: a temporary file beside `path`, fsync, rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the figure as a PNG, atomically."""
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=110)
+    write_atomic(Path(path), out.getvalue())

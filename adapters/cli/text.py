@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TextIO
 
-from solver.plan import Step
 from solver.planner import Result, Status
 from solver.units import format_size
 
@@ -18,17 +17,6 @@ BAR = 20
 def _bar(value: int, budget: int) -> str:
     filled = 0 if budget <= 0 else min(BAR, round(BAR * value / budget))
     return "█" * filled + "·" * (BAR - filled)
-
-
-def _changes(step: Step, width: int) -> str:
-    kinds = [(verb, names) for verb, names in step.by_kind() if names]
-    text = "; ".join(f"{verb} {', '.join(names)}" for verb, names in kinds)
-    if len(text) <= width:
-        return text
-    summary = ", ".join(f"{verb} {len(names)}" for verb, names in kinds) + ": "
-    room = max(10, width - len(summary) - 2)
-    listed = ", ".join(name for _, names in kinds for name in names)
-    return summary + (listed if len(listed) <= room else listed[: room - 1] + "…")
 
 
 def no_plan(result: Result) -> str:
@@ -108,7 +96,7 @@ def render(result: Result, out: TextIO) -> None:
         )
         for step in result.plan.steps:
             out.write(
-                f"{step.index:>4}  {_changes(step, changes_width):<{changes_width}}  "
+                f"{step.index:>4}  {step.summary(changes_width):<{changes_width}}  "
                 f"{format_size(step.peak_bytes):>10}  {format_size(step.store_bytes_after):>10}  "
                 f"{_bar(step.peak_bytes, result.budget)}\n"
             )
@@ -139,6 +127,12 @@ class Spinner:
     def detail(self, text: str) -> None:
         """A live figure after the message (bytes so far); shown on a terminal only."""
         self._detail = text
+
+    def clear(self) -> None:
+        """Erase the spinner's line, so that other output starts on a clean one."""
+        if self._tty and self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
 
     def __enter__(self) -> "Spinner":
         if self.enabled:

@@ -3,15 +3,16 @@
 `nix show-derivation -r` names every output the target could need. Outputs the local store
 or a binary cache has come with exact sizes and references; the others (the system's glue,
 anything no cache built) are estimated from the old version of the same package, and
-flagged as estimates so the planner counts build scratch for them (DESIGN.md, "Real
-inputs the tool must read").
+flagged as estimates so the planner counts build scratch for them (docs/model.md).
 """
 
 import statistics
 from collections.abc import Iterable, Sequence
 
 from adapters.nixstore import nix
+from adapters.nixstore.sources import read_source
 from solver.closure import Closure, PathInfo
+from solver.errors import BudgetSolveError, InputError
 from solver.storepath import StorePath
 
 # A package no cache has and no old version resembles: assume a mid-sized one.
@@ -91,3 +92,37 @@ def closure_from_derivation(
         infos[path] = info
         stack.extend(r for r in info.references if r not in infos)
     return Closure(infos.values(), top, source=drv)
+
+
+def read_target(
+    spec: str, *, like: Closure | None = None, substituters: Sequence[str] | None = None
+) -> tuple[Closure, str | None]:
+    """The closure of the system to upgrade to, and its derivation when it is one.
+
+    The one rule for every command: what the local store has is read exactly; a `.drv`
+    not built here is sized from the caches (`substituters`, else nix.conf's) and
+    estimated where no cache has a path; a store path not here is read from the first
+    cache that has it.
+    """
+    caches = list(substituters) if substituters else None
+    store = nix.store_dir().rstrip("/") + "/"
+    if spec.endswith(".drv") and spec.startswith(store):
+        if nix.invalid_paths([spec]):
+            raise InputError(f"{spec}: the derivation is not in the store")
+        if not nix.invalid_paths(nix.query_outputs(spec)):
+            return read_source(spec), spec
+        if caches is None:
+            caches = nix.configured_substituters()
+        return closure_from_derivation(spec, substituters=caches, like=like), spec
+    if spec.startswith(store) and nix.invalid_paths([spec]):
+        if caches is None:
+            caches = nix.configured_substituters()
+        errors = []
+        for url in caches:
+            try:
+                return nix.closure(spec, store=url), None
+            except BudgetSolveError as e:
+                errors.append(str(e))
+        detail = f": {errors[-1]}" if errors else " (none is configured; give --substituter URL)"
+        raise InputError(f"{spec} is not in the store and no substituter has it{detail}")
+    return read_source(spec), None

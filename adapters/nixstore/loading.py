@@ -5,7 +5,7 @@ import os
 from collections.abc import Sequence
 
 from adapters.nixstore import nix
-from adapters.nixstore.estimate import closure_from_derivation
+from adapters.nixstore.estimate import read_target
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
 from solver.components import split_components
@@ -21,23 +21,43 @@ def is_live(spec: str) -> bool:
     return os.path.realpath(spec).startswith(store.rstrip("/") + "/")
 
 
-def live_pinned(old: Closure, new: Closure, *, ignore_under: str | None = None) -> Closure | None:
-    """Closures of the GC roots other than the two systems: they stay whatever we do.
+def live_pinned(
+    old: Closure,
+    new: Closure,
+    *,
+    ignore_links: Sequence[str] = (),
+    ignore_under: Sequence[str] = (),
+    ignore_targets: Sequence[str] = (),
+) -> Closure | None:
+    """Closures of the GC roots: what stays on disk whatever a plan does.
 
-    Roots whose link lies under `ignore_under` (our own temporary roots) do not count.
+    Every root counts, whatever it points at, except the links in `ignore_links` (the
+    generation the plan replaces, links the upgrade moves itself) and links under a
+    directory of `ignore_under` (temporary roots of our own), and with `ignore_targets`
+    roots pointing at those paths. A root that keeps the current system, another
+    generation of the profile say, keeps it throughout.
     """
-    ours = set(old.roots) | set(new.roots)
+    skip = {os.path.abspath(link) for link in ignore_links}
+    dirs = [d.rstrip("/") + "/" for d in ignore_under]
     targets = sorted(
         {
             target
             for link, target in nix.gc_roots().items()
-            if target not in ours and not (ignore_under and link.startswith(ignore_under))
+            if os.path.abspath(link) not in skip
+            and not any(link.startswith(d) for d in dirs)
+            and target not in ignore_targets
         }
     )
     if not targets:
         return None
-    log.debug("pinned by %d other GC roots", len(targets))
-    return Closure(nix.path_info(targets, recursive=True), targets, source="GC roots")
+    log.debug("pinned by %d GC roots", len(targets))
+    # A root at a derivation keeps the derivation file and its inputs, not its outputs.
+    drvs = [t for t in targets if t.endswith(".drv")]
+    paths = [t for t in targets if not t.endswith(".drv")]
+    parts = [nix.derivation_closure(drvs)] if drvs else []
+    if paths:
+        parts.append(Closure(nix.path_info(paths, recursive=True), paths, source="GC roots"))
+    return merge(parts, source="GC roots")
 
 
 def keep_closure(paths: Sequence[str], old: Closure, new: Closure, live: bool) -> Closure | None:
@@ -74,20 +94,16 @@ def load_problem(
 ) -> Problem:
     """Read both systems and everything that pins paths, and split them into components."""
     old = read_source(current)
-    if target.endswith(".drv") and nix.invalid_paths(nix.query_outputs(target)):
-        # Not built yet: sizes from the caches, estimates (like the old versions) elsewhere.
-        caches = [target_store] if target_store else nix.configured_substituters()
-        new = closure_from_derivation(target, substituters=caches, like=old)
-    elif target_store:
-        # A target that is not built here yet is sized from a binary cache's narinfo files.
-        new = nix.closure(target, store=target_store)
-    else:
-        new = read_source(target)
+    new, _ = read_target(target, like=old, substituters=[target_store] if target_store else None)
     live = is_live(current)
     pinned = [
         p
         for p in (
-            live_pinned(old, new) if live and gc_roots else None,
+            # Planning only: roots at either system (the profile's current generation,
+            # /run/current-system, `result` links) are taken to move with the upgrade.
+            live_pinned(old, new, ignore_targets=[*old.roots, *new.roots])
+            if live and gc_roots
+            else None,
             keep_closure(keep, old, new, live),
         )
         if p is not None

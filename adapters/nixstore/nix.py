@@ -190,10 +190,17 @@ def build_generation(
     paths: Iterable[str],
     *,
     out_link: Path,
+    paths_file: Path,
     substituters: Iterable[str] = (),
 ) -> str:
     """Build an intermediate generation referencing `paths` with `expression` (a `.nix`
-    file taking `name` and `paths`); `out_link` roots it."""
+    file taking `name` and `pathsFile`, a JSON list); `out_link` roots it.
+
+    The list goes through a file: thousands of paths would overflow the argument list.
+    """
+    from adapters.files import write_atomic
+
+    write_atomic(paths_file, json.dumps(sorted(paths)))
     argv = [
         "nix-build",
         str(expression),
@@ -201,8 +208,8 @@ def build_generation(
         "name",
         name,
         "--argstr",
-        "paths",
-        json.dumps(sorted(paths)),
+        "pathsFile",
+        str(paths_file.absolute()),
         "--out-link",
         str(out_link),
         *substituter_flags(substituters),
@@ -292,6 +299,32 @@ def current_generation(profile: Path) -> int | None:
     name = os.readlink(profile).rsplit("/", 1)[-1]
     number = name[len(profile.name) + 1 : -len("-link")]
     return int(number) if number.isdigit() else None
+
+
+def dead_paths() -> list[str]:
+    """`nix-store --gc --print-dead`: what a collection would delete now (deletes nothing)."""
+    return _lines(process.run([*NIX_STORE, "--gc", "--print-dead"], check=True).stdout)
+
+
+def resolve_profile(profile: Path) -> Path:
+    """The profile `profile` names, through links to profiles (`~/.nix-profile`).
+
+    A profile links to a generation link (`P-N-link`), which links into the store. A link
+    whose target is itself a profile is followed, so that generations are added to the
+    real profile, not beside a link to it.
+    """
+    path = Path(os.path.abspath(profile))
+    for _ in range(40):  # the kernel's own limit on chained links
+        if not path.is_symlink():
+            return path
+        target = Path(os.path.normpath(path.parent / os.readlink(path)))
+        if not target.is_symlink():
+            return path  # links straight to a store path (or to nothing): a profile
+        after = os.path.normpath(target.parent / os.readlink(target))
+        if after.startswith(store_dir().rstrip("/") + "/"):
+            return path  # target is a generation link: `path` is the profile
+        path = target
+    raise NixError(f"{profile}: too many levels of links to a profile")
 
 
 def collect_garbage() -> None:

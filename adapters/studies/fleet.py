@@ -35,10 +35,9 @@ from solver.closure import Closure
 from solver.components import split_components
 from solver.greedy import min_peak_plan
 from solver.instance import Problem, build_instance
+from solver.progress import Progress
 from solver.scenario import Change, ScenarioError, apply_change, apply_changes
 from solver.validate import validate
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ Paths are relative to the YAML file.
 """
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from solver.components import split_components
 from solver.errors import InputError
 from solver.instance import Problem, build_instance
 from solver.planner import Result, plan_upgrade
+from solver.progress import Progress
 from solver.scenario import (
     Change,
     ScenarioError,
@@ -48,8 +48,6 @@ from solver.storepath import StorePath
 from solver.synthetic import fake_hash
 from solver.units import format_size
 from solver.validate import validate
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
