@@ -1,0 +1,131 @@
+"""`apply` deletes nothing before the plan is shown, nothing the user made, and never
+runs twice on one profile: real Nix, a throwaway store on a budget-sized tmpfs."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from adapters.apply.journal import ProfileLock, state_dir_for
+from adapters.cli import main
+from adapters.nixstore import nix
+from tests.e2e.shell import sh
+from tests.e2e.test_apply import MiB, apply_argv, prepare
+
+pytestmark = pytest.mark.nix
+
+
+def run(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def garbage(store) -> str:
+    """A store path no root reaches: what a collection would delete."""
+    path = sh("nix-store", "--add", str(store.write("garbage.txt", "x" * 4096))).stdout.strip()
+    assert path in sh("nix-store", "--gc", "--print-dead").stdout.split()
+    return path
+
+
+def test_dry_run_plans_and_changes_nothing(small_store, capsys):
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, pkg = prepare(store, remount)
+    dead = garbage(store)
+    generations = sorted(os.listdir(profile.parent))
+    code, out, err = run(capsys, [*apply_argv(profile, new, cache, budget), "--dry-run"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "planned" and len(doc["steps"]) >= 2
+    assert os.path.realpath(profile) == old
+    assert sorted(os.listdir(profile.parent)) == generations
+    assert Path(dead).exists() and Path(pkg).exists()
+    # Nothing of ours is left behind either: no roots, no journal.
+    state = state_dir_for(profile)
+    assert not (state / "journal.json").exists()
+    assert not [p for p in (state / "keep").glob("*")] if (state / "keep").exists() else True
+
+
+def test_unrooted_target_survives_and_is_reached(small_store, capsys):
+    """A target built with --no-out-link and no cache to refetch it from: the run roots it
+    before it collects anything."""
+    store, remount = small_store
+    profile, _old, new, cache, budget, _keep, _pkg = prepare(store, remount, extra=40 * MiB)
+    # Fetched once, rooted by nothing; the run is given no cache to fetch it again from.
+    sh("nix-store", "--realise", new, "--option", "substituters", f"file://{cache}")
+    assert new in sh("nix-store", "--gc", "--print-dead").stdout.split()
+    argv = ["apply", "--quiet", "--json", "--profile", str(profile), "--target", new]
+    code, out, err = run(capsys, [*argv, "--limit", str(budget), "--time-limit", "10"])
+    assert code == 0, err
+    assert json.loads(out)["status"] == "done"
+    assert os.path.realpath(profile) == new
+    assert sh("nix-store", "--verify-path", new, check=False).returncode == 0
+
+
+def test_other_generations_of_the_start_are_kept_and_counted(small_store, capsys):
+    """Generations 1 -> old, 2 -> a user's other system, 3 -> old: the run may replace
+    generation 3 (its start) and delete what it creates, never 1 or 2."""
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, pkg = prepare(store, remount, extra=40 * MiB)
+    other = sh("nix-store", "--add", str(store.write("other-system", "u" * 1000))).stdout.strip()
+    sh("nix-env", "--profile", str(profile), "--set", other)
+    sh("nix-env", "--profile", str(profile), "--set", old)
+    before = nix.generations(profile)
+    assert sorted(before) == [1, 2, 3]
+    code, _out, err = run(capsys, apply_argv(profile, new, cache, budget))
+    assert code == 0, err
+    after = nix.generations(profile)
+    assert after[1] == before[1] and after[2] == before[2]
+    assert 3 not in after
+    assert os.path.realpath(profile) == new
+    # Generation 1 keeps the old system on disk throughout: the plan counted it.
+    assert Path(old).exists() and Path(other).exists() and Path(pkg).exists()
+
+
+def test_profile_given_as_a_link_to_the_profile(small_store, capsys):
+    store, remount = small_store
+    profile, _old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    link = store.root / "home-profile"
+    link.symlink_to(profile)
+    argv = apply_argv(link, new, cache, budget)
+    code, _out, err = run(capsys, argv)
+    assert code == 0, err
+    # The real profile moved; the link still points at it, not at a generation of its own.
+    assert os.readlink(link) == str(profile)
+    assert os.path.realpath(profile) == new
+    assert not list(store.root.glob("home-profile-*-link"))
+
+
+def test_a_second_run_on_the_profile_is_refused(small_store, capsys):
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    state = state_dir_for(profile)
+    state.mkdir(parents=True, mode=0o700, exist_ok=True)
+    with ProfileLock(state, profile):
+        code, _out, err = run(capsys, apply_argv(profile, new, cache, budget))
+    assert code == 2
+    assert err == f"error: another budget-solve apply is running on {profile} (pid {os.getpid()})\n"
+    assert os.path.realpath(profile) == old
+
+
+def test_thousands_of_paths_in_one_generation(nix_store, tmp_path):
+    """2,500 entries (about 150 KB of paths): passed in a file, not on the command line."""
+    from adapters.apply.profile import GENERATION_NIX
+
+    paths = [
+        sh("nix-store", "--add", str(nix_store.write(f"f{i:04d}", str(i)))).stdout.strip()
+        for i in range(2500)
+    ]
+    assert sum(len(p) + 1 for p in paths) > 128 * 1024
+    out = nix.build_generation(
+        GENERATION_NIX,
+        "budget-solve-generation-1",
+        paths,
+        out_link=tmp_path / "result",
+        paths_file=tmp_path / "paths.json",
+    )
+    assert len(os.listdir(out)) == 2500
+    refs = set(sh("nix-store", "--query", "--references", out).stdout.split())
+    assert refs == set(paths)
