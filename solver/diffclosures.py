@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from solver.closure import Closure
 from solver.errors import InputError
-from solver.scenario import Add, Bump, Change, Growth, Remove
+from solver.scenario import Add, Bump, Edit, Growth, Remove
 from solver.storepath import StorePath
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -103,7 +103,7 @@ def blocks(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Translated:
-    changes: list[Change]
+    changes: list[Edit]
     skipped: list[str]  # names the closure does not have (and that are not additions)
 
 
@@ -113,7 +113,7 @@ def to_changes(lines: Sequence[DiffLine], closure: Closure) -> Translated:
     for info in closure.infos():
         sizes[StorePath.parse(info.path).pname] += info.nar_size
     base = "glibc" if "glibc" in sizes else None
-    changes: list[Change] = []
+    changes: list[Edit] = []
     skipped: list[str] = []
     for d in lines:
         if d.added:

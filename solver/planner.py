@@ -21,11 +21,12 @@ from solver.greedy import (
     merge_optimal,
     min_peak_plan,
 )
-from solver.instance import Instance
+from solver.instance import Instance, Problem, build_instance
 from solver.minbudget import SLOT_MODEL_WORK, exact_min_budget, smallest_budget, transitions_bound
 from solver.orders import ORDER_SECONDS, lower_bottleneck
 from solver.plan import Plan, evaluate, one_step
 from solver.progress import Progress, quiet
+from solver.validate import Checked, validate
 
 log = logging.getLogger(__name__)
 
@@ -392,3 +393,19 @@ def _lower_peak(
             best = found
     clock.lap("cpsat_absence")
     return best, peak_bound, proven_peak, stage.status is SolveStatus.OPTIMAL
+
+
+def plan_checked(
+    problem: Problem, budget: int, *, inst: Instance | None = None, **options: Any
+) -> tuple[Result, Checked | None]:
+    """Plan `problem` under `budget` with `plan_upgrade`'s `options`, then recompute the
+    plan's needs from the closures (solver/validate.py): the one way every command plans.
+    `inst`: the problem's instance, when it is built already.
+    """
+    result = plan_upgrade(inst or build_instance(problem), budget, **options)
+    return result, check(problem, result, budget)
+
+
+def check(problem: Problem, result: Result, budget: int) -> Checked | None:
+    """The validator's needs of the result's plan (None without one); raises on any error."""
+    return validate(problem, result.plan, budget) if result.plan is not None else None

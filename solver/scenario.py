@@ -69,7 +69,7 @@ class GrowAll:
     grow: Growth = field(default_factory=Growth)
 
 
-Change = Bump | Add | Remove | GrowAll
+Edit = Bump | Add | Remove | GrowAll
 
 
 class _Index:
@@ -116,7 +116,7 @@ def _install_point(closure: Closure) -> str:
     return closure.roots[0]
 
 
-def apply_change(closure: Closure, change: Change, rng: random.Random, what: str) -> Closure:
+def apply_change(closure: Closure, change: Edit, rng: random.Random, what: str) -> Closure:
     """One change, with hash propagation."""
     index = _Index(closure)
     if isinstance(change, Bump):
@@ -165,7 +165,7 @@ def apply_change(closure: Closure, change: Change, rng: random.Random, what: str
     raise TypeError(f"unknown change {change!r}")
 
 
-def apply_changes(closure: Closure, changes: Sequence[Change], *, seed: int = 0) -> Closure:
+def apply_changes(closure: Closure, changes: Sequence[Edit], *, seed: int = 0) -> Closure:
     """The target: `changes` applied in order, each with hash propagation."""
     rng = random.Random(seed)
     out = closure

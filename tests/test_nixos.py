@@ -131,7 +131,7 @@ def test_build_system_passes_the_step_file(monkeypatch, tmp_path):
         return Done()
 
     monkeypatch.setattr(process, "run", fake_run)
-    step = nixos.Step(("hello",), "/old/nixpkgs")
+    step = nixos.StepConfig(("hello",), "/old/nixpkgs")
     out = nixos.build_system(
         step,
         step_file=tmp_path / "step.json",

@@ -36,10 +36,10 @@ from solver.components import split_components
 from solver.errors import BudgetSolveError
 from solver.instance import Problem, build_instance
 from solver.plan import Plan, evaluate
-from solver.planner import Result, Status, plan_upgrade
+from solver.planner import Result, Status, check, plan_upgrade
 from solver.progress import Progress, quiet
 from solver.units import format_size
-from solver.validate import Checked, validate
+from solver.validate import Checked
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class Executor:
                         f"them back), over the budget of {format_size(budget)}"
                     )
                 result = replace(result, plan=adjusted)
-        checked = validate(problem, result.plan, budget) if result.plan is not None else None
+        checked = check(problem, result, budget)
         return Planned(problem, target, result, calibration, checked, drvs)
 
     # -- running -------------------------------------------------------------------------
@@ -286,6 +286,10 @@ class Executor:
                     return replace(self._result(journal, ApplyStatus.PLANNED), resume_after=done)
                 self.progress("resuming the interrupted plan")
                 self._forget_replaced(journal)
+                if done >= 1:
+                    # Step 1 is done: what was kept for it may go (a crash came between
+                    # its switch and its collection).
+                    _unlink_links(self.state / "keep", prefix="first-")
                 self._cleanup()
                 return self._execute(journal, done, rollback_to_start)
             log.warning("the journal does not match the profile any more; planning afresh")
@@ -366,9 +370,8 @@ class Executor:
             return False
         if journal.target != self.builder.identity():
             return False
-        store = self.store_dir.rstrip("/") + "/"
         for path in journal.paths:
-            if path is not None and (not path.startswith(store) or "/" in path[len(store) :]):
+            if path is not None and not nix.is_store_path(path):
                 raise ApplyError(
                     f"{journal.path}: names {path!r}, not a store path of {self.store_dir}; "
                     f"remove it to plan afresh"

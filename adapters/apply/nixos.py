@@ -79,7 +79,7 @@ def old_nixpkgs_from_lock(lock_text: str, input_name: str = "nixpkgs") -> dict[s
 
 
 @dataclass(frozen=True)
-class Step:
+class StepConfig:
     """What one intermediate system keeps old."""
 
     keep_old: tuple[str, ...]
@@ -118,7 +118,7 @@ def classic_build_argv(
 
 
 def build_system(
-    step: Step,
+    step: StepConfig,
     *,
     step_file: Path,
     out_link: Path,
@@ -162,7 +162,7 @@ def instantiate_argv(
 
 
 def instantiate_system(
-    step: Step,
+    step: StepConfig,
     *,
     step_file: Path,
     root: Path,
@@ -249,8 +249,8 @@ class NixosBuilder:
         self.reboots = booted is BootedSystem.REBOOT
         self._identity: str | None = None
 
-    def _step(self, keep_old: Sequence[str]) -> Step:
-        return Step(tuple(keep_old), self.old_nixpkgs, self.configuration)
+    def _step(self, keep_old: Sequence[str]) -> StepConfig:
+        return StepConfig(tuple(keep_old), self.old_nixpkgs, self.configuration)
 
     def identity(self) -> str:
         if self._identity is None:

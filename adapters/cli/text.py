@@ -8,15 +8,24 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TextIO
 
+from adapters.studies.fleet import FleetProgress
 from solver.planner import Result, Status
 from solver.units import format_size
 
 BAR = 20
 
 
-def _bar(value: int, budget: int) -> str:
-    filled = 0 if budget <= 0 else min(BAR, round(BAR * value / budget))
-    return "█" * filled + "·" * (BAR - filled)
+def bar(value: int, whole: int, width: int = BAR) -> str:
+    """`value` against `whole` as a bar of `width` cells (full when `whole` is 0)."""
+    filled = width if whole <= 0 else min(width, round(width * value / whole))
+    return "█" * filled + "·" * (width - filled)
+
+
+def fleet_progress(p: FleetProgress) -> str:
+    return (
+        f"{bar(p.hosts, p.hosts_total, 24)} {p.hosts}/{p.hosts_total} hosts "
+        f"({p.closures}/{p.closures_total} distinct closures)"
+    )
 
 
 def no_plan(result: Result) -> str:
@@ -98,7 +107,7 @@ def render(result: Result, out: TextIO) -> None:
             out.write(
                 f"{step.index:>4}  {step.summary(changes_width):<{changes_width}}  "
                 f"{format_size(step.peak_bytes):>10}  {format_size(step.store_bytes_after):>10}  "
-                f"{_bar(step.peak_bytes, result.budget)}\n"
+                f"{bar(step.peak_bytes, result.budget)}\n"
             )
     out.write(verdict(result) + "\n")
 

@@ -105,8 +105,7 @@ def read_target(
     cache that has it.
     """
     caches = list(substituters) if substituters else None
-    store = nix.store_dir().rstrip("/") + "/"
-    if spec.endswith(".drv") and spec.startswith(store):
+    if spec.endswith(".drv") and nix.is_store_path(spec):
         if nix.invalid_paths([spec]):
             raise InputError(f"{spec}: the derivation is not in the store")
         if not nix.invalid_paths(nix.query_outputs(spec)):
@@ -114,7 +113,7 @@ def read_target(
         if caches is None:
             caches = nix.configured_substituters()
         return closure_from_derivation(spec, substituters=caches, like=like), spec
-    if spec.startswith(store) and nix.invalid_paths([spec]):
+    if nix.is_store_path(spec) and nix.invalid_paths([spec]):
         if caches is None:
             caches = nix.configured_substituters()
         errors = []

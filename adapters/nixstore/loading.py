@@ -17,8 +17,7 @@ log = logging.getLogger(__name__)
 
 def is_live(spec: str) -> bool:
     """A source that names something in the local store (a store path or a link to one)."""
-    store = nix.store_dir()
-    return os.path.realpath(spec).startswith(store.rstrip("/") + "/")
+    return nix.in_store(os.path.realpath(spec))
 
 
 def live_pinned(

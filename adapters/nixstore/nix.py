@@ -34,6 +34,19 @@ def store_dir() -> str:
     return value.rstrip("/") or "/"
 
 
+def in_store(path: str) -> bool:
+    """Whether `path` lies in the store directory (a store path or a file inside one)."""
+    return path.startswith(store_dir().rstrip("/") + "/")
+
+
+def is_store_path(path: str) -> bool:
+    """Whether `path` is a top-level store path: STORE/NAME, nothing below it."""
+    if not in_store(path):
+        return False
+    base = path[len(store_dir().rstrip("/")) + 1 :]
+    return bool(base) and "/" not in base
+
+
 def state_dir() -> Path:
     """Nix's state directory: $NIX_STATE_DIR, else /nix/var/nix."""
     return Path(os.environ.get("NIX_STATE_DIR") or DEFAULT_STATE_DIR)
@@ -321,7 +334,7 @@ def resolve_profile(profile: Path) -> Path:
         if not target.is_symlink():
             return path  # links straight to a store path (or to nothing): a profile
         after = os.path.normpath(target.parent / os.readlink(target))
-        if after.startswith(store_dir().rstrip("/") + "/"):
+        if in_store(after):
             return path  # target is a generation link: `path` is the profile
         path = target
     raise NixError(f"{profile}: too many levels of links to a profile")

@@ -209,16 +209,12 @@ def read_file(path: str | os.PathLike[str]) -> Closure:
     )
 
 
-def _top_level_store_path(spec: str, store_dir: str) -> str | None:
+def _top_level_store_path(spec: str) -> str | None:
     """`spec` as a store path if it is one, or a link (./result, /run/current-system) to one."""
     candidates = [os.path.normpath(spec)]
     if os.path.lexists(spec):
         candidates.append(os.path.realpath(spec))
-    for candidate in candidates:
-        parent, _, base = candidate.rpartition("/")
-        if parent == store_dir and base:
-            return candidate
-    return None
+    return next((c for c in candidates if nix.is_store_path(c)), None)
 
 
 def _db_readable(db: Path) -> bool:
@@ -274,7 +270,7 @@ def read_source(spec: str) -> Closure:
     if not spec:
         raise InputError("empty closure source")
     store_dir = nix.store_dir()
-    store_path = _top_level_store_path(spec, store_dir)
+    store_path = _top_level_store_path(spec)
     if store_path is not None:
         if store_path.endswith(".drv"):
             return _read_derivation(store_path)

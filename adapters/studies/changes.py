@@ -10,7 +10,7 @@ from adapters.studies import schema as y
 from solver import diffclosures
 from solver.closure import Closure
 from solver.errors import BudgetSolveError, InputError
-from solver.scenario import Add, Bump, Change, GrowAll, Growth, Remove
+from solver.scenario import Add, Bump, Edit, GrowAll, Growth, Remove
 from solver.synthetic import generate_system
 from solver.units import parse_size
 
@@ -61,7 +61,7 @@ def _relative(path: str, base: Path) -> str:
 
 def parse_change(
     value: Any, where: y.Where, base: Path, current: Closure, notes: list[str]
-) -> list[Change]:
+) -> list[Edit]:
     """One item of `changes:` (a `diff` item gives several); skipped names go to `notes`."""
     if not isinstance(value, dict):
         raise where.error(f"a change is a mapping with one of: {', '.join(CHANGE_KINDS)}")

@@ -35,8 +35,7 @@ from solver.closure import Closure
 from solver.components import split_components
 from solver.greedy import min_peak_plan
 from solver.instance import Problem, build_instance
-from solver.progress import Progress
-from solver.scenario import Change, ScenarioError, apply_change, apply_changes
+from solver.scenario import Edit, ScenarioError, apply_change, apply_changes
 from solver.validate import validate
 
 
@@ -53,7 +52,7 @@ class Fleet:
     hosts: list[Host]
     closures: dict[str, Closure]  # by key
     labels: dict[str, str]  # key -> profile name or source
-    changes: list[Change]
+    changes: list[Edit]
     overhead: int = 0
     reserve: int = 0
     max_steps: int = 3
@@ -135,7 +134,7 @@ def load(path: Path) -> Fleet:
         raise uw.error("expected a non-empty list of changes")
     notes: list[str] = []
     seed = y.integer(m.get("seed", 0), where.key(m, "seed"))
-    changes: list[Change] = []
+    changes: list[Edit] = []
     used = {h.closure for h in hosts}
     for i, value in enumerate(m["update"]):
         item = uw.item(m["update"], i)
@@ -165,12 +164,22 @@ def load(path: Path) -> Fleet:
 
 
 @dataclass(frozen=True)
+class FleetProgress:
+    """How far a fleet run is: hosts answered (closures solved once for all their hosts)."""
+
+    hosts: int
+    hosts_total: int
+    closures: int
+    closures_total: int
+
+
+@dataclass(frozen=True)
 class Task:
     """One distinct closure to solve: its update, and the store budgets its hosts have."""
 
     key: str
     closure: Closure
-    changes: tuple[Change, ...]
+    changes: tuple[Edit, ...]
     budgets: tuple[int, ...]
     reserve: int
     max_steps: int
@@ -327,7 +336,7 @@ def run(
     *,
     workers: int = 1,
     scheduler: str | None = None,
-    progress: Progress = lambda _: None,
+    progress: Callable[[FleetProgress], None] = lambda _: None,
 ) -> Report:
     todo = tasks(fleet)
     weight: dict[str, int] = defaultdict(int)
@@ -338,21 +347,11 @@ def run(
     def done(answer: Answer) -> None:
         state["closures"] += 1
         state["hosts"] += weight[answer.key]
-        progress(
-            f"{_bar(state['hosts'], len(fleet.hosts))} {state['hosts']}/{len(fleet.hosts)} hosts "
-            f"({state['closures']}/{len(todo)} distinct closures)"
-        )
+        progress(FleetProgress(state["hosts"], len(fleet.hosts), state["closures"], len(todo)))
 
-    progress(
-        f"{_bar(0, len(fleet.hosts))} 0/{len(fleet.hosts)} hosts ({len(todo)} distinct closures)"
-    )
+    progress(FleetProgress(0, len(fleet.hosts), 0, len(todo)))
     if scheduler:
         answers = run_dask(todo, scheduler, done)
     else:
         answers = run_local(todo, workers, done)
     return Report(fleet, {a.key: a for a in answers})
-
-
-def _bar(done: int, total: int, width: int = 24) -> str:
-    filled = round(width * done / total) if total else width
-    return "[" + "#" * filled + "." * (width - filled) + "]"

@@ -32,14 +32,13 @@ from typing import Any
 from adapters.studies import schema as y
 from adapters.studies.changes import parse_change, read_current
 from solver.closure import Closure, PathInfo, merge
-from solver.components import Change as ComponentChange
-from solver.components import split_components
+from solver.components import Change, split_components
 from solver.errors import InputError
 from solver.instance import Problem, build_instance
-from solver.planner import Result, plan_upgrade
+from solver.planner import Result, plan_checked
 from solver.progress import Progress
 from solver.scenario import (
-    Change,
+    Edit,
     ScenarioError,
     apply_change,
     apply_changes,
@@ -47,7 +46,6 @@ from solver.scenario import (
 from solver.storepath import StorePath
 from solver.synthetic import fake_hash
 from solver.units import format_size
-from solver.validate import validate
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class Pinned:
 class Scenario:
     name: str
     current: Closure
-    changes: list[Change]
+    changes: list[Edit]
     limits: list[int]
     reserve: int = 0
     non_vital: list[str] = field(default_factory=list)
@@ -89,7 +87,7 @@ def load(path: Path) -> Scenario:
     # Applied here, one change at a time, so an error names the line of the change.
     rng = random.Random(seed)
     target = current
-    changes: list[Change] = []
+    changes: list[Edit] = []
     for i, v in enumerate(m["changes"]):
         item = at.item(m["changes"], i)
         for change in parse_change(v, item, base, current, notes):
@@ -167,9 +165,7 @@ class Outcome:
             "current_bytes": self.problem.old.size(),
             "target_bytes": self.problem.new.size(),
             "components": len(split.components),
-            "changed_components": sum(
-                c.change is not ComponentChange.SAME for c in split.components
-            ),
+            "changed_components": sum(c.change is not Change.SAME for c in split.components),
             "notes": self.scenario.notes,
             "results": [{"limit_bytes": r.budget, **r.to_json()} for r in self.results],
         }
@@ -192,8 +188,8 @@ def run(
     results = []
     for limit in scenario.limits:
         progress(f"planning under {format_size(limit)}")
-        result = plan_upgrade(inst, limit, time_limit=scenario.time_limit, workers=workers)
-        if result.plan is not None:
-            validate(problem, result.plan, limit)
+        result, _ = plan_checked(
+            problem, limit, inst=inst, time_limit=scenario.time_limit, workers=workers
+        )
         results.append(result)
     return Outcome(scenario, problem, results)

@@ -1,7 +1,7 @@
 """YAML input with line numbers, and the checks a schema needs.
 
-Mappings load as `Mapping` (a dict that remembers the line of each key) and sequences as
-`Sequence` (a list that remembers the line of each item), so every error can name the
+Mappings load as `YamlMapping` (a dict that remembers the line of each key) and sequences as
+`YamlSequence` (a list that remembers the line of each item), so every error can name the
 file, the line and the key path: `fleet.yaml:12: hosts[3].disk: invalid size '10Q'`.
 """
 
@@ -18,12 +18,12 @@ from solver.units import parse_size
 T = TypeVar("T")
 
 
-class Mapping(dict[str, Any]):
+class YamlMapping(dict[str, Any]):
     line: int = 0
     key_lines: dict[str, int]
 
 
-class Sequence(list[Any]):
+class YamlSequence(list[Any]):
     line: int = 0
     item_lines: list[int]
 
@@ -32,8 +32,8 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
-    out = Mapping()
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> YamlMapping:
+    out = YamlMapping()
     out.line = node.start_mark.line + 1
     out.key_lines = {}
     for key_node, value_node in node.value:
@@ -45,8 +45,8 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
     return out
 
 
-def _sequence(loader: _Loader, node: yaml.SequenceNode) -> Sequence:
-    out = Sequence(loader.construct_object(n, deep=True) for n in node.value)
+def _sequence(loader: _Loader, node: yaml.SequenceNode) -> YamlSequence:
+    out = YamlSequence(loader.construct_object(n, deep=True) for n in node.value)
     out.line = node.start_mark.line + 1
     out.item_lines = [n.start_mark.line + 1 for n in node.value]
     return out
@@ -63,7 +63,7 @@ class Where:
         self.file, self.path, self.line = file, path, line
 
     def key(self, mapping: dict[str, Any], key: str) -> "Where":
-        line = mapping.key_lines.get(key, mapping.line) if isinstance(mapping, Mapping) else 0
+        line = mapping.key_lines.get(key, mapping.line) if isinstance(mapping, YamlMapping) else 0
         return Where(self.file, f"{self.path}.{key}" if self.path else key, line or self.line)
 
     def item(self, sequence: list[Any], i: int) -> "Where":
@@ -94,7 +94,7 @@ def load(path: Path) -> tuple[Any, Where]:
 
 def mapping(
     value: Any, where: Where, *, required: Iterable[str] = (), optional: Iterable[str] = ()
-) -> Mapping:
+) -> YamlMapping:
     """`value` as a mapping with exactly the allowed keys."""
     if not isinstance(value, dict):
         raise where.error(f"expected a mapping, got {_kind(value)}")
@@ -109,9 +109,9 @@ def mapping(
     for key in required:
         if key not in value:
             raise where.error(f"missing key {key!r}")
-    if isinstance(value, Mapping):
+    if isinstance(value, YamlMapping):
         return value
-    out = Mapping(value)
+    out = YamlMapping(value)
     out.key_lines = {}
     return out
 

@@ -158,6 +158,8 @@ def test_sigkill_then_rerun_reaches_target(small_store, capsys, kill_at, tmp_pat
         stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
+        # Its own process group: the kill takes nix's children too, as a power cut would.
+        start_new_session=True,
     )
     step, phase = kill_at
     deadline = time.monotonic() + 60
@@ -169,7 +171,7 @@ def test_sigkill_then_rerun_reaches_target(small_store, capsys, kill_at, tmp_pat
             except (OSError, json.JSONDecodeError):
                 continue
             if data.get("step") == step and (phase is None or data.get("phase") == phase):
-                proc.send_signal(signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)
                 killed = True
         if killed:
             break

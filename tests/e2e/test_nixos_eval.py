@@ -20,7 +20,7 @@ def closure_names(path: str) -> set[str]:
 
 
 def test_classic_and_flake_steps_keep_old_packages(nix_store):
-    step = nixos.Step(
+    step = nixos.StepConfig(
         ("hello", "not-in-nixpkgs"),
         str(STANDIN / "old"),
         configuration=str(STANDIN / "configuration.nix"),
@@ -44,7 +44,7 @@ def test_classic_and_flake_steps_keep_old_packages(nix_store):
         f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
     )
     from_flake = nixos.build_system(
-        nixos.Step(("hello",), str(STANDIN / "old")),
+        nixos.StepConfig(("hello",), str(STANDIN / "old")),
         step_file=nix_store.root / "step2.json",
         out_link=nix_store.root / "flake-result",
         flake=nixos.Flake.parse(f"{flake}#box"),
@@ -53,7 +53,9 @@ def test_classic_and_flake_steps_keep_old_packages(nix_store):
     assert from_flake == classic
 
     everything_new = nixos.build_system(
-        nixos.Step((), str(STANDIN / "old"), configuration=str(STANDIN / "configuration.nix")),
+        nixos.StepConfig(
+            (), str(STANDIN / "old"), configuration=str(STANDIN / "configuration.nix")
+        ),
         step_file=nix_store.root / "step3.json",
         out_link=nix_store.root / "new",
         include=[f"nixpkgs={STANDIN / 'new'}"],

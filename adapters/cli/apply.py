@@ -1,0 +1,317 @@
+"""`budget-solve apply`: run a plan on a Nix profile or a NixOS system."""
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from adapters.apply.builder import ApplyError, Builder
+from adapters.apply.executor import ApplyResult, ApplyStatus, Executor, InfeasibleError
+from adapters.apply.journal import state_dir_for
+from adapters.apply.nixos import (
+    Activation,
+    BootedSystem,
+    Flake,
+    NixosBuilder,
+    old_nixpkgs_from_lock,
+    system_profile,
+)
+from adapters.apply.profile import ProfileBuilder
+from adapters.cli.options import (
+    EXIT_FAILED,
+    EXIT_INFEASIBLE,
+    EXIT_OK,
+    EXIT_REBOOT,
+    NON_VITAL_OPTION,
+    QUIET_OPTION,
+    RESERVE_OPTION,
+    TIME_LIMIT_OPTION,
+    WORKERS_OPTION,
+    LimitOrAuto,
+)
+from adapters.cli.text import Spinner, render
+from adapters.nixstore import nix
+from solver.errors import InputError
+from solver.planner import Result
+from solver.units import format_size
+
+
+@click.command()
+@click.option(
+    "--profile",
+    type=click.Path(path_type=Path),
+    help="The profile link whose current generation is the running system "
+    "[with --nixos: $NIX_STATE_DIR/profiles/system].",
+)
+@click.option(
+    "--target",
+    metavar="PATH",
+    help="The target's top-level store path (fetched from the substituters) or its .drv.",
+)
+@click.option(
+    "--limit",
+    required=True,
+    type=LimitOrAuto(),
+    help="Disk budget, or `auto` for the size of the store's filesystem.",
+)
+@click.option(
+    "--substituter",
+    multiple=True,
+    metavar="URL",
+    help="Binary cache to size and fetch the target from [default: nix.conf].",
+)
+@click.option(
+    "--nixos",
+    is_flag=True,
+    help="Upgrade the NixOS system: build each step from the new configuration with the "
+    "packages not upgraded yet taken from the old nixpkgs, and activate it.",
+)
+@click.option("--flake", metavar="FLAKE#HOST", help="With --nixos: the new configuration's flake.")
+@click.option(
+    "-I",
+    "include",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="With --nixos (classic): a search path entry, as for nixos-rebuild: "
+    "-I nixos-config=/etc/nixos/configuration.nix -I nixpkgs=/path/to/new/nixpkgs.",
+)
+@click.option(
+    "--old-nixpkgs",
+    metavar="PATH|flake.lock",
+    help="With --nixos: the nixpkgs the running system was built from: a nixpkgs tree, or "
+    "the flake.lock it was built with (its locked `nixpkgs` input).",
+)
+@click.option(
+    "--activation",
+    type=click.Choice([a.value for a in Activation]),
+    default=Activation.SWITCH.value,
+    show_default=True,
+    help="With --nixos: how each generation is activated by switch-to-configuration.",
+)
+@click.option(
+    "--booted-system",
+    type=click.Choice([b.value for b in BootedSystem]),
+    default=BootedSystem.PIN.value,
+    show_default=True,
+    help="With --nixos: /run/booted-system keeps the booted generation until reboot. "
+    "`pin` counts it as staying on disk; `reboot` activates each step for the next boot "
+    "and stops (exit 4) until you reboot and run the command again; `drop` removes that "
+    "GC root (rolling back to the booted system then means rebuilding it).",
+)
+@RESERVE_OPTION
+@NON_VITAL_OPTION
+@click.option(
+    "--rollback-to-start",
+    is_flag=True,
+    help="When a step fails, walk back generation by generation to the start.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan (or find where an interrupted run would resume), show it, and stop: "
+    "nothing is built, switched or deleted.",
+)
+@TIME_LIMIT_OPTION
+@WORKERS_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and the measured steps.")
+@QUIET_OPTION
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    profile: Path | None,
+    target: str | None,
+    limit: int,
+    substituter: tuple[str, ...],
+    nixos: bool,
+    flake: str | None,
+    include: tuple[str, ...],
+    old_nixpkgs: str | None,
+    activation: str,
+    booted_system: str,
+    reserve: int,
+    non_vital: tuple[str, ...],
+    rollback_to_start: bool,
+    dry_run: bool,
+    time_limit: float,
+    workers: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Upgrade a Nix profile or a NixOS system through the planned generations.
+
+    Plans under --limit (calibrated on the real filesystem) and shows the plan before
+    anything is deleted (--dry-run stops there). Then it collects garbage and runs the
+    plain one-step upgrade when it fits, and otherwise, for each step, builds an
+    intermediate generation, makes it current, deletes the one it replaced and collects
+    garbage. Only the starting generation and the generations the run creates are ever
+    deleted. A journal in Nix's state directory lets a rerun resume after a crash or a
+    power cut; a lock keeps a second run off the same profile.
+
+    \b
+    Exit status: 0 done (or planned, with --dry-run), 1 a step failed, 2 bad input or
+    another run holds the profile, 3 no plan fits, 4 reboot into the new generation, then
+    run the same command again.
+    \b
+    Examples:
+      budget-solve apply --profile /nix/var/nix/profiles/per-user/me/env \\
+        --target /nix/store/...-env --limit auto
+      budget-solve apply --nixos --flake /etc/nixos#box \\
+        --old-nixpkgs ./flake.lock.old --limit 9G --booted-system reboot
+    """
+    builder: Builder
+    if nixos:
+        builder = _nixos_builder(
+            profile,
+            target,
+            flake,
+            include,
+            old_nixpkgs,
+            substituter,
+            non_vital,
+            activation,
+            booted_system,
+        )
+    else:
+        for name, value in (("--flake", flake), ("-I", include), ("--old-nixpkgs", old_nixpkgs)):
+            if value:
+                raise click.UsageError(f"{name} needs --nixos")
+        if profile is None or target is None:
+            raise click.UsageError("give --profile PROFILE and --target PATH (or --nixos)")
+        builder = ProfileBuilder(
+            profile, target, substituter, state=state_dir_for(nix.resolve_profile(profile))
+        )
+
+    def show_plan(result: Result) -> None:
+        if not as_json:
+            progress.clear()
+            render(result, sys.stdout)
+            sys.stdout.flush()
+
+    with Spinner(enabled=not quiet) as progress:
+        executor = Executor(builder, progress=progress, detail=progress.detail, show_plan=show_plan)
+        try:
+            result = executor.run(
+                limit,
+                rollback_to_start=rollback_to_start,
+                dry_run=dry_run,
+                reserve=reserve,
+                non_vital=non_vital,
+                time_limit=time_limit,
+                workers=workers,
+            )
+        except InfeasibleError as e:
+            if as_json:
+                click.echo(json.dumps(e.result.to_json(), indent=2))
+            hint = ""
+            if nixos and booted_system == BootedSystem.PIN.value and builder.pinned():
+                hint = (
+                    " (/run/booted-system keeps the running system on disk throughout: "
+                    "--booted-system reboot or drop frees it)"
+                )
+            click.echo(f"error: {e}{hint}", err=True)
+            ctx.exit(EXIT_INFEASIBLE)
+        except ApplyError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(EXIT_FAILED)
+    _print_applied(result, builder.profile, as_json)
+    ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
+
+
+def _nixos_builder(
+    profile: Path | None,
+    target: str | None,
+    flake: str | None,
+    include: Sequence[str],
+    old_nixpkgs: str | None,
+    substituters: Sequence[str],
+    non_vital: Sequence[str],
+    activation: str,
+    booted_system: str,
+) -> NixosBuilder:
+    if profile is not None or target is not None:
+        raise click.UsageError(
+            "--nixos builds the system profile from the configuration: no --profile or --target"
+        )
+    if non_vital:
+        raise InputError(
+            "--non-vital is not supported with --nixos yet: a step cannot take a package out "
+            "of the configuration"
+        )
+    if old_nixpkgs is None:
+        raise click.UsageError(
+            "--nixos needs --old-nixpkgs: the nixpkgs tree or the flake.lock the running "
+            "system was built from"
+        )
+    configuration = None
+    rest = []
+    for entry in include:
+        name, sep, value = entry.partition("=")
+        if name == "nixos-config" and sep:
+            configuration = value
+        else:
+            rest.append(entry)
+    if flake is None and configuration is None:
+        default = Path("/etc/nixos/configuration.nix")
+        if not default.exists():
+            raise click.UsageError("--nixos needs --flake FLAKE#HOST or -I nixos-config=PATH")
+        configuration = str(default)
+    if configuration is not None and not Path(configuration).exists():
+        raise InputError(f"-I nixos-config={configuration}: no such file")
+    return NixosBuilder(
+        old_nixpkgs=_old_nixpkgs(old_nixpkgs),
+        state=state_dir_for(system_profile()),
+        flake=Flake.parse(flake) if flake else None,
+        configuration=configuration,
+        include=rest,
+        substituters=substituters,
+        activation=Activation(activation),
+        booted=BootedSystem(booted_system),
+        run_dir=Path(os.environ.get("BUDGET_SOLVE_RUN_DIR") or "/run"),
+    )
+
+
+def _old_nixpkgs(value: str) -> str | dict[str, Any]:
+    path = Path(value)
+    if path.is_dir():
+        return str(path.absolute())
+    if path.is_file():
+        return old_nixpkgs_from_lock(path.read_text())
+    raise InputError(f"--old-nixpkgs {value}: neither a nixpkgs directory nor a flake.lock")
+
+
+def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    done = [s for s in result.steps if s.measured_peak_bytes is not None]
+    for step in done:
+        click.echo(
+            f"step {step.index}/{len(result.steps)}: {step.path}  peak "
+            f"{format_size(step.measured_peak_bytes or 0)} "
+            f"(predicted {format_size(step.predicted_peak_bytes)})"
+        )
+    if result.status is ApplyStatus.PLANNED:
+        if result.resume_after is not None:
+            click.echo(
+                f"dry run: an interrupted run would resume after step {result.resume_after} "
+                f"of {len(result.steps)}; nothing was changed"
+            )
+        else:
+            click.echo("dry run: nothing was built, switched or deleted")
+        return
+    if result.status is ApplyStatus.REBOOT:
+        last = done[-1] if done else None
+        where = last.path if last else os.path.realpath(profile)
+        click.echo(
+            f"reboot into {where} (the next boot's default), then run the same command again "
+            "to continue"
+        )
+    else:
+        click.echo(f"done: {profile} points at {os.path.realpath(profile)}")
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])

@@ -1,0 +1,145 @@
+"""`budget-solve plan` (the default command): plan an upgrade under a disk budget."""
+
+import json
+import sys
+
+import click
+
+from adapters.cli.options import (
+    EXIT_INFEASIBLE,
+    EXIT_OK,
+    NON_VITAL_OPTION,
+    QUIET_OPTION,
+    RESERVE_OPTION,
+    SRC_HELP,
+    TIME_LIMIT_OPTION,
+    WORKERS_OPTION,
+    Size,
+    couples,
+)
+from adapters.cli.text import Spinner, render
+from adapters.nixstore.loading import load_problem
+from solver.errors import InputError
+from solver.planner import PEAK_GAP, Result, plan_checked
+from solver.units import format_size
+
+
+@click.command("plan")
+@click.option(
+    "--limit", required=True, type=Size(), help="Disk budget for the store: 9G, 9.5GiB, 512M."
+)
+@click.option(
+    "--current",
+    default="/run/current-system",
+    show_default=True,
+    metavar="SRC",
+    help=f"The running system: {SRC_HELP}.",
+)
+@click.option(
+    "--target", required=True, metavar="SRC", help=f"The system to upgrade to: {SRC_HELP}."
+)
+@click.option(
+    "--target-store",
+    metavar="URL",
+    help="Read --target (a store path) from this binary cache or store, as "
+    "`nix path-info --store URL` does: https://cache.nixos.org, file:///dir.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@RESERVE_OPTION
+@NON_VITAL_OPTION
+@click.option(
+    "--couple",
+    multiple=True,
+    metavar="A,B,...",
+    help="Components that must change in the same step. Repeatable.",
+)
+@click.option(
+    "--keep",
+    multiple=True,
+    metavar="PATH",
+    help="A store path that stays on disk throughout (with its closure). Repeatable.",
+)
+@click.option(
+    "--no-gc-roots", is_flag=True, help="On a live store, do not count what other GC roots pin."
+)
+@TIME_LIMIT_OPTION
+@click.option(
+    "--peak-gap",
+    type=click.FloatRange(min=0, max=100),
+    default=100 * PEAK_GAP,
+    show_default=True,
+    metavar="PERCENT",
+    help="Stop lowering the peak once it is within this many percent of the lowest peak "
+    "possible in as many steps; 0 proves the lowest (may take the whole time limit).",
+)
+@WORKERS_OPTION
+@QUIET_OPTION
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    limit: int,
+    current: str,
+    target: str,
+    target_store: str | None,
+    as_json: bool,
+    reserve: int,
+    non_vital: tuple[str, ...],
+    couple: tuple[str, ...],
+    keep: tuple[str, ...],
+    no_gc_roots: bool,
+    time_limit: float,
+    peak_gap: float,
+    workers: int | None,
+    quiet: bool,
+) -> None:
+    """Plan an upgrade that fits a disk budget (the default command).
+
+    Reads the current and the target system's closures (store paths, references, NAR
+    sizes) and finds the fewest intermediate generations such that, while each one is
+    built next to the previous one, the store never needs more than --limit bytes.
+    Changes nothing.
+
+    \b
+    Exit status: 0 a plan fits, 3 no plan fits the budget (or none was found in time),
+    2 bad input.
+    \b
+    Examples:
+      budget-solve --limit 9G --target ./target-path-info.json
+      budget-solve plan --limit 8G --current old.json --target new.json --json
+    """
+    with Spinner(enabled=not quiet) as progress:
+        problem = load_problem(
+            current,
+            target,
+            non_vital=non_vital,
+            couple=couples(couple),
+            keep=keep,
+            reserve=reserve,
+            gc_roots=not no_gc_roots,
+            target_store=target_store,
+        )
+        pinned = problem.pinned.size() if problem.pinned is not None else 0
+        if pinned + reserve > limit:
+            raise InputError(
+                f"the budget {format_size(limit)} is below what stays pinned anyway: "
+                f"{format_size(pinned)} of other GC roots and --keep paths"
+                + (f" plus the {format_size(reserve)} reserve" if reserve else "")
+            )
+        progress("building the model")
+        result, _ = plan_checked(
+            problem,
+            limit,
+            time_limit=time_limit,
+            workers=workers,
+            peak_gap=peak_gap / 100,
+            progress=progress,
+        )
+    _print(result, as_json)
+    ctx.exit(EXIT_OK if result.plan is not None else EXIT_INFEASIBLE)
+
+
+def _print(result: Result, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        render(result, sys.stdout)

@@ -1,0 +1,117 @@
+"""`budget-solve scenario` and `budget-solve fleet`: what-if studies from YAML."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from adapters.cli.options import (
+    QUIET_OPTION,
+    WORKERS_OPTION,
+    plot_option,
+)
+from adapters.cli.plots import fleet_figure, save_png, scenario_figure
+from adapters.cli.text import Spinner, fleet_progress, render_fleet, render_scenario
+from adapters.studies.fleet import load as load_fleet
+from adapters.studies.fleet import run as run_fleet
+from adapters.studies.scenario import load as load_scenario
+from adapters.studies.scenario import run as run_scenario
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@plot_option("Write a figure: disk use per step against each budget, and steps per budget.")
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds per budget the optimiser may spend [default: the file's time_limit, or 10].",
+)
+@WORKERS_OPTION
+@QUIET_OPTION
+@click.pass_context
+def scenario(
+    ctx: click.Context,
+    file: Path,
+    as_json: bool,
+    plot: Path | None,
+    time_limit: float | None,
+    workers: int | None,
+    quiet: bool,
+) -> None:
+    """Answer a what-if question from a YAML scenario.
+
+    The scenario names a current closure and describes the target as changes to it (bump a
+    package, add, remove, grow everything, or a `nix store diff-closures` output), with
+    Nix's hash propagation applied. It is planned under each budget of `limits`.
+    See scenarios/*.yaml for examples. Exit status: 0, or 2 for a bad file.
+    """
+    with Spinner(enabled=not quiet) as progress:
+        progress("reading the scenario")
+        spec = load_scenario(file)
+        if time_limit is not None:
+            spec.time_limit = time_limit
+        outcome = run_scenario(spec, workers=workers, progress=progress)
+        doc = outcome.to_json()
+        if plot is not None:
+            progress("drawing")
+            save_png(scenario_figure(spec.name, outcome.results), plot)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        render_scenario(doc, outcome.results, sys.stdout)
+        if plot is not None:
+            click.echo(f"figure: {plot}")
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@plot_option("Write a figure: hosts by steps needed, and disk size for at most k steps.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local processes solving distinct closures [default: CPU count].",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Solve on a Dask distributed cluster (tcp://host:8786) instead of local processes.",
+)
+@QUIET_OPTION
+def fleet(
+    file: Path,
+    as_json: bool,
+    plot: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    quiet: bool,
+) -> None:
+    """Plan one update across a fleet of small hosts.
+
+    Reports per host whether the update fits in one step, in k steps, or not at all (and
+    the disk it would need), fleet totals, and the smallest disk size with which every
+    host upgrades in at most 1, 2, 3 steps. Hosts with identical closures are solved once.
+    """
+    with Spinner(enabled=not quiet, delay=0.0) as progress:
+        progress("reading the fleet")
+        spec = load_fleet(file)
+        report = run_fleet(
+            spec,
+            workers=workers or os.cpu_count() or 1,
+            scheduler=scheduler,
+            progress=lambda p: progress(fleet_progress(p)),
+        )
+        doc = report.to_json()
+        if plot is not None:
+            save_png(fleet_figure(doc), plot)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        render_fleet(doc, sys.stdout)
+        if plot is not None:
+            click.echo(f"figure: {plot}")

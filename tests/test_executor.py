@@ -1,0 +1,225 @@
+"""The apply engine against a fake builder and a fake nix (the `Builder` protocol and the
+nix module are its seams): the order of what it does, what it deletes, what it keeps, how
+it resumes. The same engine runs against the real Nix in tests/e2e/."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from adapters.apply import executor as ex
+from adapters.apply.builder import ApplyError, Target, generation_entries
+from adapters.apply.journal import Journal, RunStatus
+from adapters.apply.measure import Calibration
+from adapters.nixstore import nix
+from solver.errors import NixError
+from tests.helpers import GiB, user_story
+
+BUDGET = 14 * GiB  # two steps: one big package in both versions at a time
+
+
+class World:
+    """A profile of real symlinks, a store that is a set of names, and a log of events."""
+
+    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.old, self.new = user_story()
+        self.events: list[str] = []
+        self.valid = set(self.old) | set(self.new)
+        self.profile = tmp / "profiles" / "env"
+        self.profile.parent.mkdir(parents=True)
+        self.fail_build: int | None = None
+        monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(tmp / "state"))
+        self.set_profile(self.profile, self.old.roots[0])
+        self.events.clear()
+        fake = {
+            "store_dir": lambda: "/nix/store",
+            "invalid_paths": lambda paths: [p for p in paths if p not in self.valid],
+            "gc_roots": lambda: {},
+            "dead_paths": lambda: [],
+            "collect_garbage": lambda: self.events.append("gc"),
+            "set_profile": self.set_profile,
+            "delete_generations": self.delete_generations,
+            "realise_path": self.realise,
+        }
+        for name, value in fake.items():
+            monkeypatch.setattr(nix, name, value)
+        monkeypatch.setattr(ex, "read_source", lambda path: self.old)
+        monkeypatch.setattr(
+            Calibration, "measure", classmethod(lambda cls, *a, **k: cls(1.0, 0, 0))
+        )
+        monkeypatch.setattr(ex, "PeakSampler", _NoSampler)
+
+    def set_profile(self, profile: Path, path: str) -> None:
+        number = max(nix.generations(profile), default=0) + 1
+        link = profile.with_name(f"{profile.name}-{number}-link")
+        link.symlink_to(path)
+        tmp = profile.with_name(".tmp")
+        tmp.symlink_to(link.name)
+        os.replace(tmp, profile)
+        self.events.append(f"activate {number}")
+
+    def delete_generations(self, profile: Path, numbers) -> None:
+        for n in numbers:
+            profile.with_name(f"{profile.name}-{n}-link").unlink()
+            self.events.append(f"delete {n}")
+
+    def realise(self, path: str, *, root: Path, substituters=()) -> str:
+        self.events.append("fetch target")
+        return path
+
+
+class _NoSampler:
+    peak = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class FakeBuilder:
+    reboots = False
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.profile = world.profile
+        self.substituters: list[str] = []
+
+    def identity(self) -> str:
+        return self.world.new.roots[0]
+
+    def target(self, old):
+        return Target(self.identity(), self.identity(), self.world.new)
+
+    def adjust(self, problem, generations):
+        return list(generations)
+
+    def describe(self, problem, gen):
+        return {"entries": generation_entries(problem, gen)}
+
+    def build(self, spec, name, out_link: Path) -> str:
+        step = int(name.rsplit("-", 1)[1])
+        if self.world.fail_build == step:
+            self.world.events.append(f"build {step} failed")
+            raise NixError(f"cannot build {name}")
+        self.world.events.append(f"build {step}")
+        path = f"/nix/store/{'g' * 32}-{name}"
+        self.world.valid.add(path)
+        return path
+
+    def activate(self, path: str) -> None:
+        self.world.set_profile(self.profile, path)
+
+    def prepare(self) -> None:
+        self.world.events.append("prepare")
+
+    def pinned(self):
+        return []
+
+    def booted(self):
+        return None
+
+    def moved_roots(self):
+        return []
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    return World(tmp_path, monkeypatch)
+
+
+def engine(world: World) -> ex.Executor:
+    return ex.Executor(
+        FakeBuilder(world), show_plan=lambda result: world.events.append("show plan")
+    )
+
+
+def test_the_plan_is_shown_before_anything_is_deleted(world):
+    result = engine(world).run(BUDGET, time_limit=5)
+    assert result.status is ex.ApplyStatus.DONE
+    assert os.path.realpath(world.profile) == world.new.roots[0]
+    events = world.events
+    assert events.index("show plan") < events.index("gc")
+    assert events == [
+        "prepare",
+        "show plan",
+        "gc",
+        "build 1",
+        "activate 2",
+        "delete 1",
+        "gc",
+        "fetch target",
+        "activate 3",
+        "delete 2",
+        "gc",
+    ]
+    assert sorted(nix.generations(world.profile)) == [3]
+
+
+def test_dry_run_changes_nothing(world):
+    result = engine(world).run(BUDGET, dry_run=True, time_limit=5)
+    assert result.status is ex.ApplyStatus.PLANNED
+    assert world.events == ["show plan"]
+    assert os.path.realpath(world.profile) == world.old.roots[0]
+    assert Journal.load(ex.state_dir_for(world.profile) / "journal.json") is None
+    assert len(result.to_json()["steps"]) == 2
+
+
+def test_infeasible_budget_deletes_nothing(world):
+    with pytest.raises(ex.InfeasibleError):
+        engine(world).run(10 * GiB, time_limit=5)
+    assert world.events == ["prepare"]
+
+
+def test_a_failed_step_is_recorded_and_collects_nothing(world):
+    world.fail_build = 1
+    with pytest.raises(ApplyError, match="step 1 of 2 failed: cannot build"):
+        engine(world).run(BUDGET, time_limit=5)
+    # What the failed step fetched stays for the rerun: no collection after the failure.
+    assert world.events[-1] == "build 1 failed"
+    journal = Journal.load(ex.state_dir_for(world.profile) / "journal.json")
+    assert journal.status is RunStatus.FAILED and journal.failed_step == 1
+    assert os.path.realpath(world.profile) == world.old.roots[0]
+    # The rerun plans afresh and finishes.
+    world.fail_build = None
+    assert engine(world).run(BUDGET, time_limit=5).status is ex.ApplyStatus.DONE
+
+
+def test_resume_deletes_only_the_runs_own_generations(world):
+    # A generation of the user's, older than the run: never deleted.
+    world.set_profile(world.profile, world.old.roots[0])  # generation 2 -> the start again
+    world.fail_build = None
+    run = engine(world)
+    # Interrupt the run right after step 1's switch, before it deletes anything.
+
+    def switch_then_die(journal, path):
+        run.builder.activate(path)
+        raise KeyboardInterrupt
+
+    run._switch = switch_then_die
+    with pytest.raises(KeyboardInterrupt):
+        run.run(BUDGET, time_limit=5)
+    assert sorted(nix.generations(world.profile)) == [1, 2, 3]
+    world.events.clear()
+    result = engine(world).run(BUDGET, time_limit=5)
+    assert result.status is ex.ApplyStatus.DONE
+    # Generation 2 (the start) and 3 (the run's) go; generation 1, the user's, stays.
+    assert sorted(nix.generations(world.profile)) == [1, 4]
+    assert "delete 1" not in world.events
+
+
+def test_a_journal_naming_another_last_generation_is_refused(world):
+    world.fail_build = 1
+    with pytest.raises(ApplyError):
+        engine(world).run(BUDGET, time_limit=5)
+    path = ex.state_dir_for(world.profile) / "journal.json"
+    journal = Journal.load(path)
+    journal.update(
+        status=RunStatus.RUNNING, paths=[*journal.paths[:-1], "/nix/store/" + "z" * 32 + "-x"]
+    )
+    with pytest.raises(ApplyError, match="is not the target"):
+        engine(world).run(BUDGET, time_limit=5)
