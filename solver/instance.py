@@ -5,10 +5,11 @@ and their sizes summed; real closures collapse a lot this way (docs/model.md).
 """
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from solver.closure import Closure
-from solver.components import Change, Component, Split
+from solver.components import Change, Component, Split, split_components
 from solver.errors import InputError
 
 
@@ -63,6 +64,22 @@ class Problem:
     pinned: Closure | None = None
     reserve: int = 0
     scratch_factor: float = 1.0
+
+    @classmethod
+    def of(
+        cls,
+        old: Closure,
+        new: Closure,
+        *,
+        non_vital: Iterable[str] = (),
+        couple: Iterable[Sequence[str]] = (),
+        pinned: Closure | None = None,
+        reserve: int = 0,
+    ) -> "Problem":
+        """Both systems split into components (solver/components.py): how every command
+        assembles what it plans."""
+        split = split_components(old, new, non_vital=non_vital, couple=couple)
+        return cls(old, new, split, pinned=pinned, reserve=reserve)
 
     def modelled(self) -> tuple[Component, ...]:
         """Components the plan decides about: the changed ones and the droppable ones."""

@@ -78,7 +78,7 @@ def test_fleet_command_json_and_plot(tmp_path, capsys):
 
     from adapters.cli.plots import fleet_figure
 
-    fig = fleet_figure(doc)
+    fig = fleet_figure(fl.run(fl.load(FLEET), workers=1))
     disks = fig.axes[1]
     lines = {round(line.get_ydata()[0] * (1 << 30)) for line in disks.lines}
     for size in {h["disk_bytes"] for h in doc["hosts"]}:

@@ -32,7 +32,6 @@ from adapters.nixstore import nix
 from adapters.nixstore.loading import live_pinned
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
-from solver.components import split_components
 from solver.errors import BudgetSolveError
 from solver.instance import Problem, build_instance
 from solver.plan import Plan, evaluate
@@ -206,7 +205,6 @@ class Executor:
         current = os.path.realpath(self.profile)
         old = read_source(current)
         target = self._read_target(old)
-        split = split_components(old, target.closure, non_vital=non_vital)
         # Every GC root counts, except the link of the generation the plan replaces, the
         # links the builder moves itself, and our temporary build roots.
         replaced = []
@@ -227,7 +225,9 @@ class Executor:
             extra.append(nix.derivation_closure(drvs.values()))
         for part in extra:
             pinned = merge([pinned, part]) if pinned is not None else part
-        problem = Problem(old, target.closure, split, pinned=pinned, reserve=reserve)
+        problem = Problem.of(
+            old, target.closure, non_vital=non_vital, pinned=pinned, reserve=reserve
+        )
         inst = build_instance(problem)
         on_disk = merge([old, pinned]) if pinned is not None else old
         # Garbage on disk now is collected before the first step: it is no part of the

@@ -2,12 +2,12 @@
 calibration of NAR sizes against it (block rounding, compression, hard-link dedup)."""
 
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from adapters.ticker import Ticker
 from solver.closure import Closure
 
 
@@ -93,26 +93,22 @@ class PeakSampler:
         on_sample: Callable[[int], None] | None = None,
     ) -> None:
         self.path = path
-        self.interval = interval
         self.on_sample = on_sample
         self.peak = used_bytes(path)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ticker = Ticker(interval, self._sample)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            used = used_bytes(self.path)
-            self.peak = max(self.peak, used)
-            if self.on_sample is not None:
-                self.on_sample(used)
+    def _sample(self) -> None:
+        used = used_bytes(self.path)
+        self.peak = max(self.peak, used)
+        if self.on_sample is not None:
+            self.on_sample(used)
 
     def __enter__(self) -> "PeakSampler":
-        self._thread.start()
+        self._ticker.__enter__()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._ticker.__exit__(kind, exc, tb)
         self.peak = max(self.peak, used_bytes(self.path))

@@ -5,13 +5,13 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from adapters.files import write_atomic
+from adapters.studies.fleet import Report
 from solver.planner import Result
 from solver.units import format_size
 
@@ -63,13 +63,14 @@ def scenario_figure(title: str, results: Sequence[Result]) -> Figure:
     return fig
 
 
-def fleet_figure(doc: dict[str, Any]) -> Figure:
+def fleet_figure(report: Report) -> Figure:
     """Left: hosts by steps needed. Right: disk needed for at most k steps, against the
     disk sizes the fleet has."""
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     FigureCanvasAgg(fig)
     hosts, disks = fig.subplots(1, 2)
-    by_steps = doc["totals"]["by_steps"]
+    totals = report.totals()
+    by_steps = totals.by_steps
     keys = sorted((k for k in by_steps if k != "cannot"), key=int)
     labels = [f"{k} step{'s' if k != '1' else ''}" for k in keys]
     counts = [by_steps[k] for k in keys]
@@ -81,15 +82,15 @@ def fleet_figure(doc: dict[str, Any]) -> Figure:
     bars = hosts.bar(labels, counts, color=colors)
     hosts.bar_label(bars)
     hosts.set_ylabel("hosts")
-    hosts.set_title(f"{doc['totals']['hosts']} hosts by steps the update needs")
+    hosts.set_title(f"{totals.hosts} hosts by steps the update needs")
 
-    need = doc["disk_for_steps_bytes"]
-    ks = sorted(need, key=int)
+    need = report.disk_for_steps()
+    ks = sorted(need)
     values = [need[k] / GiB for k in ks]
     bars = disks.bar([f"≤ {k}" for k in ks], values, color="C1")
     disks.bar_label(bars, labels=[f"{v:.2f}" for v in values])
     # The disk sizes the fleet has (the ten most common, when it has more).
-    common = Counter(h["disk_bytes"] for h in doc["hosts"]).most_common(10)
+    common = Counter(h.disk for h in report.fleet.hosts).most_common(10)
     sizes = sorted(size for size, _ in common)
     for i, size in enumerate(sizes):
         disks.axhline(
@@ -100,16 +101,16 @@ def fleet_figure(doc: dict[str, Any]) -> Figure:
             label=f"disk {format_size(size)}",
         )
     disks.axhline(
-        doc["min_disk_bytes"] / GiB,
+        report.min_disk_bytes / GiB,
         color="C3",
         linestyle=":",
-        label=f"no plan below {doc['min_disk_bytes'] / GiB:.2f} GiB",
+        label=f"no plan below {report.min_disk_bytes / GiB:.2f} GiB",
     )
     disks.set_xlabel("steps")
     disks.set_ylabel("disk every host needs (GiB)")
     disks.set_title("Disk size for the whole fleet (dashed: disks today)")
     disks.legend(fontsize="small")
-    fig.suptitle(doc["fleet"])
+    fig.suptitle(report.fleet.name)
     return fig
 
 

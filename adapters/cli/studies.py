@@ -62,7 +62,7 @@ def scenario(
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
-        render_scenario(doc, outcome.results, sys.stdout)
+        render_scenario(outcome, sys.stdout)
         if plot is not None:
             click.echo(f"figure: {plot}")
 
@@ -108,10 +108,10 @@ def fleet(
         )
         doc = report.to_json()
         if plot is not None:
-            save_png(fleet_figure(doc), plot)
+            save_png(fleet_figure(report), plot)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
-        render_fleet(doc, sys.stdout)
+        render_fleet(report, sys.stdout)
         if plot is not None:
             click.echo(f"figure: {plot}")

@@ -2,13 +2,13 @@
 
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TextIO
 
-from adapters.studies.fleet import FleetProgress
+from adapters.studies.fleet import FleetProgress, Report
+from adapters.studies.scenario import Outcome
+from adapters.ticker import Ticker
 from solver.planner import Result, Status
 from solver.units import format_size
 
@@ -115,19 +115,20 @@ def render(result: Result, out: TextIO) -> None:
 class Spinner:
     """Shows what the solver is doing once it has taken more than a second."""
 
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
     def __init__(
         self, stream: TextIO = sys.stderr, delay: float = 1.0, enabled: bool = True
     ) -> None:
         self.stream = stream
-        self.delay = delay
         self.enabled = enabled
         self.message = "reading closures"
         self._detail = ""
         self._shown = ""
+        self._frame = 0
         self._start = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self._tty = stream.isatty()
+        self._ticker = Ticker(0.2, self._draw, delay=delay)
 
     def __call__(self, message: str) -> None:
         self.message = message
@@ -145,51 +146,42 @@ class Spinner:
 
     def __enter__(self) -> "Spinner":
         if self.enabled:
-            self._thread.start()
+            self._ticker.__enter__()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        if self._tty and self._shown:
-            self.stream.write("\r\033[K")
+        self._ticker.__exit__(kind, exc, tb)
+        self.clear()
+
+    def _draw(self) -> None:
+        elapsed = time.monotonic() - self._start
+        if self._tty:
+            detail = f": {self._detail}" if self._detail else ""
+            frame = self.FRAMES[self._frame % len(self.FRAMES)]
+            self.stream.write(f"\r\033[K{frame} {self.message}{detail} ({elapsed:.0f}s)")
             self.stream.flush()
-
-    def _run(self) -> None:
-        if self._stop.wait(self.delay):
-            return
-        frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-        i = 0
-        while not self._stop.is_set():
-            elapsed = time.monotonic() - self._start
-            if self._tty:
-                detail = f": {self._detail}" if self._detail else ""
-                self.stream.write(
-                    f"\r\033[K{frames[i % len(frames)]} {self.message}{detail} ({elapsed:.0f}s)"
-                )
-                self.stream.flush()
-                self._shown = self.message
-            elif self.message != self._shown:
-                self.stream.write(f"budget-solve: {self.message} ({elapsed:.1f}s)\n")
-                self.stream.flush()
-                self._shown = self.message
-            i += 1
-            self._stop.wait(0.2)
+            self._shown = self.message
+        elif self.message != self._shown:
+            self.stream.write(f"budget-solve: {self.message} ({elapsed:.1f}s)\n")
+            self.stream.flush()
+            self._shown = self.message
+        self._frame += 1
 
 
-def render_scenario(doc: dict[str, Any], results: Sequence[Result], out: TextIO) -> None:
+def render_scenario(outcome: Outcome, out: TextIO) -> None:
     """One scenario: what changes, then one row per budget."""
+    old, new = outcome.problem.old, outcome.problem.new
     out.write(
-        f"{doc['scenario']}: {doc['current_paths']:,} → {doc['target_paths']:,} paths "
-        f"({doc['changed_paths']:,} new), {doc['changed_components']} of "
-        f"{doc['components']} components change; "
-        f"{format_size(doc['current_bytes'])} → {format_size(doc['target_bytes'])}\n"
+        f"{outcome.scenario.name}: {len(old):,} → {len(new):,} paths "
+        f"({outcome.changed_paths:,} new), {outcome.changed_components} of "
+        f"{len(outcome.problem.split.components)} components change; "
+        f"{format_size(old.size())} → {format_size(new.size())}\n"
     )
-    for note in doc["notes"]:
+    for note in outcome.scenario.notes:
         out.write(f"note: {note}\n")
+    results = outcome.results
     if results:
         first = results[0]
         out.write(f"one step needs {format_size(first.one_step_peak)}\n")
@@ -213,32 +205,32 @@ def render_scenario(doc: dict[str, Any], results: Sequence[Result], out: TextIO)
         )
 
 
-def render_fleet(doc: dict[str, Any], out: TextIO, *, max_hosts: int = 40) -> None:
+def render_fleet(report: Report, out: TextIO, *, max_hosts: int = 40) -> None:
     """Fleet totals, the disk-size table, and the hosts (the ones that need attention first)."""
-    t = doc["totals"]
+    t = report.totals()
     out.write(
-        f"{doc['fleet']}: {t['hosts']} hosts, {len(doc['closures'])} distinct closures\n"
-        f"  one step: {t['one_step']}   several steps: {t['multi_step']}   "
-        f"cannot upgrade: {t['cannot']}\n"
+        f"{report.fleet.name}: {t.hosts} hosts, {len(report.answers)} distinct closures\n"
+        f"  one step: {t.one_step}   several steps: {t.multi_step}   "
+        f"cannot upgrade: {t.cannot}\n"
     )
-    for note in doc["notes"]:
+    for note in report.fleet.notes:
         out.write(f"note: {note}\n")
     out.write("\ndisk every host needs\n")
-    for k, size in doc["disk_for_steps_bytes"].items():
-        noun = "step" if k == "1" else "steps"
+    for k, size in report.disk_for_steps().items():
+        noun = "step" if k == 1 else "steps"
         out.write(f"  at most {k} {noun:<5}  {format_size(size):>10}\n")
-    out.write(f"  at all           {format_size(doc['min_disk_bytes']):>10}\n")
+    out.write(f"  at all           {format_size(report.min_disk_bytes):>10}\n")
     order = {"cannot": 0, "steps": 1, "one-step": 2}
-    rows = sorted(doc["hosts"], key=lambda r: (order[r["verdict"]], -(r["steps"] or 0), r["name"]))
+    rows = sorted(report.hosts(), key=lambda r: (order[r.verdict], -(r.steps or 0), r.name))
     out.write(f"\n{'host':<20} {'disk':>10} {'steps':>5}  verdict\n")
     for r in rows[:max_hosts]:
-        if r["steps"] is None:
-            verdict = f"cannot: needs a {format_size(r['needed_disk_bytes'])} disk"
-        elif r["steps"] <= 1:
+        if r.steps is None:
+            verdict = f"cannot: needs a {format_size(r.needed_disk_bytes or 0)} disk"
+        elif r.steps <= 1:
             verdict = "one step"
         else:
-            verdict = f"{r['steps']} steps"
-        steps = "-" if r["steps"] is None else str(r["steps"])
-        out.write(f"{r['name']:<20} {format_size(r['disk_bytes']):>10} {steps:>5}  {verdict}\n")
+            verdict = f"{r.steps} steps"
+        steps = "-" if r.steps is None else str(r.steps)
+        out.write(f"{r.name:<20} {format_size(r.disk_bytes):>10} {steps:>5}  {verdict}\n")
     if len(rows) > max_hosts:
         out.write(f"... and {len(rows) - max_hosts} more hosts (--json lists them all)\n")

@@ -8,7 +8,6 @@ from adapters.nixstore import nix
 from adapters.nixstore.estimate import read_target
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
-from solver.components import split_components
 from solver.errors import InputError, NixError
 from solver.instance import Problem
 
@@ -107,7 +106,11 @@ def load_problem(
         )
         if p is not None
     ]
-    split = split_components(old, new, non_vital=non_vital, couple=couple)
-    return Problem(
-        old, new, split, pinned=merge(pinned, source="pinned") if pinned else None, reserve=reserve
+    return Problem.of(
+        old,
+        new,
+        non_vital=non_vital,
+        couple=couple,
+        pinned=merge(pinned, source="pinned") if pinned else None,
+        reserve=reserve,
     )

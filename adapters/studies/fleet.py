@@ -24,7 +24,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from adapters.studies import schema as y
 from adapters.studies.changes import parse_change, read_current
 from solver.capacity import Curve, curve, heuristic_plan
 from solver.closure import Closure
-from solver.components import split_components
 from solver.greedy import min_peak_plan
 from solver.instance import Problem, build_instance
 from solver.scenario import Edit, ScenarioError, apply_change, apply_changes
@@ -198,8 +197,7 @@ class Answer:
 def solve(task: Task) -> Answer:
     """The update on one closure: its budget curve, and the steps under each host budget."""
     target = apply_changes(task.closure, task.changes, seed=task.seed)
-    split = split_components(task.closure, target)
-    problem = Problem(task.closure, target, split, reserve=task.reserve)
+    problem = Problem.of(task.closure, target, reserve=task.reserve)
     inst = build_instance(problem)
     shape = curve(inst, task.max_steps)
     lowest = min_peak_plan(inst)
@@ -262,32 +260,66 @@ def run_dask(todo: list[Task], scheduler: str, done: Callable[[Answer], None]) -
     return out
 
 
+@dataclass(frozen=True)
+class HostRow:
+    """One host's answer (a row of the report; the JSON keys are these names)."""
+
+    name: str
+    disk_bytes: int
+    budget_bytes: int
+    closure: str
+    steps: int | None
+    verdict: str  # "one-step", "steps" or "cannot"
+    needed_disk_bytes: int | None  # with "cannot": the disk that would do
+
+
+@dataclass(frozen=True)
+class Totals:
+    hosts: int
+    one_step: int
+    multi_step: int
+    cannot: int
+    by_steps: dict[str, int]
+
+
 @dataclass
 class Report:
     fleet: Fleet
     answers: dict[str, Answer]
 
-    def host_rows(self) -> list[dict[str, Any]]:
+    def hosts(self) -> list[HostRow]:
         rows = []
         for host in self.fleet.hosts:
             answer = self.answers[host.closure]
             budget = self.fleet.budget(host)
             k = answer.steps[budget]
             verdict = "cannot" if k is None else "one-step" if k <= 1 else "steps"
+            needed = answer.curve.min_bytes + self.fleet.overhead if k is None else None
             rows.append(
-                {
-                    "name": host.name,
-                    "disk_bytes": host.disk,
-                    "budget_bytes": budget,
-                    "closure": self.fleet.labels[host.closure],
-                    "steps": k,
-                    "verdict": verdict,
-                    "needed_disk_bytes": answer.curve.min_bytes + self.fleet.overhead
-                    if k is None
-                    else None,
-                }
+                HostRow(
+                    host.name,
+                    host.disk,
+                    budget,
+                    self.fleet.labels[host.closure],
+                    k,
+                    verdict,
+                    needed,
+                )
             )
         return rows
+
+    def totals(self) -> Totals:
+        rows = self.hosts()
+        by_steps: dict[str, int] = defaultdict(int)
+        for r in rows:
+            by_steps[str(r.steps) if r.steps is not None else "cannot"] += 1
+        return Totals(
+            hosts=len(rows),
+            one_step=sum(r.verdict == "one-step" for r in rows),
+            multi_step=sum(r.verdict == "steps" for r in rows),
+            cannot=sum(r.verdict == "cannot" for r in rows),
+            by_steps=dict(sorted(by_steps.items())),
+        )
 
     def disk_for_steps(self) -> dict[int, int]:
         """The smallest disk with which every host upgrades in at most k steps."""
@@ -296,24 +328,18 @@ class Report:
             for k in range(1, self.fleet.max_steps + 1)
         }
 
+    @property
+    def min_disk_bytes(self) -> int:
+        """No disk smaller than this upgrades every host, in any number of steps."""
+        return max(a.curve.min_bytes for a in self.answers.values()) + self.fleet.overhead
+
     def to_json(self) -> dict[str, Any]:
-        rows = self.host_rows()
-        by_steps: dict[str, int] = defaultdict(int)
-        for r in rows:
-            by_steps[str(r["steps"]) if r["steps"] is not None else "cannot"] += 1
         return {
             "fleet": self.fleet.name,
-            "hosts": rows,
-            "totals": {
-                "hosts": len(rows),
-                "one_step": sum(r["verdict"] == "one-step" for r in rows),
-                "multi_step": sum(r["verdict"] == "steps" for r in rows),
-                "cannot": sum(r["verdict"] == "cannot" for r in rows),
-                "by_steps": dict(sorted(by_steps.items())),
-            },
+            "hosts": [asdict(r) for r in self.hosts()],
+            "totals": asdict(self.totals()),
             "disk_for_steps_bytes": {str(k): v for k, v in self.disk_for_steps().items()},
-            "min_disk_bytes": max(a.curve.min_bytes for a in self.answers.values())
-            + self.fleet.overhead,
+            "min_disk_bytes": self.min_disk_bytes,
             "closures": [
                 {
                     "closure": self.fleet.labels[key],

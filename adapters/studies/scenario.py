@@ -32,7 +32,7 @@ from typing import Any
 from adapters.studies import schema as y
 from adapters.studies.changes import parse_change, read_current
 from solver.closure import Closure, PathInfo, merge
-from solver.components import Change, split_components
+from solver.components import Change
 from solver.errors import InputError
 from solver.instance import Problem, build_instance
 from solver.planner import Result, plan_checked
@@ -155,17 +155,24 @@ class Outcome:
     problem: Problem
     results: list[Result]
 
+    @property
+    def changed_paths(self) -> int:
+        return len(set(self.problem.new) - set(self.problem.old))
+
+    @property
+    def changed_components(self) -> int:
+        return sum(c.change is not Change.SAME for c in self.problem.split.components)
+
     def to_json(self) -> dict[str, Any]:
-        split = self.problem.split
         return {
             "scenario": self.scenario.name,
             "current_paths": len(self.problem.old),
             "target_paths": len(self.problem.new),
-            "changed_paths": len(set(self.problem.new) - set(self.problem.old)),
+            "changed_paths": self.changed_paths,
             "current_bytes": self.problem.old.size(),
             "target_bytes": self.problem.new.size(),
-            "components": len(split.components),
-            "changed_components": sum(c.change is not Change.SAME for c in split.components),
+            "components": len(self.problem.split.components),
+            "changed_components": self.changed_components,
             "notes": self.scenario.notes,
             "results": [{"limit_bytes": r.budget, **r.to_json()} for r in self.results],
         }
@@ -179,9 +186,12 @@ def run(
     if target is None:
         progress("applying the changes")
         target = apply_changes(scenario.current, scenario.changes, seed=scenario.seed)
-    split = split_components(scenario.current, target, non_vital=scenario.non_vital)
-    problem = Problem(
-        scenario.current, target, split, pinned=pinned_closure(scenario), reserve=scenario.reserve
+    problem = Problem.of(
+        scenario.current,
+        target,
+        non_vital=scenario.non_vital,
+        pinned=pinned_closure(scenario),
+        reserve=scenario.reserve,
     )
     progress("building the model")
     inst = build_instance(problem)
