@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.apply import executor as ex
+from adapters.apply import planning
 from adapters.apply.builder import ApplyError, Target, generation_entries
 from adapters.apply.journal import Journal, RunStatus
 from adapters.apply.measure import Calibration
@@ -43,7 +44,7 @@ class World:
         }
         for name, value in fake.items():
             monkeypatch.setattr(nix, name, value)
-        monkeypatch.setattr(ex, "read_source", lambda path: self.old)
+        monkeypatch.setattr(planning, "read_source", lambda path: self.old)
         monkeypatch.setattr(
             Calibration, "measure", classmethod(lambda cls, *a, **k: cls(1.0, 0, 0))
         )
@@ -170,7 +171,7 @@ def test_dry_run_changes_nothing(world):
 
 
 def test_infeasible_budget_deletes_nothing(world):
-    with pytest.raises(ex.InfeasibleError):
+    with pytest.raises(planning.InfeasibleError):
         engine(world).run(10 * GiB, time_limit=5)
     assert world.events == ["prepare"]
 

@@ -60,6 +60,9 @@ def test_solver_is_pure(imports):
         ("adapters.nixstore.formats", "adapters.nixstore.process"),
         ("adapters.apply.nixos", "adapters.apply.executor"),
         ("adapters.apply.profile", "adapters.apply.executor"),
+        ("adapters.apply.planning", "adapters.apply.executor"),
+        ("adapters.apply.roots", "adapters.apply.executor"),
+        ("adapters.studies.fleet", "adapters.cli.text"),
         ("adapters.studies.fleet", "adapters.studies.scenario"),
     ],
 )

@@ -11,13 +11,12 @@ and what was created, so a rerun after a crash or a power cut resumes.
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from pathlib import Path
 from typing import Any, NoReturn
 
-from adapters.apply.builder import ApplyError, Builder, Target, generation_entries
+from adapters.apply.builder import ApplyError, Builder, generation_entries
 from adapters.apply.journal import (
     CalibrationRecord,
     Journal,
@@ -27,33 +26,18 @@ from adapters.apply.journal import (
     check_state_dir,
     state_dir_for,
 )
-from adapters.apply.measure import Calibration, PeakSampler, disk_usage
+from adapters.apply.measure import Calibration, PeakSampler
+from adapters.apply.planning import InfeasibleError, Planned, plan_apply
+from adapters.apply.roots import Roots
 from adapters.nixstore import nix
-from adapters.nixstore.loading import live_pinned
-from adapters.nixstore.sources import read_source
-from solver.closure import Closure, merge
 from solver.errors import BudgetSolveError
-from solver.instance import Problem, build_instance
-from solver.plan import Plan, evaluate
-from solver.planner import Result, Status, check, plan_upgrade
+from solver.instance import Problem
+from solver.plan import Plan
+from solver.planner import Result
 from solver.progress import Progress, quiet
 from solver.units import format_size
-from solver.validate import Checked
 
 log = logging.getLogger(__name__)
-
-
-class InfeasibleError(BudgetSolveError):
-    """No plan fits the budget."""
-
-    def __init__(self, result: Result) -> None:
-        self.result = result
-        need = format_size(result.min_feasible_budget or 0)
-        if result.status is Status.INFEASIBLE:
-            said = f"no plan fits {format_size(result.budget)}"
-        else:
-            said = f"no plan found under {format_size(result.budget)} within the time limit"
-        super().__init__(f"{said}; a budget of {need} would")
 
 
 class ApplyStatus(Enum):
@@ -100,19 +84,6 @@ class ApplyResult:
         return out
 
 
-@dataclass(frozen=True)
-class Planned:
-    """A plan for this profile and target, and what it was made from."""
-
-    problem: Problem
-    target: Target
-    result: Result
-    calibration: Calibration
-    checked: Checked | None
-    # The start's and the target's derivations that the run keeps (see `_derivations`).
-    drvs: dict[str, str]
-
-
 class Executor:
     """Runs a plan on a profile through a `Builder`, journaled and locked."""
 
@@ -132,131 +103,13 @@ class Executor:
         self.detail = detail
         self.show_plan = show_plan
         self.state = state_dir_for(self.profile)
+        self.roots = Roots(self.state)
         self.store_dir = nix.store_dir()
-
-    # -- roots we own --------------------------------------------------------------------
-    # roots/: while a step builds (dropped before every collection); keep/: the target and
-    # what the first step will need, from before the plan until that step is done;
-    # drvs/: the start's and the target's derivations, for the whole run.
-
-    def _root(self, name: str) -> Path:
-        return self.state / "roots" / name
-
-    def _drop_roots(self) -> None:
-        _unlink_links(self.state / "roots")
-
-    def _drop_keeps(self) -> None:
-        _unlink_links(self.state / "keep")
-
-    def _keep_drv(self, name: str, drv: str | None) -> str | None:
-        """Root a derivation (one `_derivations` chose) for the whole run."""
-        if drv is not None:
-            nix.add_indirect_root(self.state / "drvs" / name, drv)
-        return drv
-
-    def _derivations(self, old: Closure, target: Target) -> dict[str, str]:
-        """The start's and the target's derivations, where keeping them pins no package.
-
-        They let a walk back rebuild the start, and the last step build the target's glue.
-        A derivation whose closure holds packages of either system (one built with
-        `builtins.storePath`, say) would keep those on disk throughout, so it is not kept;
-        the others are build recipes and sources, and are counted as pinned.
-        """
-        wanted = {"start": old[old.roots[0]].deriver, "target": target.drv}
-        out = {}
-        for name, drv in wanted.items():
-            if drv is None or nix.invalid_paths([drv]):
-                continue
-            paths = set(nix.derivation_closure([drv]))
-            if not any(p in old or p in target.closure for p in paths):
-                out[name] = drv
-        return out
-
-    def _drop_drvs(self) -> None:
-        _unlink_links(self.state / "drvs")
 
     def _cleanup(self) -> None:
         """Remove our temporary roots and collect: leftovers of a failed or killed step go."""
-        self._drop_roots()
+        self.roots.drop_builds()
         nix.collect_garbage()
-
-    # -- planning ------------------------------------------------------------------------
-
-    def _read_target(self, old: Closure) -> Target:
-        """The target, rooted at once so that no collection deletes it while we plan."""
-        self.progress("reading the target's closure")
-        target = self.builder.target(old)
-        if not nix.invalid_paths([target.path]):
-            nix.add_indirect_root(self.state / "keep" / "target", target.path)
-        if target.drv is not None and not nix.invalid_paths([target.drv]):
-            nix.add_indirect_root(self.state / "keep" / "target.drv", target.drv)
-        return target
-
-    def plan(
-        self,
-        limit: int,
-        *,
-        reserve: int = 0,
-        non_vital: Sequence[str] = (),
-        time_limit: float = 60.0,
-        workers: int | None = None,
-    ) -> Planned:
-        """Plan under `limit` real bytes from what is on disk now; deletes nothing."""
-        current = os.path.realpath(self.profile)
-        old = read_source(current)
-        target = self._read_target(old)
-        # Every GC root counts, except the link of the generation the plan replaces, the
-        # links the builder moves itself, and our temporary build roots.
-        replaced = []
-        if self.profile.is_symlink():
-            replaced.append(str(self.profile.parent / os.readlink(self.profile)))
-        pinned = live_pinned(
-            old,
-            target.closure,
-            ignore_links=[*replaced, *self.builder.moved_roots()],
-            ignore_under=[str(self.state / "roots"), str(self.state / "drvs")],
-        )
-        drvs = self._derivations(old, target)
-        held = [p for p in self.builder.pinned() if p != target.path]
-        extra = []
-        if held:
-            extra.append(Closure(nix.path_info(held, recursive=True), held, source="booted system"))
-        if drvs:
-            extra.append(nix.derivation_closure(drvs.values()))
-        for part in extra:
-            pinned = merge([pinned, part]) if pinned is not None else part
-        problem = Problem.of(
-            old, target.closure, non_vital=non_vital, pinned=pinned, reserve=reserve
-        )
-        inst = build_instance(problem)
-        on_disk = merge([old, pinned]) if pinned is not None else old
-        # Garbage on disk now is collected before the first step: it is no part of the
-        # budget's "other" bytes.
-        garbage = disk_usage(nix.dead_paths())
-        calibration = Calibration.measure(
-            self.store_dir, on_disk, on_disk.size(), garbage_bytes=garbage
-        )
-        budget = calibration.to_model(limit)
-        self.progress(f"planning under {format_size(limit)} ({format_size(budget)} of NAR)")
-        result = plan_upgrade(
-            inst, budget, time_limit=time_limit, workers=workers, progress=self.progress
-        )
-        if result.plan is not None:
-            gens = self.builder.adjust(problem, result.plan.generations)
-            if gens != list(result.plan.generations):
-                adjusted = evaluate(inst, gens)
-                log.info("plan adjusted to what the builder can build: %d steps", len(adjusted))
-                if adjusted.peak_bytes > budget:
-                    raise ApplyError(
-                        f"the plan needs {format_size(adjusted.peak_bytes)} once additions and "
-                        f"removals happen in the first step (a NixOS configuration cannot hold "
-                        f"them back), over the budget of {format_size(budget)}"
-                    )
-                result = replace(result, plan=adjusted)
-        checked = check(problem, result, budget)
-        return Planned(problem, target, result, calibration, checked, drvs)
-
-    # -- running -------------------------------------------------------------------------
 
     def run(
         self,
@@ -289,24 +142,26 @@ class Executor:
                 if done >= 1:
                     # Step 1 is done: what was kept for it may go (a crash came between
                     # its switch and its collection).
-                    _unlink_links(self.state / "keep", prefix="first-")
+                    self.roots.drop_keeps(prefix="first-")
                 self._cleanup()
                 return self._execute(journal, done, rollback_to_start)
             log.warning("the journal does not match the profile any more; planning afresh")
         if not dry_run:
             self.builder.prepare()
         try:
-            planned = self.plan(limit, **plan_options)
+            planned = plan_apply(
+                self.builder, self.roots, limit, progress=self.progress, **plan_options
+            )
         except BaseException:
-            self._drop_keeps()
+            self.roots.drop_keeps()
             raise
         result = planned.result
         if result.plan is None or planned.checked is None:
-            self._drop_keeps()
+            self.roots.drop_keeps()
             raise InfeasibleError(result)
         self.show_plan(result)
         if dry_run:
-            self._drop_keeps()
+            self.roots.drop_keeps()
             return ApplyResult(
                 ApplyStatus.PLANNED, result.to_json(), [], _calibration_json(planned.calibration)
             )
@@ -319,14 +174,14 @@ class Executor:
         assert plan is not None and planned.checked is not None
         self._keep_first_step(planned.problem, plan)
         self.progress("collecting garbage")
-        self._drop_drvs()
+        self.roots.drop_drvs()
         self._cleanup()
         gens = plan.generations
         drvs = planned.drvs
         specs: list[dict[str, Any]] = [
-            {"path": current, "drv": self._keep_drv("start", drvs.get("start"))},
+            {"path": current, "drv": self.roots.keep_drv("start", drvs.get("start"))},
             *(self.builder.describe(planned.problem, g) for g in gens[1:-1]),
-            {"path": planned.target.path, "drv": self._keep_drv("target", drvs.get("target"))},
+            {"path": planned.target.path, "drv": self.roots.keep_drv("target", drvs.get("target"))},
         ]
         calibration = planned.calibration
         journal = Journal(
@@ -360,7 +215,7 @@ class Executor:
         wanted |= problem.old.reachable([p for p in entries if p in problem.old])
         present = [p for p in sorted(wanted - set(problem.old)) if os.path.lexists(p)]
         for i, path in enumerate(present):
-            nix.add_indirect_root(self.state / "keep" / f"first-{i}", path)
+            self.roots.keep(f"first-{i}", path)
         if present:
             log.info("keeping %d paths the first step needs", len(present))
 
@@ -415,8 +270,8 @@ class Executor:
             journal.update(status=RunStatus.FAILED, error=f"ended at {final}")
             raise ApplyError(f"the profile ended at {final}, not at the target {journal.paths[-1]}")
         journal.update(status=RunStatus.DONE)
-        self._drop_drvs()
-        self._drop_keeps()
+        self.roots.drop_drvs()
+        self.roots.drop_keeps()
         return self._result(journal, ApplyStatus.DONE)
 
     def _fail(
@@ -428,7 +283,7 @@ class Executor:
         if isinstance(e, OSError) and e.strerror:
             message = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
         journal.update(status=RunStatus.FAILED, failed_step=k, error=message)
-        self._drop_roots()
+        self.roots.drop_builds()
         good = os.path.realpath(self.profile)
         if rollback_to_start:
             self._cleanup()
@@ -489,15 +344,15 @@ class Executor:
         """Generation i on disk: the start or the target fetched, or an intermediate built."""
         spec = journal.specs[i]
         if "path" not in spec:
-            return self.builder.build(spec, f"budget-solve-generation-{i}", self._root(root))
+            return self.builder.build(spec, f"budget-solve-generation-{i}", self.roots.build(root))
         path: str = spec["path"]
         drv = spec.get("drv")
         subs = self.builder.substituters
         if drv and nix.invalid_paths([path]) and not nix.invalid_paths([drv]):
             # Build it (its packages still come from the substituters): the system's glue
             # is in no cache.
-            return nix.realise_path(drv, root=self._root(root), substituters=subs)
-        return nix.realise_path(path, root=self._root(root), substituters=subs)
+            return nix.realise_path(drv, root=self.roots.build(root), substituters=subs)
+        return nix.realise_path(path, root=self.roots.build(root), substituters=subs)
 
     def _step(self, journal: Journal, k: int) -> int:
         steps = journal.steps
@@ -520,7 +375,7 @@ class Executor:
             journal.update(phase=Phase.COLLECT)
             self.progress(f"step {k}/{steps}: collecting garbage")
             if k == 1:
-                _unlink_links(self.state / "keep", prefix="first-")
+                self.roots.drop_keeps(prefix="first-")
             self._cleanup()
         journal.update(phase=Phase.DONE)
         return sampler.peak
@@ -535,11 +390,3 @@ class Executor:
 
 def _calibration_json(c: Calibration) -> dict[str, Any]:
     return {"ratio": c.ratio, "other_bytes": c.other, "tolerance_bytes": c.tolerance}
-
-
-def _unlink_links(directory: Path, prefix: str = "") -> None:
-    """Remove the symlinks in `directory` (our GC roots there) whose names start so."""
-    if directory.is_dir():
-        for link in directory.iterdir():
-            if link.is_symlink() and link.name.startswith(prefix):
-                link.unlink()

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from adapters.apply.builder import ApplyError, Builder
-from adapters.apply.executor import ApplyResult, ApplyStatus, Executor, InfeasibleError
+from adapters.apply.executor import ApplyResult, ApplyStatus, Executor
 from adapters.apply.journal import state_dir_for
 from adapters.apply.nixos import (
     Activation,
@@ -20,6 +20,7 @@ from adapters.apply.nixos import (
     old_nixpkgs_from_lock,
     system_profile,
 )
+from adapters.apply.planning import InfeasibleError
 from adapters.apply.profile import ProfileBuilder
 from adapters.cli.options import (
     EXIT_FAILED,

@@ -1,0 +1,145 @@
+"""Planning an apply run: read the current system and the target (rooting the target at
+once), count what stays pinned, calibrate NAR sizes against the disk, and plan. Nothing
+is deleted here.
+"""
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from adapters.apply.builder import ApplyError, Builder, Target
+from adapters.apply.measure import Calibration, disk_usage
+from adapters.apply.roots import Roots
+from adapters.nixstore import nix
+from adapters.nixstore.loading import live_pinned
+from adapters.nixstore.sources import read_source
+from solver.closure import Closure, merge
+from solver.errors import BudgetSolveError
+from solver.instance import Problem, build_instance
+from solver.plan import evaluate
+from solver.planner import Result, Status, check, plan_upgrade
+from solver.progress import Progress, quiet
+from solver.units import format_size
+from solver.validate import Checked
+
+log = logging.getLogger(__name__)
+
+
+class InfeasibleError(BudgetSolveError):
+    """No plan fits the budget."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        need = format_size(result.min_feasible_budget or 0)
+        if result.status is Status.INFEASIBLE:
+            said = f"no plan fits {format_size(result.budget)}"
+        else:
+            said = f"no plan found under {format_size(result.budget)} within the time limit"
+        super().__init__(f"{said}; a budget of {need} would")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan for this profile and target, and what it was made from."""
+
+    problem: Problem
+    target: Target
+    result: Result
+    calibration: Calibration
+    checked: Checked | None
+    # The start's and the target's derivations that the run keeps (see `_derivations`).
+    drvs: dict[str, str]
+
+
+def _read_target(builder: Builder, roots: Roots, old: Closure, progress: Progress) -> Target:
+    """The target, rooted at once so that no collection deletes it while we plan."""
+    progress("reading the target's closure")
+    target = builder.target(old)
+    if not nix.invalid_paths([target.path]):
+        roots.keep("target", target.path)
+    if target.drv is not None and not nix.invalid_paths([target.drv]):
+        roots.keep("target.drv", target.drv)
+    return target
+
+
+def plan_apply(
+    builder: Builder,
+    roots: Roots,
+    limit: int,
+    *,
+    reserve: int = 0,
+    non_vital: Sequence[str] = (),
+    time_limit: float = 60.0,
+    workers: int | None = None,
+    progress: Progress = quiet,
+) -> Planned:
+    """Plan under `limit` real bytes from what is on disk now; deletes nothing."""
+    profile = builder.profile
+    old = read_source(os.path.realpath(profile))
+    target = _read_target(builder, roots, old, progress)
+    # Every GC root counts, except the link of the generation the plan replaces, the
+    # links the builder moves itself, and our temporary build roots.
+    replaced = []
+    if profile.is_symlink():
+        replaced.append(str(profile.parent / os.readlink(profile)))
+    pinned = live_pinned(
+        old,
+        target.closure,
+        ignore_links=[*replaced, *builder.moved_roots()],
+        ignore_under=roots.temporary(),
+    )
+    drvs = _derivations(old, target)
+    held = [p for p in builder.pinned() if p != target.path]
+    extra = []
+    if held:
+        extra.append(Closure(nix.path_info(held, recursive=True), held, source="booted system"))
+    if drvs:
+        extra.append(nix.derivation_closure(drvs.values()))
+    for part in extra:
+        pinned = merge([pinned, part]) if pinned is not None else part
+    problem = Problem.of(old, target.closure, non_vital=non_vital, pinned=pinned, reserve=reserve)
+    inst = build_instance(problem)
+    on_disk = merge([old, pinned]) if pinned is not None else old
+    # Garbage on disk now is collected before the first step: it is no part of the
+    # budget's "other" bytes.
+    garbage = disk_usage(nix.dead_paths())
+    calibration = Calibration.measure(
+        nix.store_dir(), on_disk, on_disk.size(), garbage_bytes=garbage
+    )
+    budget = calibration.to_model(limit)
+    progress(f"planning under {format_size(limit)} ({format_size(budget)} of NAR)")
+    result = plan_upgrade(inst, budget, time_limit=time_limit, workers=workers, progress=progress)
+    if result.plan is not None:
+        gens = builder.adjust(problem, result.plan.generations)
+        if gens != list(result.plan.generations):
+            adjusted = evaluate(inst, gens)
+            log.info("plan adjusted to what the builder can build: %d steps", len(adjusted))
+            if adjusted.peak_bytes > budget:
+                raise ApplyError(
+                    f"the plan needs {format_size(adjusted.peak_bytes)} once additions and "
+                    f"removals happen in the first step (a NixOS configuration cannot hold "
+                    f"them back), over the budget of {format_size(budget)}"
+                )
+            result = replace(result, plan=adjusted)
+    checked = check(problem, result, budget)
+    return Planned(problem, target, result, calibration, checked, drvs)
+
+
+def _derivations(old: Closure, target: Target) -> dict[str, str]:
+    """The start's and the target's derivations, where keeping them pins no package.
+
+    They let a walk back rebuild the start, and the last step build the target's glue.
+    A derivation whose closure holds packages of either system (one built with
+    `builtins.storePath`, say) would keep those on disk throughout, so it is not kept;
+    the others are build recipes and sources, and are counted as pinned.
+    """
+    wanted = {"start": old[old.roots[0]].deriver, "target": target.drv}
+    out = {}
+    for name, drv in wanted.items():
+        if drv is None or nix.invalid_paths([drv]):
+            continue
+        paths = set(nix.derivation_closure([drv]))
+        if not any(p in old or p in target.closure for p in paths):
+            out[name] = drv
+    return out
