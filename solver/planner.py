@@ -24,7 +24,7 @@ from solver.greedy import (
 from solver.instance import Instance, Problem, build_instance
 from solver.minbudget import SLOT_MODEL_WORK, exact_min_budget, smallest_budget, transitions_bound
 from solver.orders import ORDER_SECONDS, lower_bottleneck
-from solver.plan import Plan, evaluate, one_step
+from solver.plan import Generation, Plan, evaluate, one_step
 from solver.progress import Progress, quiet
 from solver.validate import Checked, validate
 
@@ -204,15 +204,7 @@ def plan_upgrade(
         lowest = found
 
     progress("merging steps")
-    baseline = evaluate(inst, merge_greedy(inst, greedy_sequence(inst), budget))
-    if baseline.peak_bytes > budget:
-        baseline = evaluate(inst, merge_greedy(inst, lowest.generations, budget))
-    candidates = [merge_optimal(inst, lowest.generations, budget), greedy_batches(inst, budget)]
-    if not all(inst.vital):
-        candidates.append(greedy_batches(inst, budget, drop_non_vital=True))
-    fitting = [c for c in candidates if evaluate(inst, c).peak_bytes <= budget]
-    if baseline.peak_bytes <= budget:
-        fitting.append(list(baseline.generations))
+    baseline, fitting = _merged(inst, budget, lowest)
     # The lowest-peak plan fits (it was checked above): there is always a candidate.
     best = best_of(inst, [*fitting, lowest.generations])
     first_plan = clock.lap("heuristics")
@@ -250,6 +242,21 @@ def plan_upgrade(
         peak_bound=min(peak_bound, best.peak_bytes),
         **common,
     )
+
+
+def _merged(inst: Instance, budget: int, lowest: Plan) -> tuple[Plan, list[list[Generation]]]:
+    """The baseline (greedy order, merged left to right) and every heuristic plan that
+    fits: the lowest-peak order merged optimally, and batches filled while they fit."""
+    baseline = evaluate(inst, merge_greedy(inst, greedy_sequence(inst), budget))
+    if baseline.peak_bytes > budget:
+        baseline = evaluate(inst, merge_greedy(inst, lowest.generations, budget))
+    candidates = [merge_optimal(inst, lowest.generations, budget), greedy_batches(inst, budget)]
+    if not all(inst.vital):
+        candidates.append(greedy_batches(inst, budget, drop_non_vital=True))
+    fitting = [c for c in candidates if evaluate(inst, c).peak_bytes <= budget]
+    if baseline.peak_bytes <= budget:
+        fitting.append(list(baseline.generations))
+    return baseline, fitting
 
 
 def _any_plan(
