@@ -1,6 +1,6 @@
 """The closure of a target that is not built yet, from its derivation.
 
-`nix show-derivation -r` names every output the target could need. Outputs the local store
+`nix derivation show -r` names every output the target could need. Outputs the local store
 or a binary cache has come with exact sizes and references; the others (the system's glue,
 anything no cache built) are estimated from the old version of the same package, and
 flagged as estimates so the planner counts build scratch for them (docs/model.md).
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from adapters.nixstore import nix
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, PathInfo
-from solver.errors import BudgetSolveError, InputError
+from solver.errors import BudgetSolveError, InputError, NixError
 from solver.storepath import StorePath
 
 # A package no cache has and no old version resembles: assume a mid-sized one.
@@ -42,11 +42,13 @@ def closure_from_derivation(
     """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere."""
     drvs = nix.show_derivation(drv)
     deriver: dict[str, str] = {}
-    for path, info in drvs.items():
-        for out in info.get("outputs", {}).values():
-            if isinstance(out, dict) and "path" in out:
-                deriver[out["path"]] = path
-    top = [o["path"] for o in drvs[drv]["outputs"].values()]
+    for path, derivation in drvs.items():
+        for out in derivation.outputs.values():
+            if out is not None:
+                deriver[out] = path
+    top = [o for o in drvs[drv].outputs.values() if o is not None]
+    if not top:
+        raise NixError(f"{drv}: its outputs' paths are not known before the build")
     known = _lookup(deriver, substituters)
     # References of known paths that no derivation here builds (sources, fixed outputs).
     extra = {r for i in known.values() for r in i.references} - set(known)
@@ -61,14 +63,16 @@ def closure_from_derivation(
 
     def estimate(path: str) -> PathInfo:
         sp = StorePath.parse(path)
-        inputs = drvs.get(deriver.get(path, ""), {}).get("inputDrvs", {})
+        parent = drvs.get(deriver.get(path, ""))
+        inputs = parent.input_drvs if parent is not None else {}
         # Candidates: outputs of the direct input derivations, by package key.
         candidates: dict[str, str] = {}
         for input_drv, names in inputs.items():
-            outs = drvs.get(input_drv, {}).get("outputs", {})
+            source = drvs.get(input_drv)
+            outs = source.outputs if source is not None else {}
             for name in names:
-                if name in outs:
-                    out = outs[name]["path"]
+                out = outs.get(name)
+                if out is not None:
                     candidates[StorePath.parse(out).key] = out
         old = old_by_key.get(sp.key)
         if old is not None:

@@ -17,6 +17,7 @@ problem. Formats:
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from solver.closure import MAX_NAR_SIZE, Closure, PathInfo
@@ -311,6 +312,72 @@ def read_narinfo(text: str, source: str) -> PathInfo:
         refs,
         _join(store_dir, deriver) if deriver else None,
     )
+
+
+# --- nix derivation show / nix show-derivation ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What the planner needs of a store derivation, whatever JSON shape described it."""
+
+    path: str
+    # Output name -> output path (None: not known before the build, content-addressed).
+    outputs: dict[str, str | None]
+    # Input derivation -> the names of its outputs this one uses.
+    input_drvs: dict[str, tuple[str, ...]]
+    input_srcs: tuple[str, ...]
+
+
+def parse_derivations(data: object, source: str, store_dir: str) -> dict[str, Derivation]:
+    """The derivations of `nix show-derivation` / `nix derivation show` output, any version.
+
+    Shapes (Nix's doc/manual/source/protocols/json/ and src/libstore-tests/data/):
+    - a map of full `.drv` paths to derivations, with `inputDrvs` of output-name lists
+      (Nix <= 2.18, Lix) or of `{"outputs": [...], "dynamicOutputs": {...}}` (2.19+);
+    - derivation `version` 3: store paths as base names;
+    - `version` 4: `inputs.drvs` and `inputs.srcs`; the whole output wrapped as
+      `{"version": 4, "derivations": {...}}` with base-name keys.
+    Paths given as base names are joined to `store_dir`.
+    """
+    if isinstance(data, dict) and isinstance(data.get("derivations"), dict):
+        data = data["derivations"]
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected an object of derivations")
+    out: dict[str, Derivation] = {}
+    for key, value in data.items():
+        path = _join(store_dir, key)
+        if not isinstance(value, dict):
+            raise InputError(f"{source}: {path} is not a derivation object")
+        out[path] = _derivation(path, value, source, store_dir)
+    return out
+
+
+def _derivation(path: str, value: dict[str, Any], source: str, store_dir: str) -> Derivation:
+    outputs: dict[str, str | None] = {}
+    raw_outputs = value.get("outputs", {})
+    if not isinstance(raw_outputs, dict):
+        raise InputError(f"{source}: {path}: outputs is not an object")
+    for name, spec in raw_outputs.items():
+        where = spec.get("path") if isinstance(spec, dict) else None
+        outputs[name] = _join(store_dir, where) if isinstance(where, str) and where else None
+    inputs = value.get("inputs")
+    if isinstance(inputs, dict):  # version 4
+        raw_drvs, raw_srcs = inputs.get("drvs", {}), inputs.get("srcs", [])
+    else:
+        raw_drvs, raw_srcs = value.get("inputDrvs", {}), value.get("inputSrcs", [])
+    if not isinstance(raw_drvs, dict) or not isinstance(raw_srcs, list):
+        raise InputError(f"{source}: {path}: malformed inputs")
+    input_drvs: dict[str, tuple[str, ...]] = {}
+    for drv, used in raw_drvs.items():
+        # A list of output names, or {"outputs": [...], "dynamicOutputs": {...}}: outputs
+        # of outputs (dynamic derivations) are not known before the build.
+        names = used.get("outputs", []) if isinstance(used, dict) else used
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise InputError(f"{source}: {path}: malformed outputs of input {drv}")
+        input_drvs[_join(store_dir, drv)] = tuple(names)
+    srcs = tuple(_join(store_dir, s) for s in raw_srcs if isinstance(s, str))
+    return Derivation(path, outputs, input_drvs, srcs)
 
 
 # --- writing -------------------------------------------------------------------------------

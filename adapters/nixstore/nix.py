@@ -4,16 +4,18 @@ The environment is inherited as it is: NIX_STORE_DIR, NIX_STATE_DIR, NIX_CONF_DI
 NIX_REMOTE select the store exactly as they do for the nix commands a user types.
 """
 
+import functools
 import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from adapters.nixstore import formats, process
 from solver.closure import Closure, PathInfo
-from solver.errors import NixError
+from solver.errors import InputError, NixError
 
 # `nix path-info` is an experimental command on every Nix up to now (2.8 through 2.3x).
 NIX: Final = ("nix", "--extra-experimental-features", "nix-command")
@@ -345,21 +347,74 @@ def collect_garbage() -> None:
     process.run([*NIX_STORE, "--gc"], check=True)
 
 
-def show_derivation(drv: str) -> dict[str, Any]:
-    """`nix show-derivation -r DRV`: every derivation needed to build it, parsed."""
-    result = process.run([*NIX, "show-derivation", "--recursive", drv], check=True)
+@dataclass(frozen=True)
+class Version:
+    """`nix --version`: which implementation, and its release as a tuple of numbers."""
+
+    lix: bool
+    release: tuple[int, ...]
+
+    def at_least(self, *release: int) -> bool:
+        return self.release >= release
+
+
+def parse_version(text: str) -> Version:
+    """`nix (Nix) 2.24.9`, `nix (Lix, like Nix) 2.91.1`, `nix (Determinate Nix 3.6.0) 2.29.0`."""
+    words = text.split()
+    numbers = next((w for w in reversed(words) if w[:1].isdigit()), "")
+    release = []
+    for part in numbers.split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits:
+            break
+        release.append(int(digits))
+        if len(digits) < len(part):
+            break  # "0pre20251101": the rest is not part of the release
+    if not release:
+        raise NixError(f"nix --version printed no version: {text.strip()[:80]!r}")
+    return Version("Lix" in text, tuple(release))
+
+
+@functools.cache
+def version() -> Version:
+    """The Nix on PATH (asked once per process)."""
+    return parse_version(process.run(["nix", "--version"], check=True).stdout)
+
+
+def show_derivation_argv(v: Version, drv: str) -> list[str]:
+    """`nix derivation show` from Nix 2.15 (and in Lix), `nix show-derivation` before."""
+    verb = ["derivation", "show"] if v.lix or v.at_least(2, 15) else ["show-derivation"]
+    return [*NIX, *verb, "--recursive", drv]
+
+
+def show_derivation(drv: str) -> dict[str, formats.Derivation]:
+    """Every derivation needed to build `drv` (`nix derivation show -r`), in any version's
+    JSON, normalised to full store paths."""
+    argv = show_derivation_argv(version(), drv)
+    result = process.run(argv, check=True)
+    what = " ".join(argv[3:5]) if argv[3] == "derivation" else argv[3]
     try:
         data = json.loads(result.stdout)
     except json.JSONDecodeError as e:
-        raise NixError(f"nix show-derivation {drv} printed malformed JSON: {e.msg}") from e
-    if not isinstance(data, dict) or drv not in data:
-        raise NixError(f"nix show-derivation {drv} does not describe {drv}")
-    return data
+        raise NixError(f"nix {what} {drv} printed malformed JSON: {e.msg}") from e
+    try:
+        drvs = formats.parse_derivations(data, f"nix {what}", store_dir())
+    except InputError as e:
+        raise NixError(str(e)) from e
+    if drv not in drvs:
+        raise NixError(f"nix {what} {drv} does not describe {drv}")
+    return drvs
+
+
+def config_show_argv(v: Version) -> list[str]:
+    """`nix config show --json` from Nix 2.20, `nix show-config --json` before (and in Lix)."""
+    verb = ["config", "show"] if not v.lix and v.at_least(2, 20) else ["show-config"]
+    return [*NIX, *verb, "--json"]
 
 
 def configured_substituters() -> list[str]:
-    """The substituters nix.conf names (`nix show-config`)."""
-    result = process.run([*NIX, "show-config", "--json"], check=True)
+    """The substituters nix.conf names (`nix config show`)."""
+    result = process.run(config_show_argv(version()), check=True)
     try:
         value = json.loads(result.stdout)["substituters"]["value"]
     except (json.JSONDecodeError, KeyError, TypeError):
