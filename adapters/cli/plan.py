@@ -36,7 +36,11 @@ from solver.units import format_size
     help=f"The running system: {SRC_HELP}.",
 )
 @click.option(
-    "--target", required=True, metavar="SRC", help=f"The system to upgrade to: {SRC_HELP}."
+    "--target",
+    required=True,
+    metavar="SRC",
+    help=f"The system to upgrade to: {SRC_HELP}; or its .drv (sized from the caches where it "
+    "is not built), or a saved `nix derivation show -r` of it (any Nix version).",
 )
 @click.option(
     "--target-store",

@@ -6,10 +6,12 @@ anything no cache built) are estimated from the old version of the same package,
 flagged as estimates so the planner counts build scratch for them (docs/model.md).
 """
 
+import os
 import statistics
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from adapters.nixstore import nix
+from adapters.nixstore import formats, nix
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, PathInfo
 from solver.errors import BudgetSolveError, InputError, NixError
@@ -37,10 +39,19 @@ def _lookup(paths: Iterable[str], substituters: Sequence[str]) -> dict[str, Path
 
 
 def closure_from_derivation(
-    drv: str, *, substituters: Sequence[str] = (), like: Closure | None = None
+    drv: str,
+    *,
+    substituters: Sequence[str] = (),
+    like: Closure | None = None,
+    drvs: dict[str, formats.Derivation] | None = None,
 ) -> Closure:
-    """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere."""
-    drvs = nix.show_derivation(drv)
+    """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere.
+
+    `drvs`: the derivation graph when it is at hand (a saved `nix derivation show -r`),
+    else Nix is asked for it.
+    """
+    if drvs is None:
+        drvs = nix.show_derivation(drv)
     deriver: dict[str, str] = {}
     for path, derivation in drvs.items():
         for out in derivation.outputs.values():
@@ -109,6 +120,12 @@ def read_target(
     cache that has it.
     """
     caches = list(substituters) if substituters else None
+    saved = _saved_derivations(spec)
+    if saved is not None:
+        top = _root_derivation(saved, spec)
+        if caches is None:
+            caches = nix.configured_substituters()
+        return closure_from_derivation(top, substituters=caches, like=like, drvs=saved), top
     if spec.endswith(".drv") and nix.is_store_path(spec):
         if nix.invalid_paths([spec]):
             raise InputError(f"{spec}: the derivation is not in the store")
@@ -129,3 +146,34 @@ def read_target(
         detail = f": {errors[-1]}" if errors else " (none is configured; give --substituter URL)"
         raise InputError(f"{spec} is not in the store and no substituter has it{detail}")
     return read_source(spec), None
+
+
+def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
+    """The derivations of a saved `nix derivation show -r` file; None for any other file."""
+    if nix.in_store(spec) or not os.path.isfile(spec):
+        return None
+    try:
+        with open(spec, "rb") as f:
+            head = f.read(1 << 16).lstrip()
+    except OSError:
+        return None
+    if not head.startswith(b"{"):
+        return None
+    data = formats.load_json(Path(spec).read_bytes(), spec)
+    if not isinstance(data, dict):
+        return None
+    looks = "derivations" in data or (data and all(str(k).endswith(".drv") for k in data))
+    return formats.parse_derivations(data, spec, nix.store_dir()) if looks else None
+
+
+def _root_derivation(drvs: dict[str, formats.Derivation], source: str) -> str:
+    """The derivation no other one in the file depends on: the target."""
+    used = {d for info in drvs.values() for d in info.input_drvs}
+    roots = sorted(set(drvs) - used)
+    if len(roots) != 1:
+        named = ", ".join(roots[:3]) or "none"
+        raise InputError(
+            f"{source}: a saved `nix derivation show -r` of one target has one derivation "
+            f"nothing else depends on; found {len(roots)} ({named})"
+        )
+    return roots[0]
