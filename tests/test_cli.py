@@ -214,7 +214,7 @@ def test_help_explains():
             ["--nixos", "--flake", "/c#h", "--old-nixpkgs", ".", "--non-vital", "x"],
             "--non-vital is not supported with --nixos",
         ),
-        (["--nixos", "--flake", "nohost", "--old-nixpkgs", "."], "FLAKE#HOST"),
+        (["--nixos", "--flake", "x#", "--old-nixpkgs", "."], "FLAKE[#HOST]"),
         (["--nixos", "--flake", "/c#h", "--old-nixpkgs", "/no/such"], "--old-nixpkgs /no/such"),
         (["--nixos", "-I", "nixos-config=/no/such.nix", "--old-nixpkgs", "."], "no such file"),
     ],

@@ -1,6 +1,8 @@
 """The NixOS adapter's commands, by their exact argv, and its small parsers."""
 
 import json
+import os
+import socket
 
 import pytest
 
@@ -13,9 +15,24 @@ from tests.helpers import fake_path
 def test_flake_parse():
     assert nixos.Flake.parse("github:me/cfg#box") == nixos.Flake("github:me/cfg", "box")
     assert nixos.Flake.parse("/etc/nixos#box") == nixos.Flake("path:/etc/nixos", "box")
-    for bad in ("/etc/nixos", "#box", "x#"):
-        with pytest.raises(InputError, match="FLAKE#HOST"):
+    # Without #HOST: this machine's hostname, as nixos-rebuild takes it.
+    assert nixos.Flake.parse("/etc/nixos", "vps1") == nixos.Flake("path:/etc/nixos", "vps1")
+    assert nixos.Flake.parse("/etc/nixos").host == socket.gethostname()
+    for bad in ("#box", "x#"):
+        with pytest.raises(InputError, match=r"FLAKE\[#HOST\]"):
             nixos.Flake.parse(bad)
+
+
+def test_old_nixpkgs_from_revision():
+    rev = "a" * 40
+    assert nixos.old_nixpkgs_from_revision(rev) == {
+        "type": "github",
+        "owner": "NixOS",
+        "repo": "nixpkgs",
+        "rev": rev,
+    }
+    with pytest.raises(InputError, match="not a nixpkgs git revision"):
+        nixos.old_nixpkgs_from_revision("25.05")
 
 
 LOCK = {
@@ -228,3 +245,51 @@ def test_remove_booted_root_only_drops_that_root(monkeypatch, tmp_path):
     (gcroots / "current-system").symlink_to(run / "current-system")
     assert nixos.remove_booted_root(run) == [gcroots / "booted-system"]
     assert sorted(p.name for p in gcroots.iterdir()) == ["current-system"]
+
+
+def _standin(tmp_path, monkeypatch, name, body):
+    """A program `name` on PATH that runs the shell `body`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    exe = bin_dir / name
+    exe.write_text(f"#!/bin/sh\n{body}\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_old_nixpkgs_defaults_to_the_running_systems(tmp_path, monkeypatch):
+    from adapters.cli import apply as cli_apply
+    from adapters.nixstore import nix
+
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    _standin(
+        tmp_path,
+        monkeypatch,
+        "nixos-version",
+        f'echo \'{{"nixosVersion": "25.05.1", "nixpkgsRevision": "{rev}"}}\'',
+    )
+    assert nix.nixos_revision() == rev
+    assert cli_apply._running_nixpkgs()["rev"] == rev
+
+
+def test_no_nixos_version_asks_for_old_nixpkgs(tmp_path, monkeypatch, capsys):
+    from adapters.cli import main
+
+    _standin(tmp_path, monkeypatch, "nixos-version", "exit 1")
+    with pytest.raises(SystemExit) as e:
+        main(["apply", "--limit", "1G", "--nixos", "--flake", "/c#h", "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.startswith("error: ") and "--nixos needs --old-nixpkgs" in err
+
+
+def test_etc_nixos_flake_is_implied(tmp_path, monkeypatch):
+    from adapters.cli import apply as cli_apply
+
+    etc = tmp_path / "etc-nixos"
+    etc.mkdir()
+    (etc / "flake.nix").write_text("{ outputs = _: {}; }")
+    monkeypatch.setattr(cli_apply, "ETC_NIXOS", etc)
+    builder = cli_apply._nixos_builder(None, None, None, (), str(tmp_path), (), (), "switch", "pin")
+    assert builder.flake == nixos.Flake(f"path:{etc}", socket.gethostname())
+    assert builder.configuration is None

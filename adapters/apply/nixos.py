@@ -9,6 +9,7 @@ activated with `switch-to-configuration`.
 
 import json
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -54,13 +55,24 @@ class Flake:
     host: str
 
     @classmethod
-    def parse(cls, text: str) -> Self:
+    def parse(cls, text: str, default_host: str | None = None) -> Self:
+        """`FLAKE#HOST`, or `FLAKE` alone for this machine's hostname (as nixos-rebuild)."""
         ref, sep, host = text.partition("#")
-        if not sep or not ref or not host:
-            raise InputError(f"--flake {text!r}: expected FLAKE#HOST, e.g. /etc/nixos#myhost")
+        if not sep:
+            host = default_host if default_host is not None else socket.gethostname()
+        if not ref or not host:
+            raise InputError(f"--flake {text!r}: expected FLAKE[#HOST], e.g. /etc/nixos#myhost")
         if "://" not in ref and ":" not in ref.split("/", 1)[0] and ref.startswith(("/", ".")):
             ref = f"path:{os.path.abspath(ref)}"
         return cls(ref, host)
+
+
+def old_nixpkgs_from_revision(revision: str) -> dict[str, Any]:
+    """The nixpkgs of a NixOS release revision (`nixos-version --json`), as
+    `builtins.fetchTree` attributes."""
+    if len(revision) != 40 or any(c not in "0123456789abcdef" for c in revision):
+        raise InputError(f"nixos-version: {revision!r} is not a nixpkgs git revision")
+    return {"type": "github", "owner": "NixOS", "repo": "nixpkgs", "rev": revision}
 
 
 def old_nixpkgs_from_lock(lock_text: str, input_name: str = "nixpkgs") -> dict[str, Any]:

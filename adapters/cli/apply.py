@@ -18,6 +18,7 @@ from adapters.apply.nixos import (
     Flake,
     NixosBuilder,
     old_nixpkgs_from_lock,
+    old_nixpkgs_from_revision,
     system_profile,
 )
 from adapters.apply.planning import InfeasibleError
@@ -71,7 +72,12 @@ from solver.units import format_size
     help="Upgrade the NixOS system: build each step from the new configuration with the "
     "packages not upgraded yet taken from the old nixpkgs, and activate it.",
 )
-@click.option("--flake", metavar="FLAKE#HOST", help="With --nixos: the new configuration's flake.")
+@click.option(
+    "--flake",
+    metavar="FLAKE[#HOST]",
+    help="With --nixos: the new configuration's flake; HOST defaults to the hostname, and "
+    "/etc/nixos/flake.nix implies --flake /etc/nixos (as nixos-rebuild).",
+)
 @click.option(
     "-I",
     "include",
@@ -84,7 +90,8 @@ from solver.units import format_size
     "--old-nixpkgs",
     metavar="PATH|flake.lock",
     help="With --nixos: the nixpkgs the running system was built from: a nixpkgs tree, or "
-    "the flake.lock it was built with (its locked `nixpkgs` input).",
+    "the flake.lock it was built with (its locked `nixpkgs` input) [default: the revision "
+    "`nixos-version --json` names].",
 )
 @click.option(
     "--activation",
@@ -222,6 +229,10 @@ def apply(
     ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
 
 
+# Where nixos-rebuild looks for the configuration when none is named.
+ETC_NIXOS = Path("/etc/nixos")
+
+
 def _nixos_builder(
     profile: Path | None,
     target: str | None,
@@ -242,11 +253,6 @@ def _nixos_builder(
             "--non-vital is not supported with --nixos yet: a step cannot take a package out "
             "of the configuration"
         )
-    if old_nixpkgs is None:
-        raise click.UsageError(
-            "--nixos needs --old-nixpkgs: the nixpkgs tree or the flake.lock the running "
-            "system was built from"
-        )
     configuration = None
     rest = []
     for entry in include:
@@ -256,14 +262,17 @@ def _nixos_builder(
         else:
             rest.append(entry)
     if flake is None and configuration is None:
-        default = Path("/etc/nixos/configuration.nix")
-        if not default.exists():
-            raise click.UsageError("--nixos needs --flake FLAKE#HOST or -I nixos-config=PATH")
-        configuration = str(default)
+        # As nixos-rebuild: /etc/nixos/flake.nix makes it a flake, for this hostname.
+        if (ETC_NIXOS / "flake.nix").exists():
+            flake = str(ETC_NIXOS)
+        elif (ETC_NIXOS / "configuration.nix").exists():
+            configuration = str(ETC_NIXOS / "configuration.nix")
+        else:
+            raise click.UsageError("--nixos needs --flake FLAKE[#HOST] or -I nixos-config=PATH")
     if configuration is not None and not Path(configuration).exists():
         raise InputError(f"-I nixos-config={configuration}: no such file")
     return NixosBuilder(
-        old_nixpkgs=_old_nixpkgs(old_nixpkgs),
+        old_nixpkgs=_old_nixpkgs(old_nixpkgs) if old_nixpkgs else _running_nixpkgs(),
         state=state_dir_for(system_profile()),
         flake=Flake.parse(flake) if flake else None,
         configuration=configuration,
@@ -273,6 +282,17 @@ def _nixos_builder(
         booted=BootedSystem(booted_system),
         run_dir=Path(os.environ.get("BUDGET_SOLVE_RUN_DIR") or "/run"),
     )
+
+
+def _running_nixpkgs() -> dict[str, Any]:
+    """The nixpkgs the running system was built from, when NixOS knows it."""
+    revision = nix.nixos_revision()
+    if revision is None:
+        raise click.UsageError(
+            "--nixos needs --old-nixpkgs (the nixpkgs tree or the flake.lock the running "
+            "system was built from): nixos-version --json names no nixpkgs revision here"
+        )
+    return old_nixpkgs_from_revision(revision)
 
 
 def _old_nixpkgs(value: str) -> str | dict[str, Any]:

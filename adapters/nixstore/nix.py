@@ -505,3 +505,17 @@ def switch_argv(toplevel: str, action: str) -> list[str]:
 def switch_to_configuration(toplevel: str, action: str) -> None:
     """Run a NixOS system's `switch-to-configuration ACTION` (switch, boot, test)."""
     process.run(switch_argv(toplevel, action), check=True)
+
+
+def nixos_revision() -> str | None:
+    """The nixpkgs revision the running NixOS was built from (`nixos-version --json`);
+    None where that is not known (not NixOS, or built from a tree without git)."""
+    try:
+        result = process.run(["nixos-version", "--json"], check=True)
+    except (NixError, OSError):
+        return None
+    try:
+        value = json.loads(result.stdout).get("nixpkgsRevision")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
