@@ -167,7 +167,9 @@ def test_dry_run_changes_nothing(world):
     assert world.events == ["show plan"]
     assert os.path.realpath(world.profile) == world.old.roots[0]
     assert Journal.load(ex.state_dir_for(world.profile) / "journal.json") is None
-    assert len(result.to_json()["steps"]) == 2
+    doc = result.to_json()
+    assert len(doc["steps"]) == 2
+    assert doc["would_delete_generations"] == [1] and doc["garbage_bytes"] == 0
 
 
 def test_infeasible_budget_deletes_nothing(world):

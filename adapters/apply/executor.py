@@ -74,11 +74,18 @@ class ApplyResult:
     calibration: dict[str, Any] = field(default_factory=dict)
     # With --dry-run on an interrupted run: the step a real run would resume after.
     resume_after: int | None = None
+    # With --dry-run: what a real run would delete first (generation numbers of the profile,
+    # and the real bytes of garbage its first collection frees).
+    would_delete: list[int] | None = None
+    garbage_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.plan)
         out["status"] = self.status.value
         out["calibration"] = self.calibration
+        if self.would_delete is not None:
+            out["would_delete_generations"] = self.would_delete
+            out["garbage_bytes"] = self.garbage_bytes
         for step, record in zip(out.get("steps", []), self.steps, strict=False):
             step.update(record.to_json())
         return out
@@ -162,8 +169,14 @@ class Executor:
         self.show_plan(result)
         if dry_run:
             self.roots.drop_keeps()
+            start = nix.current_generation(self.profile)
             return ApplyResult(
-                ApplyStatus.PLANNED, result.to_json(), [], _calibration_json(planned.calibration)
+                ApplyStatus.PLANNED,
+                result.to_json(),
+                [],
+                _calibration_json(planned.calibration),
+                would_delete=[start] if start is not None else [],
+                garbage_bytes=planned.garbage_bytes,
             )
         journal = self._start(planned, current)
         return self._execute(journal, 0, rollback_to_start)

@@ -50,6 +50,8 @@ class Planned:
     checked: Checked | None
     # The start's and the target's derivations that the run keeps (see `_derivations`).
     drvs: dict[str, str]
+    # On disk now and collected before the first step (real bytes).
+    garbage_bytes: int = 0
 
 
 def _read_target(builder: Builder, roots: Roots, old: Closure, progress: Progress) -> Target:
@@ -123,7 +125,7 @@ def plan_apply(
                 )
             result = replace(result, plan=adjusted)
     checked = check(problem, result, budget)
-    return Planned(problem, target, result, calibration, checked, drvs)
+    return Planned(problem, target, result, calibration, checked, drvs, garbage)
 
 
 def _derivations(old: Closure, target: Target) -> dict[str, str]:

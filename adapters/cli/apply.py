@@ -322,7 +322,12 @@ def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
                 f"of {len(result.steps)}; nothing was changed"
             )
         else:
-            click.echo("dry run: nothing was built, switched or deleted")
+            gens = ", ".join(map(str, result.would_delete or [])) or "none"
+            click.echo(
+                f"dry run: a run would first collect {format_size(result.garbage_bytes or 0)} "
+                f"of garbage, and replace generation {gens} of {profile} (deleting it once the "
+                f"first step is current); nothing was built, switched or deleted"
+            )
         return
     if result.status is ApplyStatus.REBOOT:
         last = done[-1] if done else None

@@ -39,6 +39,10 @@ def test_dry_run_plans_and_changes_nothing(small_store, capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert doc["status"] == "planned" and len(doc["steps"]) >= 2
+    # What a real run would delete: the start generation, and the garbage (at least the
+    # file added above, a block's worth).
+    assert doc["would_delete_generations"] == [1]
+    assert doc["garbage_bytes"] >= 4096
     assert os.path.realpath(profile) == old
     assert sorted(os.listdir(profile.parent)) == generations
     assert Path(dead).exists() and Path(pkg).exists()
