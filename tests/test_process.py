@@ -148,3 +148,31 @@ def test_logs_the_command_at_debug(caplog):
 def test_empty_argv():
     with pytest.raises(ValueError, match="needs a command"):
         process.run([], check=True)
+
+
+def test_streamed_builds_pass_their_log_line_by_line():
+    seen = []
+    script = "echo out; echo one >&2; echo two >&2; exit 3"
+    with process.streaming(seen.append):
+        result = process.run(["sh", "-c", script], check=False, stream=True)
+        # A call that does not stream stays quiet, even inside the block.
+        process.run(["sh", "-c", "echo hidden >&2"], check=False)
+    assert seen == ["one", "two"]
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "one\ntwo\n")
+    with pytest.raises(NixError, match="exit code 3: two"):
+        with process.streaming(seen.append):
+            process.run(["sh", "-c", script], check=True, stream=True)
+
+
+def test_without_a_sink_streaming_calls_just_capture():
+    result = process.run(["sh", "-c", "echo e >&2"], check=False, stream=True)
+    assert result.stderr == "e\n"
+
+
+def test_a_full_disk_is_named_over_nixs_last_line():
+    stderr = (
+        "copying path '/nix/store/abc-pkg4-2.4'...\n"
+        "error: writing to file: No space left on device\n"
+        "error: path '/nix/store/abc-pkg4-2.4' does not exist and cannot be created\n"
+    )
+    assert process.last_error_line(stderr) == "writing to file: No space left on device"

@@ -199,7 +199,11 @@ def apply(
             render(result, sys.stdout)
             sys.stdout.flush()
 
-    with Spinner(enabled=not quiet) as progress:
+    def echo_log(line: str) -> None:
+        progress.clear()
+        click.echo(line, err=True)
+
+    with Spinner(enabled=not quiet) as progress, nix.build_log(None if quiet else echo_log):
         executor = Executor(builder, progress=progress, detail=progress.detail, show_plan=show_plan)
         try:
             result = executor.run(

@@ -8,7 +8,8 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -27,6 +28,11 @@ RECURSIVE: Final = ("--recursive",)
 
 DEFAULT_STORE_DIR: Final = "/nix/store"
 DEFAULT_STATE_DIR: Final = "/nix/var/nix"
+
+
+def build_log(sink: Callable[[str], None] | None) -> AbstractContextManager[None]:
+    """Within the block, every build, fetch and activation streams its log to `sink`."""
+    return process.streaming(sink)
 
 
 def store_dir() -> str:
@@ -229,7 +235,7 @@ def build_generation(
         str(out_link),
         *substituter_flags(substituters),
     ]
-    outputs = _lines(process.run(argv, check=True).stdout)
+    outputs = _lines(process.run(argv, check=True, stream=True).stdout)
     if not outputs:
         raise NixError(f"nix-build of {name} printed no output path")
     return outputs[-1]
@@ -248,7 +254,7 @@ def realise_path(path: str, *, root: Path, substituters: Iterable[str] = ()) -> 
         str(root),
         *substituter_flags(substituters),
     ]
-    result = process.run(argv, check=True)
+    result = process.run(argv, check=True, stream=True)
     if not path.endswith(".drv"):
         return path
     outputs = _lines(result.stdout)
@@ -470,7 +476,7 @@ def build_file(
         if flakes
         else build_file_argv(expression, out_link, substituters)
     )
-    stdout = process.run(argv, check=True, env=env).stdout
+    stdout = process.run(argv, check=True, stream=True, env=env).stdout
     if flakes:
         try:
             return str(json.loads(stdout)[0]["outputs"]["out"])
@@ -504,7 +510,7 @@ def switch_argv(toplevel: str, action: str) -> list[str]:
 
 def switch_to_configuration(toplevel: str, action: str) -> None:
     """Run a NixOS system's `switch-to-configuration ACTION` (switch, boot, test)."""
-    process.run(switch_argv(toplevel, action), check=True)
+    process.run(switch_argv(toplevel, action), check=True, stream=True)
 
 
 def nixos_revision() -> str | None:

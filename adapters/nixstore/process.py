@@ -1,11 +1,14 @@
 """The one place that starts subprocesses: argv lists, text, explicit `check`, readable errors."""
 
+import contextlib
+import contextvars
 import logging
 import os
 import re
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from solver.errors import NixError
 
@@ -22,6 +25,22 @@ _NOISE = (
 )
 
 
+# Where the output of long commands (builds) goes as it comes, line by line; None: nowhere.
+_sink: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "build_log", default=None
+)
+
+
+@contextlib.contextmanager
+def streaming(sink: Callable[[str], None] | None) -> Iterator[None]:
+    """Within the block, `run(..., stream=True)` passes each stderr line to `sink`."""
+    token = _sink.set(sink)
+    try:
+        yield
+    finally:
+        _sink.reset(token)
+
+
 def describe(argv: Sequence[str]) -> str:
     """`argv` as a shell-quoted string, shortened when it is long."""
     if len(argv) <= _MAX_ARGS_SHOWN:
@@ -31,10 +50,14 @@ def describe(argv: Sequence[str]) -> str:
 
 
 def last_error_line(stderr: str) -> str:
-    """The line of `stderr` that best says what failed: the last `error:` line, else the
-    last line that is not a hint or a warning, else the last line."""
+    """The line of `stderr` that best says what failed: a full disk when the kernel said
+    so (Nix's own last line then only names a path it could not create), else the last
+    `error:` line, else the last line that is not a hint or a warning, else the last line."""
     lines = [_ANSI.sub("", line).strip() for line in stderr.splitlines()]
     lines = [line for line in lines if line]
+    for line in reversed(lines):
+        if "No space left on device" in line:
+            return line.removeprefix("error:").strip()
     for line in reversed(lines):
         if line.startswith("error:"):
             return line.removeprefix("error:").strip()
@@ -51,30 +74,36 @@ def run(
     env: Mapping[str, str] | None = None,
     input: str | None = None,
     timeout: float | None = None,
+    stream: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run `argv` (never through a shell), capturing stdout and stderr as text.
 
     `env` adds variables on top of the inherited environment, so NIX_STORE_DIR and
     friends always reach Nix. With `check=True` a non-zero exit raises `NixError`.
+    `stream`: a build whose log also goes, line by line, to the `streaming` sink.
     """
     argv = list(argv)
     if not argv:
         raise ValueError("run() needs a command")
     logger.debug("running %s", shlex.join(argv))
     full_env = {**os.environ, **env} if env is not None else None
+    sink = _sink.get() if stream else None
     try:
-        result = subprocess.run(
-            argv,
-            check=False,
-            env=full_env,
-            input=input,
-            timeout=timeout,
-            text=True,
-            # Store paths and Nix messages are UTF-8 whatever the locale says.
-            encoding="utf-8",
-            errors="replace",
-            capture_output=True,
-        )
+        if sink is not None:
+            result = _streamed(argv, full_env, sink)
+        else:
+            result = subprocess.run(
+                argv,
+                check=False,
+                env=full_env,
+                input=input,
+                timeout=timeout,
+                text=True,
+                # Store paths and Nix messages are UTF-8 whatever the locale says.
+                encoding="utf-8",
+                errors="replace",
+                capture_output=True,
+            )
     except FileNotFoundError as e:
         name = os.path.basename(argv[0])
         hint = (
@@ -97,3 +126,31 @@ def run(
         reason = last_error_line(result.stderr)
         raise NixError(f"{describe(argv)} {status}" + (f": {reason}" if reason else ""))
     return result
+
+
+def _streamed(
+    argv: list[str], env: Mapping[str, str] | None, sink: Callable[[str], None]
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run`, with each stderr line handed to `sink` as it arrives."""
+    with subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    ) as proc:
+        stdout, stderr = proc.stdout, proc.stderr
+        assert stdout is not None and stderr is not None
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
+        reader.start()
+        err: list[str] = []
+        for line in stderr:
+            err.append(line)
+            sink(line.rstrip("\n"))
+        reader.join()
+        code = proc.wait()
+    return subprocess.CompletedProcess(argv, code, "".join(out), "".join(err))
