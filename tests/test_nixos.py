@@ -293,3 +293,38 @@ def test_etc_nixos_flake_is_implied(tmp_path, monkeypatch):
     builder = cli_apply._nixos_builder(None, None, None, (), str(tmp_path), (), (), "switch", "pin")
     assert builder.flake == nixos.Flake(f"path:{etc}", socket.gethostname())
     assert builder.configuration is None
+
+
+def test_pass_through_flags_reach_builds_and_evaluations(tmp_path):
+    from adapters.nixstore import nix
+
+    flags = ["--option", "connect-timeout", "5", "--max-jobs", "2", "--show-trace"]
+    flake = nixos.Flake("path:/cfg", "box")
+    with nix.build_options(flags):
+        assert nixos.flake_build_argv(flake, tmp_path / "r")[-len(flags) :] == flags
+        assert nixos.classic_build_argv(tmp_path / "r")[-len(flags) :] == flags
+        assert nixos.instantiate_argv(tmp_path / "d", flake)[-len(flags) :] == flags
+    # Outside the block, nothing is added.
+    assert "--show-trace" not in nixos.flake_build_argv(flake, tmp_path / "r")
+
+
+def test_bad_max_jobs_is_bad_input(capsys):
+    from adapters.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                "apply",
+                "--limit",
+                "1G",
+                "--profile",
+                "p",
+                "--target",
+                "/nix/store/x-y",
+                "--max-jobs",
+                "many",
+                "--quiet",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err == "error: --max-jobs 'many': a number or auto\n"

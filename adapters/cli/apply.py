@@ -118,6 +118,18 @@ from solver.units import format_size
     help="When a step fails, walk back generation by generation to the start.",
 )
 @click.option(
+    "--option",
+    "nix_option",
+    type=(str, str),
+    multiple=True,
+    metavar="NAME VALUE",
+    help="Passed to every Nix build, fetch and evaluation, as nixos-rebuild does. Repeatable.",
+)
+@click.option("-j", "--max-jobs", metavar="N", help="Passed to Nix: builds at once (or auto).")
+@click.option("--cores", type=click.IntRange(min=0), help="Passed to Nix: cores per build.")
+@click.option("--fallback", is_flag=True, help="Passed to Nix: build what a cache fails to give.")
+@click.option("--show-trace", is_flag=True, help="Passed to Nix: evaluation traces on errors.")
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Plan (or find where an interrupted run would resume), show it, and stop: "
@@ -143,6 +155,11 @@ def apply(
     reserve: int,
     non_vital: tuple[str, ...],
     rollback_to_start: bool,
+    nix_option: tuple[tuple[str, str], ...],
+    max_jobs: str | None,
+    cores: int | None,
+    fallback: bool,
+    show_trace: bool,
     dry_run: bool,
     time_limit: float,
     workers: int | None,
@@ -203,7 +220,20 @@ def apply(
         progress.clear()
         click.echo(line, err=True)
 
-    with Spinner(enabled=not quiet) as progress, nix.build_log(None if quiet else echo_log):
+    passed = [arg for name, value in nix_option for arg in ("--option", name, value)]
+    if max_jobs is not None:
+        if max_jobs != "auto" and not max_jobs.isdigit():
+            raise InputError(f"--max-jobs {max_jobs!r}: a number or auto")
+        passed += ["--max-jobs", max_jobs]
+    if cores is not None:
+        passed += ["--cores", str(cores)]
+    passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
+
+    with (
+        Spinner(enabled=not quiet) as progress,
+        nix.build_log(None if quiet else echo_log),
+        nix.build_options(passed),
+    ):
         executor = Executor(builder, progress=progress, detail=progress.detail, show_plan=show_plan)
         try:
             result = executor.run(

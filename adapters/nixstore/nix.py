@@ -4,12 +4,13 @@ The environment is inherited as it is: NIX_STORE_DIR, NIX_STATE_DIR, NIX_CONF_DI
 NIX_REMOTE select the store exactly as they do for the nix commands a user types.
 """
 
+import contextvars
 import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -201,8 +202,25 @@ def gc_roots() -> dict[str, str]:
 
 
 def substituter_flags(substituters: Iterable[str]) -> list[str]:
+    """`--option substituters URLS` when any are given, and the user's pass-through flags
+    (`nix.build_options`): every build, fetch and evaluation takes both."""
     urls = " ".join(substituters)
-    return ["--option", "substituters", urls] if urls else []
+    return (["--option", "substituters", urls] if urls else []) + list(_passed.get())
+
+
+_passed: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("passed", default=())
+
+
+@contextmanager
+def build_options(flags: Sequence[str]) -> Iterator[None]:
+    """Within the block, builds, fetches and evaluations also get `flags` (`--option NAME
+    VALUE`, `--max-jobs N`, `--cores N`, `--fallback`, `--show-trace`), as nixos-rebuild
+    passes them through."""
+    token = _passed.set(tuple(flags))
+    try:
+        yield
+    finally:
+        _passed.reset(token)
 
 
 def build_generation(
@@ -459,7 +477,7 @@ def build_flake_file_argv(
 def instantiate_argv(expression: Sequence[str], root: Path, *, flakes: bool = False) -> list[str]:
     """`nix-instantiate EXPRESSION... --add-root ROOT` (with the flakes feature on)."""
     features = list(FLAKES[1:]) if flakes else []
-    return ["nix-instantiate", *features, *expression, "--add-root", str(root)]
+    return ["nix-instantiate", *features, *expression, "--add-root", str(root), *_passed.get()]
 
 
 def build_file(
