@@ -6,6 +6,7 @@ Older Nix signs growth (`+12.3 KiB`), newer Nix prints it bare; both wrap deltas
 colours (red for growth, green for shrinkage) when writing to a terminal.
 """
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -138,8 +139,54 @@ def to_changes(lines: Sequence[DiffLine], closure: Closure) -> Translated:
     return Translated(changes, skipped)
 
 
+def parse_json(data: object) -> list[DiffLine]:
+    """`nix store diff-closures --json`: Nix's `{name: {"versionsBefore": "1.2, 1.3",
+    "versionsAfter": "1.4", "sizeDelta": N}}` (versions as the text prints them, and only
+    when they changed), or Lix's `{"packages": {...}, "schema": "lix-closure-diff-v1"}`
+    with lists of versions."""
+    if isinstance(data, dict) and isinstance(data.get("packages"), dict):
+        data = data["packages"]
+    if not isinstance(data, dict):
+        raise InputError("diff-closures JSON: expected an object of packages")
+    lines = []
+    for name, entry in data.items():
+        if not isinstance(entry, dict):
+            raise InputError(f"diff-closures JSON: {name}: expected an object")
+        delta = entry.get("sizeDelta")
+        if delta is not None and (isinstance(delta, bool) or not isinstance(delta, int)):
+            raise InputError(f"diff-closures JSON: {name}: sizeDelta is not an integer")
+        lines.append(
+            DiffLine(
+                name,
+                _json_versions(entry.get("versionsBefore"), name),
+                _json_versions(entry.get("versionsAfter"), name),
+                delta,
+            )
+        )
+    return lines
+
+
+def _json_versions(value: object, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _versions(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise InputError(f"diff-closures JSON: {name}: versions are neither text nor a list")
+
+
 def read(text: str, closure: Closure, *, block: int | None = None) -> Translated:
-    """Changes from a diff-closures text (or one block of a log of them)."""
+    """Changes from a diff-closures text (or one block of a log of them), or its JSON."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise InputError(f"diff-closures JSON is malformed: {e}") from None
+        lines = parse_json(data)
+        if not lines:
+            raise InputError("the diff-closures JSON names no package")
+        return to_changes(lines, closure)
     if block is not None:
         parts = blocks(text)
         if not 0 <= block < len(parts):

@@ -295,3 +295,51 @@ def test_real_diff_applied_to_the_real_closure(micro):
     curl_new = sum(new[p].nar_size for p in pname_paths(new, "curl"))
     assert curl_new - curl_old == pytest.approx(19558, abs=len(pname_paths(micro, "curl")))
     assert all("7.70.0" in p for p in pname_paths(new, "curl"))
+
+
+def test_diff_closures_json_forms():
+    """`nix store diff-closures --json` (Nix: versions as the text shows them, only when they
+    change; Lix: lists under "packages", with a schema name), from their sources."""
+    nix_doc = {
+        "dolphin": {"versionsBefore": "20.08.1", "versionsAfter": "20.08.2", "sizeDelta": 13900},
+        "bluez-qt": {"sizeDelta": 12902},
+        "kdeconnect": {"versionsBefore": "20.08.2", "versionsAfter": "∅", "sizeDelta": -6756147},
+    }
+    lines = {d.name: d for d in diffclosures.parse_json(nix_doc)}
+    assert lines["dolphin"] == diffclosures.DiffLine("dolphin", ("20.08.1",), ("20.08.2",), 13900)
+    assert lines["bluez-qt"].old is None and lines["bluez-qt"].delta == 12902
+    assert lines["kdeconnect"].removed
+    lix_doc = {
+        "packages": {
+            "02overridedns": {"sizeDelta": -688, "versionsAfter": [], "versionsBefore": [""]},
+            "neovim": {"sizeDelta": 1024, "versionsAfter": ["0.10.4"], "versionsBefore": []},
+        },
+        "schema": "lix-closure-diff-v1",
+    }
+    lix = {d.name: d for d in diffclosures.parse_json(lix_doc)}
+    assert lix["02overridedns"].removed and lix["02overridedns"].old == ("",)
+    assert lix["neovim"].added and lix["neovim"].new == ("0.10.4",)
+    with pytest.raises(InputError, match="sizeDelta"):
+        diffclosures.parse_json({"x": {"sizeDelta": "big"}})
+
+
+@needs_real
+def test_real_diff_as_json_reads_like_the_text(micro):
+    """The real hagbard diff, written as Nix's and as Lix's JSON would carry it: the same
+    changes as from the text."""
+    text = (REAL / "nixos-nix-pr3818_diff-closures_nixos-system-hagbard.txt").read_text()
+
+    def shown(versions):
+        return ", ".join(v or "ε" for v in versions) if versions else "∅"
+
+    nix_doc, lix_doc = {}, {}
+    for d in diffclosures.parse(text):
+        entry, listed = {"sizeDelta": d.delta or 0}, {"sizeDelta": d.delta or 0}
+        if d.old is not None:
+            entry |= {"versionsBefore": shown(d.old), "versionsAfter": shown(d.new)}
+            listed |= {"versionsBefore": list(d.old), "versionsAfter": list(d.new)}
+        nix_doc[d.name], lix_doc[d.name] = entry, listed
+    from_text = diffclosures.read(text, micro).changes
+    assert diffclosures.read(json.dumps(nix_doc), micro).changes == from_text
+    lix_text = json.dumps({"packages": lix_doc, "schema": "lix-closure-diff-v1"})
+    assert diffclosures.read(lix_text, micro).changes == from_text
