@@ -141,7 +141,7 @@ G = "/nix/store/" + "b" * 32
         ),
         (["--limit", "nine", "--target", TARGET, "--current", CURRENT], "invalid size"),
         (["--limit", "-1G", "--target", TARGET, "--current", CURRENT], "invalid size"),
-        (["--limit", "9G", "--current", CURRENT], "Missing option '--target'"),
+        (["--limit", "9G", "--current", CURRENT], "missing --target SRC"),
         (["--target", TARGET, "--current", CURRENT], "Missing option '--limit'"),
         (
             ["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--non-vital", "nosuchpkg"],

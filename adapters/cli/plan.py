@@ -2,9 +2,13 @@
 
 import json
 import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
+from adapters.apply.nixos import Flake, StepConfig, instantiate_system
 from adapters.cli.options import (
     EXIT_INFEASIBLE,
     EXIT_OK,
@@ -37,7 +41,6 @@ from solver.units import format_size
 )
 @click.option(
     "--target",
-    required=True,
     metavar="SRC",
     help=f"The system to upgrade to: {SRC_HELP}; or its .drv (sized from the caches where it "
     "is not built), or a saved `nix derivation show -r` of it (any Nix version).",
@@ -47,6 +50,20 @@ from solver.units import format_size
     metavar="URL",
     help="Read --target (a store path) from this binary cache or store, as "
     "`nix path-info --store URL` does: https://cache.nixos.org, file:///dir.",
+)
+@click.option(
+    "--flake",
+    metavar="FLAKE[#HOST]",
+    help="Instead of --target: this NixOS configuration's flake (HOST defaults to the "
+    "hostname), evaluated here and sized from the caches; nothing is built.",
+)
+@click.option(
+    "-I",
+    "include",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Instead of --target: a classic NixOS configuration, as nixos-rebuild takes it: "
+    "-I nixos-config=/etc/nixos/configuration.nix -I nixpkgs=/path/to/new/nixpkgs.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @RESERVE_OPTION
@@ -83,8 +100,10 @@ def plan(
     ctx: click.Context,
     limit: int,
     current: str,
-    target: str,
+    target: str | None,
     target_store: str | None,
+    flake: str | None,
+    include: tuple[str, ...],
     as_json: bool,
     reserve: int,
     non_vital: tuple[str, ...],
@@ -110,8 +129,19 @@ def plan(
     Examples:
       budget-solve --limit 9G --target ./target-path-info.json
       budget-solve plan --limit 8G --current old.json --target new.json --json
+      budget-solve plan --limit 9G --flake /etc/nixos
     """
-    with Spinner(enabled=not quiet) as progress:
+    if target is not None and (flake or include):
+        raise click.UsageError("give --target, or --flake / -I for a configuration: not both")
+    if target is None and not (flake or include):
+        raise click.UsageError(
+            "missing --target SRC (or --flake FLAKE / -I nixos-config=PATH to evaluate a "
+            "NixOS configuration)"
+        )
+    with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
+        if target is None:
+            progress("evaluating the configuration")
+            target = _evaluate(flake, include, Path(scratch))
         problem = load_problem(
             current,
             target,
@@ -147,3 +177,29 @@ def _print(result: Result, as_json: bool) -> None:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         render(result, sys.stdout)
+
+
+def _evaluate(flake: str | None, include: Sequence[str], scratch: Path) -> str:
+    """The top-level derivation of a NixOS configuration, rooted in `scratch` while the
+    plan is made (the step module with nothing kept old: the plain new system)."""
+    configuration = None
+    rest = []
+    for entry in include:
+        name, sep, value = entry.partition("=")
+        if name == "nixos-config" and sep:
+            configuration = value
+        else:
+            rest.append(entry)
+    if flake is None and configuration is None:
+        raise click.UsageError("-I nixos-config=PATH names the configuration to evaluate")
+    if configuration is not None and not Path(configuration).exists():
+        raise InputError(f"-I nixos-config={configuration}: no such file")
+    # Nothing is kept old, so the old nixpkgs is never read.
+    step = StepConfig((), "/", configuration)
+    return instantiate_system(
+        step,
+        step_file=scratch / "step.json",
+        root=scratch / "target.drv",
+        flake=Flake.parse(flake) if flake else None,
+        include=rest,
+    )

@@ -62,3 +62,38 @@ def test_classic_and_flake_steps_keep_old_packages(nix_store):
     )
     assert {"hello-2.0", "world-2.0"} <= closure_names(everything_new)
     assert "hello-1.0" not in closure_names(everything_new)
+
+
+def test_plan_command_evaluates_a_flake_configuration(nix_store, capsys):
+    """`budget-solve plan --flake DIR#box`: the configuration evaluated, not built, and the
+    upgrade from the running (old) system planned; the same with -I, classic."""
+    import json
+
+    from adapters.cli import main
+
+    flake = nix_store.root / "flake"
+    shutil.copytree(STANDIN, flake)
+    system = nix_store.run("nix-instantiate", "--eval", "-E", "builtins.currentSystem").strip()
+    (flake / "flake.nix").write_text(
+        "{ outputs = { self }: { nixosConfigurations.box = import ./new/nixos "
+        f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
+    )
+    old = nixos.build_system(
+        nixos.StepConfig(("hello", "world"), str(STANDIN / "old")),
+        step_file=nix_store.root / "old.json",
+        out_link=nix_store.root / "old-system",
+        flake=nixos.Flake.parse(f"{flake}#box"),
+    )
+    for how in (
+        ["--flake", f"{flake}#box"],
+        ["-I", f"nixos-config={STANDIN / 'configuration.nix'}", "-I", f"nixpkgs={STANDIN / 'new'}"],
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(["--limit", "1G", "--current", old, *how, "--json", "--quiet"])
+        out, err = capsys.readouterr()
+        assert e.value.code == 0, err
+        doc = json.loads(out)
+        upgraded = {n for step in doc["steps"] for n in step["upgrade"]}
+        assert {"hello", "world"} <= upgraded, doc
+    # Nothing of the new system was built.
+    assert not [p for p in nix_store.store_dir.iterdir() if p.name.endswith("-hello-2.0")]
