@@ -30,9 +30,9 @@ from adapters.apply.measure import Calibration, PeakSampler
 from adapters.apply.planning import InfeasibleError, Planned, plan_apply
 from adapters.apply.roots import Roots
 from adapters.nixstore import nix
-from solver.errors import BudgetSolveError
-from solver.instance import Problem
-from solver.plan import Plan
+from solver.errors import BudgetSolveError, NixError
+from solver.instance import Problem, build_instance
+from solver.plan import Plan, one_step
 from solver.planner import Result
 from solver.progress import Progress, quiet
 from solver.units import format_size
@@ -78,6 +78,9 @@ class ApplyResult:
     # and the real bytes of garbage its first collection frees).
     would_delete: list[int] | None = None
     garbage_bytes: int | None = None
+    # With --plain-first: "done" when the plain upgrade did it, "out of space" when the
+    # staged plan took over.
+    plain: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.plan)
@@ -86,6 +89,8 @@ class ApplyResult:
         if self.would_delete is not None:
             out["would_delete_generations"] = self.would_delete
             out["garbage_bytes"] = self.garbage_bytes
+        if self.plain is not None:
+            out["plain_upgrade"] = self.plain
         for step, record in zip(out.get("steps", []), self.steps, strict=False):
             step.update(record.to_json())
         return out
@@ -124,15 +129,23 @@ class Executor:
         *,
         rollback_to_start: bool = False,
         dry_run: bool = False,
+        plain_first: bool = False,
         **plan_options: Any,
     ) -> ApplyResult:
-        """Plan and run (or resume) the upgrade; with `dry_run`, plan and stop."""
+        """Plan and run (or resume) the upgrade; with `dry_run`, plan and stop. With
+        `plain_first`, try the plain one-step upgrade before the staged plan, which takes
+        over only when the disk fills."""
         check_state_dir(self.state)
         with ProfileLock(self.state, self.profile):
-            return self._run(limit, rollback_to_start, dry_run, plan_options)
+            return self._run(limit, rollback_to_start, dry_run, plain_first, plan_options)
 
     def _run(
-        self, limit: int, rollback_to_start: bool, dry_run: bool, plan_options: dict[str, Any]
+        self,
+        limit: int,
+        rollback_to_start: bool,
+        dry_run: bool,
+        plain_first: bool,
+        plan_options: dict[str, Any],
     ) -> ApplyResult:
         journal = Journal.load(self.state / "journal.json")
         current = os.path.realpath(self.profile)
@@ -178,8 +191,60 @@ class Executor:
                 would_delete=[start] if start is not None else [],
                 garbage_bytes=planned.garbage_bytes,
             )
+        if plain_first:
+            plain = self._plain(planned)
+            if plain is not None:
+                return plain
         journal = self._start(planned, current)
-        return self._execute(journal, 0, rollback_to_start)
+        staged = self._execute(journal, 0, rollback_to_start)
+        return replace(staged, plain="out of space") if plain_first else staged
+
+    def _plain(self, planned: Planned) -> ApplyResult | None:
+        """The plain upgrade: the target built or fetched whole, then switched to. None
+        when the disk filled (what the attempt left is collected first); any other
+        failure stops the run."""
+        self.progress("collecting garbage")
+        self.roots.drop_drvs()
+        self._cleanup()
+        target = planned.target
+        what = target.path
+        if target.drv is not None and nix.invalid_paths([target.path]):
+            what = target.drv
+        self.progress("trying the plain upgrade first")
+        with PeakSampler(self.store_dir) as sampler:
+            try:
+                path = nix.realise_path(
+                    what, root=self.roots.build("plain"), substituters=self.builder.substituters
+                )
+            except NixError as e:
+                if "No space left on device" not in str(e):
+                    raise ApplyError(f"the plain upgrade failed: {e}") from e
+                self.progress("the plain upgrade ran out of space: going step by step")
+                log.info("plain upgrade out of space: %s", e)
+                self._cleanup()
+                return None
+            before = nix.current_generation(self.profile)
+            self.builder.activate(path)
+            after = nix.current_generation(self.profile)
+            if before is not None and after != before:
+                nix.delete_generations(self.profile, [before])
+            self.roots.drop_keeps()
+            self._cleanup()
+        final = os.path.realpath(self.profile)
+        if final != target.path:
+            raise ApplyError(f"the profile ended at {final}, not at the target {target.path}")
+        single = one_step(build_instance(planned.problem))
+        doc = planned.result.to_json() | {
+            "steps": [single.steps[0].to_json()],
+            "peak_bytes": single.peak_bytes,
+        }
+        calibration = planned.calibration
+        record = StepRecord(
+            1, path, single.peak_bytes, calibration.to_real(single.peak_bytes), sampler.peak
+        )
+        return ApplyResult(
+            ApplyStatus.DONE, doc, [record], _calibration_json(calibration), plain="done"
+        )
 
     def _start(self, planned: Planned, current: str) -> Journal:
         """Collect garbage (keeping what step 1 needs and has on disk), write the journal."""

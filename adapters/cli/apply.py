@@ -130,6 +130,13 @@ from solver.units import format_size
 @click.option("--fallback", is_flag=True, help="Passed to Nix: build what a cache fails to give.")
 @click.option("--show-trace", is_flag=True, help="Passed to Nix: evaluation traces on errors.")
 @click.option(
+    "--plain-first",
+    is_flag=True,
+    help="Try the plain upgrade (the whole target at once) first; only when the disk fills "
+    "does the staged plan take over, after collecting what the attempt left. Any other "
+    "failure stops.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Plan (or find where an interrupted run would resume), show it, and stop: "
@@ -160,6 +167,7 @@ def apply(
     cores: int | None,
     fallback: bool,
     show_trace: bool,
+    plain_first: bool,
     dry_run: bool,
     time_limit: float,
     workers: int | None,
@@ -240,6 +248,7 @@ def apply(
                 limit,
                 rollback_to_start=rollback_to_start,
                 dry_run=dry_run,
+                plain_first=plain_first,
                 reserve=reserve,
                 non_vital=non_vital,
                 time_limit=time_limit,

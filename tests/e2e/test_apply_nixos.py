@@ -62,6 +62,7 @@ def machine(small_store, tmp_path, monkeypatch):
         "log": log,
         "budget": budget,
         "store": store,
+        "remount": remount,
     }
 
 
@@ -170,3 +171,31 @@ def test_pinned_booted_system_needs_a_reboot_or_drop(machine, capsys):
     assert "--booted-system reboot or drop" in err
     assert os.path.realpath(m["profile"]) == m["old"]
     assert switches(m["log"]) == []
+
+
+def test_plain_first_falls_back_to_steps_when_the_disk_fills(machine, capsys):
+    """--plain-first on a disk where the plain build runs out of space: what it left is
+    collected and the staged plan reaches the target."""
+    m = machine | {"capsys": capsys}
+    code, out, err = apply(m, *classic(m), "--booted-system", "drop", "--plain-first")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "done" and doc["plain_upgrade"] == "out of space"
+    assert os.path.realpath(m["profile"]) == m["new"]
+    assert len(doc["steps"]) >= 2
+    for step in doc["steps"]:
+        assert step["measured_peak_bytes"] <= m["budget"]
+
+
+def test_plain_first_does_it_in_one_step_when_it_fits(machine, capsys):
+    m = machine | {"capsys": capsys}
+    roomy = m["budget"] + 40 * MiB
+    m["remount"](roomy)
+    plain = ("--booted-system", "drop", "--plain-first", "--limit", str(roomy))
+    code, out, err = apply(m, *classic(m), *plain)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["plain_upgrade"] == "done" and len(doc["steps"]) == 1
+    assert os.path.realpath(m["profile"]) == m["new"]
+    # The new system was activated once, with `switch`.
+    assert switches(m["log"]) == [(m["new"], "switch")]
