@@ -257,7 +257,12 @@ class Executor:
         gens = plan.generations
         drvs = planned.drvs
         specs: list[dict[str, Any]] = [
-            {"path": current, "drv": self.roots.keep_drv("start", drvs.get("start"))},
+            {
+                "path": current,
+                "drv": self.roots.keep_drv("start", drvs.get("start")),
+                # How to build the start again when no cache has it (a walk back).
+                "rebuild": self.builder.describe(planned.problem, gens[0]),
+            },
             *(self.builder.describe(planned.problem, g) for g in gens[1:-1]),
             {"path": planned.target.path, "drv": self.roots.keep_drv("target", drvs.get("target"))},
         ]
@@ -365,7 +370,14 @@ class Executor:
         good = os.path.realpath(self.profile)
         if rollback_to_start:
             self._cleanup()
-            self._roll_back(journal, k - 1)
+            try:
+                self._roll_back(journal, k - 1)
+            except (BudgetSolveError, OSError) as back:
+                now = os.path.realpath(self.profile)
+                raise ApplyError(
+                    f"step {k} of {journal.steps} failed: {message}; walking back failed too: "
+                    f"{back}; the profile points at {now}"
+                ) from back
             journal.update(status=RunStatus.ROLLED_BACK)
             raise ApplyError(
                 f"step {k} of {journal.steps} failed: {message}; rolled back to the starting system"
@@ -430,7 +442,17 @@ class Executor:
             # Build it (its packages still come from the substituters): the system's glue
             # is in no cache.
             return nix.realise_path(drv, root=self.roots.build(root), substituters=subs)
-        return nix.realise_path(path, root=self.roots.build(root), substituters=subs)
+        try:
+            return nix.realise_path(path, root=self.roots.build(root), substituters=subs)
+        except NixError:
+            rebuild = spec.get("rebuild")
+            if not isinstance(rebuild, dict):
+                raise
+            # Gone from the store and from every cache: the same packages, built again
+            # (on NixOS, the old ones from --old-nixpkgs), with glue of their own.
+            self.progress(f"generation {i} is in no cache: building it again")
+            name = f"budget-solve-generation-{i}"
+            return self.builder.build(rebuild, name, self.roots.build(root))
 
     def _step(self, journal: Journal, k: int) -> int:
         steps = journal.steps
@@ -459,7 +481,15 @@ class Executor:
         return sampler.peak
 
     def _roll_back(self, journal: Journal, last_good: int) -> None:
-        """Walk back generation by generation to the starting system, as the user asked."""
+        """Walk back generation by generation to the starting system, as the user asked.
+
+        When the failed step had switched already (its activation failed), the last good
+        generation comes first: it is still on disk, and leaving the failed one frees room.
+        """
+        if os.path.realpath(self.profile) != journal.paths[last_good]:
+            self.progress(f"switching back to generation {last_good}")
+            self._switch(journal, self._build(journal, last_good, f"back-{last_good}"))
+            self._cleanup()
         for i in range(last_good - 1, -1, -1):
             self.progress(f"rolling back to generation {i}")
             self._switch(journal, self._build(journal, i, f"back-{i}"))

@@ -199,3 +199,21 @@ def test_plain_first_does_it_in_one_step_when_it_fits(machine, capsys):
     assert os.path.realpath(m["profile"]) == m["new"]
     # The new system was activated once, with `switch`.
     assert switches(m["log"]) == [(m["new"], "switch")]
+
+
+def test_rollback_to_start_rebuilds_the_old_system(machine, capsys, monkeypatch):
+    """Step 2's activation fails; with --rollback-to-start the run walks back, building
+    again what collection removed (old packages from the old nixpkgs: the start is in no
+    cache), until a system of the starting packages is current and activated."""
+    m = machine | {"capsys": capsys}
+    monkeypatch.setenv("STANDIN_SWITCH_FAIL_AT", "2")
+    code, _out, err = apply(m, *classic(m), "--booted-system", "drop", "--rollback-to-start")
+    assert code == 1, err
+    assert "step 2 of" in err and "rolled back to the starting system" in err
+    current = os.path.realpath(m["profile"])
+    names = {Path(p).name.split("-", 1)[1] for p in sh("nix-store", "-qR", current).stdout.split()}
+    assert {"hello-1.0", "world-1.0", "tools-1.0", "editor-1.0"} <= names
+    assert not names & {"hello-2.0", "world-2.0", "tools-2.0", "editor-2.0"}
+    # Activated: step 1, step 2 (which failed), step 1 again, then the rebuilt start.
+    calls = switches(m["log"])
+    assert len(calls) == 4 and calls[2] == calls[0] and calls[-1] == (current, "switch")

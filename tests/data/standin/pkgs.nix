@@ -21,7 +21,8 @@ let
     tools = mk "tools-${toString version}.0" 2000000 [ self.glibc ];
     editor = mk "editor-${toString version}.0" 2000000 [ self.glibc ];
     # A NixOS top-level: links to the packages, and a switch-to-configuration that logs
-    # each call to $STANDIN_SWITCH_LOG (the tests read it) instead of touching the machine.
+    # each call to $STANDIN_SWITCH_LOG (the tests read it) instead of touching the machine,
+    # and fails the call $STANDIN_SWITCH_FAIL_AT names.
     makeSystem = name: paths: derivation {
       inherit name system;
       builder = "/bin/sh";
@@ -31,6 +32,13 @@ let
         for p in ${toString paths}; do ln -s $p $out/sw/; done
         printf '#!/bin/sh\necho "%s $1" >> "''${STANDIN_SWITCH_LOG:-/dev/null}"\n' $out \
           > $out/bin/switch-to-configuration
+        # $STANDIN_SWITCH_FAIL_AT=N: the Nth call (counted in the log) fails, as a broken
+        # activation would.
+        printf '%s\n' \
+          'n=$(wc -l < "''${STANDIN_SWITCH_LOG:-/dev/null}")' \
+          'if [ -n "$STANDIN_SWITCH_FAIL_AT" ] && [ "$n" -eq "$STANDIN_SWITCH_FAIL_AT" ]; then' \
+          '  echo "error: activation failed (stand-in)" >&2; exit 1' \
+          'fi' >> $out/bin/switch-to-configuration
         chmod +x $out/bin/switch-to-configuration
       '' ];
     };
