@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from solver.closure import Closure
 from solver.components import Change, Component, Split, split_components
 from solver.errors import InputError
+from solver.storepath import StorePath
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class Instance:
     mid_glue: int
     # Build scratch of the step that upgrades each component (paths built locally).
     scratch: tuple[int, ...]
+    # Each component's version change, as diff-closures prints it: "2.11 → 2.12", "∅ → 1.0"
+    # (empty when no version changes).
+    versions: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -163,4 +167,16 @@ def build_instance(problem: Problem) -> Instance:
         new_glue=new_only,
         mid_glue=max(old_only, new_only),
         scratch=tuple(scratch),
+        versions=tuple(_versions(c) for c in comps),
     )
+
+
+def _versions(c: Component) -> str:
+    """`old → new` versions of a component's entries (∅: none on that side)."""
+
+    def side(paths: tuple[str, ...]) -> str:
+        found = sorted({StorePath.parse(p).version for p in paths} - {""})
+        return ", ".join(found) if found else ("∅" if not paths else "")
+
+    old, new = side(c.old), side(c.new)
+    return "" if old == new else f"{old or 'ε'} → {new or 'ε'}"

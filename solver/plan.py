@@ -33,6 +33,13 @@ class Step:
     restore: tuple[str, ...]
     peak_bytes: int
     store_bytes_after: int
+    store_bytes_before: int = 0
+    # Version changes of what the step upgrades, adds or removes: name -> "old → new".
+    versions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def store_delta(self) -> int:
+        return self.store_bytes_after - self.store_bytes_before
 
     def by_kind(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """(verb, names) for each kind of change, in the order the JSON lists them."""
@@ -54,7 +61,12 @@ class Step:
         kinds = [(verb, names) for verb, names in self.by_kind() if names]
         if not kinds:
             return "rebuild the glue"
-        text = "; ".join(f"{verb} {', '.join(names)}" for verb, names in kinds)
+        versions = dict(self.versions)
+
+        def shown(name: str) -> str:
+            return f"{name} {versions[name]}" if name in versions else name
+
+        text = "; ".join(f"{verb} {', '.join(map(shown, names))}" for verb, names in kinds)
         if len(text) <= width:
             return text
         counts = ", ".join(f"{verb} {len(names)}" for verb, names in kinds) + ": "
@@ -72,6 +84,8 @@ class Step:
             "restore": list(self.restore),
             "peak_bytes": self.peak_bytes,
             "store_bytes_after": self.store_bytes_after,
+            "store_delta_bytes": self.store_delta,
+            "versions": dict(self.versions),
         }
 
 
@@ -153,18 +167,28 @@ def evaluate(inst: Instance, generations: Sequence[Generation]) -> Plan:
         glue = glue_of(inst, i - 1, last) + glue_of(inst, i, last)
         peak = inst.always + union + glue + scratch[i] + inst.reserve
         after = inst.always + int(stored[i]) + glue_of(inst, i, last)
-        steps.append(_describe(inst, i, gens[i - 1], gens[i], peak, after))
+        before = inst.always + int(stored[i - 1]) + glue_of(inst, i - 1, last)
+        steps.append(_describe(inst, i, gens[i - 1], gens[i], peak, after, before))
     return Plan(tuple(gens), tuple(steps))
 
 
 def _describe(
-    inst: Instance, index: int, before: Generation, after: Generation, peak: int, stored: int
+    inst: Instance,
+    index: int,
+    before: Generation,
+    after: Generation,
+    peak: int,
+    stored: int,
+    stored_before: int,
 ) -> Step:
     kinds: dict[str, list[str]] = {k: [] for k in ("upgrade", "add", "remove", "drop", "restore")}
+    versions: list[tuple[str, str]] = []
     for c, (a, b) in enumerate(zip(before, after, strict=True)):
         if a == b or (inst.changes[c] is Change.SAME and State.ABSENT not in (a, b)):
             continue
         name = inst.names[c]
+        if b == State.NEW and c < len(inst.versions) and inst.versions[c]:
+            versions.append((name, inst.versions[c]))
         if b == State.ABSENT:
             kinds["drop"].append(name)
         elif a == State.ABSENT:
@@ -184,6 +208,8 @@ def _describe(
         restore=tuple(kinds["restore"]),
         peak_bytes=peak,
         store_bytes_after=stored,
+        store_bytes_before=stored_before,
+        versions=tuple(versions),
     )
 
 

@@ -60,6 +60,8 @@ def test_json_contract(capsys):
             "restore",
             "peak_bytes",
             "store_bytes_after",
+            "store_delta_bytes",
+            "versions",
         }
         assert step["index"] == i
     changed = [n for s in doc["steps"] for k in ("upgrade", "add", "remove") for n in s[k]]

@@ -15,6 +15,11 @@ from solver.units import format_size
 BAR = 20
 
 
+def signed_size(n: int) -> str:
+    """A change of size: +1.2 MiB, -300.0 KiB."""
+    return ("-" if n < 0 else "+") + format_size(abs(n))
+
+
 def bar(value: int, whole: int, width: int = BAR) -> str:
     """`value` against `whole` as a bar of `width` cells (full when `whole` is 0)."""
     filled = width if whole <= 0 else min(width, round(width * value / whole))
@@ -99,15 +104,16 @@ def verdict(result: Result) -> str:
 def render(result: Result, out: TextIO) -> None:
     if result.plan is not None and result.plan.steps:
         width = shutil.get_terminal_size((100, 24)).columns
-        changes_width = max(24, width - 60)
+        changes_width = max(24, width - 67)
         out.write(
-            f"{'step':>4}  {'changes':<{changes_width}}  {'peak':>10}  {'after':>10}  budget\n"
+            f"{'step':>4}  {'changes':<{changes_width}}  {'peak':>10}  {'after':>10}  "
+            f"{'change':>11}  budget\n"
         )
         for step in result.plan.steps:
             out.write(
                 f"{step.index:>4}  {step.summary(changes_width):<{changes_width}}  "
                 f"{format_size(step.peak_bytes):>10}  {format_size(step.store_bytes_after):>10}  "
-                f"{bar(step.peak_bytes, result.budget)}\n"
+                f"{signed_size(step.store_delta):>11}  {bar(step.peak_bytes, result.budget)}\n"
             )
     out.write(verdict(result) + "\n")
 
