@@ -23,16 +23,13 @@ class DefaultGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         first = next((i for i, a in enumerate(args) if a != "--debug"), None)
-        if (
-            first is not None
-            and args[first] not in self.commands
-            and args[first]
-            not in (
-                "-h",
-                "--help",
-            )
-        ):
-            args.insert(first, "plan")
+        word = args[first] if first is not None else None
+        if word is not None and word not in self.commands and word not in ("-h", "--help"):
+            if not word.startswith("-"):
+                # `plan` takes no bare words: this was meant as a command.
+                commands = ", ".join(sorted(self.commands))
+                raise click.UsageError(f"no command {word!r} (commands: {commands})")
+            args.insert(first, "plan")  # type: ignore[arg-type]
         return super().parse_args(ctx, args)
 
 

@@ -1,5 +1,6 @@
 """Options, types and exit codes the commands share."""
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,9 +59,21 @@ NON_VITAL_OPTION = click.option(
     metavar="NAME",
     help="A package the plan may remove for a while and add back later. Repeatable.",
 )
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is also a real number: no nan, no inf."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 TIME_LIMIT_OPTION = click.option(
     "--time-limit",
-    type=click.FloatRange(min=0.1),
+    type=Finite(min=0.1, max=86_400),
     default=60.0,
     show_default=True,
     help="Seconds the optimiser may spend; the best plan so far is printed.",

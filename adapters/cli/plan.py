@@ -18,6 +18,7 @@ from adapters.cli.options import (
     SRC_HELP,
     TIME_LIMIT_OPTION,
     WORKERS_OPTION,
+    Finite,
     Size,
     couples,
 )
@@ -86,7 +87,7 @@ from solver.units import format_size
 @TIME_LIMIT_OPTION
 @click.option(
     "--peak-gap",
-    type=click.FloatRange(min=0, max=100),
+    type=Finite(min=0, max=100),
     default=100 * PEAK_GAP,
     show_default=True,
     metavar="PERCENT",

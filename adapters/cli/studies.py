@@ -10,6 +10,7 @@ import click
 from adapters.cli.options import (
     QUIET_OPTION,
     WORKERS_OPTION,
+    Finite,
     plot_option,
 )
 from adapters.cli.plots import fleet_figure, save_png, scenario_figure
@@ -26,7 +27,7 @@ from adapters.studies.scenario import run as run_scenario
 @plot_option("Write a figure: disk use per step against each budget, and steps per budget.")
 @click.option(
     "--time-limit",
-    type=click.FloatRange(min=0.1),
+    type=Finite(min=0.1, max=86_400),
     default=None,
     help="Seconds per budget the optimiser may spend [default: the file's time_limit, or 10].",
 )
@@ -97,7 +98,7 @@ def fleet(
     the disk it would need), fleet totals, and the smallest disk size with which every
     host upgrades in at most 1, 2, 3 steps. Hosts with identical closures are solved once.
     """
-    with Spinner(enabled=not quiet, delay=0.0) as progress:
+    with Spinner(enabled=not quiet) as progress:
         progress("reading the fleet")
         spec = load_fleet(file)
         report = run_fleet(

@@ -57,6 +57,8 @@ def _int_text(text: str, path: str, source: str, field: str) -> int:
     digits = stripped.removeprefix("-")
     if not digits.isascii() or not digits.isdigit():
         raise ClosureError(f"{source}: {path} has a non-integer {field} ({stripped!r})")
+    if len(digits) > 20:  # beyond any size, and beyond what int() parses quickly
+        raise ClosureError(f"{source}: {path} has an absurd {field} ({len(digits)} digits)")
     return check_size(int(stripped), path, source, field)
 
 
@@ -88,6 +90,10 @@ def load_json(text: str | bytes, source: str) -> Any:
         ) from e
     except UnicodeDecodeError as e:
         raise InputError(f"{source}: not UTF-8 text") from e
+    except RecursionError:
+        raise InputError(f"{source}: JSON nested too deeply") from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise InputError(f"{source}: unreadable JSON: {e}") from None
 
 
 def _entries(data: object, source: str) -> tuple[list[tuple[str, object]], str | None]:

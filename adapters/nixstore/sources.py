@@ -281,6 +281,8 @@ def read_source(spec: str) -> Closure:
         return read_file(spec)
     if os.path.isdir(spec):
         return read_narinfo_dir(spec)
+    if os.path.exists(spec):
+        raise InputError(f"{spec}: not a regular file or a directory")
     raise InputError(
         f"cannot read {spec!r}: no such file or directory, and not a path in the Nix store "
         f"({store_dir})"

@@ -17,6 +17,11 @@ from solver.units import parse_size
 CHANGE_KINDS = ("bump", "add", "remove", "grow_all", "diff")
 
 
+# Bounds that keep a study file from asking for hours of work or gigabytes of memory.
+MAX_GROWTH_PERCENT = 100_000.0
+MAX_GENERATED_PATHS = 200_000
+
+
 def growth(value: Any, where: y.Where) -> Growth:
     """`3%`, `-1.5%`, `+2M`, `-512K`: a relative or an absolute change of size."""
     text = str(value).strip() if isinstance(value, str | int | float) else None
@@ -24,9 +29,13 @@ def growth(value: Any, where: y.Where) -> Growth:
         raise where.error("expected a growth such as 3%, -1%, +2M or -512K")
     if text.endswith("%"):
         try:
-            return Growth(1 + float(text[:-1]) / 100)
+            percent = float(text[:-1])
         except ValueError:
             raise where.error(f"invalid percentage {text!r}") from None
+        # A package can shrink to nothing, not below; a 1000-fold growth is no update.
+        if not -100 < percent <= MAX_GROWTH_PERCENT:
+            raise where.error(f"{text}: a growth between -100% and +{MAX_GROWTH_PERCENT:g}%")
+        return Growth(1 + percent / 100)
     sign = -1 if text.startswith("-") else 1
     try:
         return Growth(delta=sign * parse_size(text.lstrip("+-")))
@@ -46,7 +55,9 @@ def read_current(value: Any, where: y.Where, base: Path) -> Closure:
         spec["generate"], where.key(spec, "generate"), optional=["paths", "components", "seed"]
     )
     at = where.key(spec, "generate")
-    paths = y.integer(gen.get("paths", 1000), at.key(gen, "paths"), minimum=20)
+    paths = y.integer(
+        gen.get("paths", 1000), at.key(gen, "paths"), minimum=20, maximum=MAX_GENERATED_PATHS
+    )
     comps = y.integer(gen.get("components", max(10, paths // 20)), at.key(gen, "components"))
     if not 1 <= comps <= paths // 2:
         raise at.key(gen, "components").error(f"must be between 1 and {paths // 2}")

@@ -37,6 +37,9 @@ from solver.instance import Problem, build_instance
 from solver.scenario import Edit, ScenarioError, apply_change, apply_changes
 from solver.validate import validate
 
+# The disk-size table covers 1..max_steps steps; past a few dozen it says nothing new.
+MAX_STEPS = 50
+
 
 @dataclass(frozen=True)
 class Host:
@@ -83,7 +86,8 @@ def load(path: Path) -> Fleet:
     profiles: dict[str, Closure] = {}
     if "profiles" in m:
         at = where.key(m, "profiles")
-        pm = y.mapping(m["profiles"], at, optional=list(m["profiles"] or {}))
+        raw = m["profiles"]
+        pm = y.mapping(raw, at, optional=list(raw) if isinstance(raw, dict) else [])
         for name, value in pm.items():
             profiles[name] = read_current(value, at.key(pm, name), base)
     closures: dict[str, Closure] = {}
@@ -105,7 +109,10 @@ def load(path: Path) -> Fleet:
     for i, value in enumerate(m["hosts"]):
         hw = at.item(m["hosts"], i)
         h = y.mapping(value, hw, required=["name", "disk"], optional=["profile", "current"])
-        name = y.string(str(h["name"]), hw.key(h, "name"))
+        raw_name = h["name"]
+        if isinstance(raw_name, int | float) and not isinstance(raw_name, bool):
+            raw_name = str(raw_name)  # `name: 42` is a host called 42
+        name = y.string(raw_name, hw.key(h, "name"))
         if name in seen:
             raise hw.key(h, "name").error(f"host {name!r} is listed twice")
         seen.add(name)
@@ -156,7 +163,9 @@ def load(path: Path) -> Fleet:
         changes=changes,
         overhead=y.size(m.get("overhead", 0), where.key(m, "overhead")),
         reserve=y.size(m.get("reserve", 0), where.key(m, "reserve")),
-        max_steps=y.integer(m.get("max_steps", 3), where.key(m, "max_steps"), minimum=1),
+        max_steps=y.integer(
+            m.get("max_steps", 3), where.key(m, "max_steps"), minimum=1, maximum=MAX_STEPS
+        ),
         seed=seed,
         notes=notes,
     )

@@ -6,6 +6,7 @@ file, the line and the key path: `fleet.yaml:12: hosts[3].disk: invalid size '10
 """
 
 import difflib
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,8 +29,22 @@ class YamlSequence(list[Any]):
     item_lines: list[int]
 
 
+# A study file is a few KB; anything far larger is not one.
+MAX_BYTES = 1 << 20
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    """Plain data only, and none of YAML's aliases: a few bytes of `*alias` can expand to
+    gigabytes ("billion laughs"), and no schema here needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise InputError(
+                f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                "allowed here; write the value out"
+            )
+        return super().compose_node(parent, index)
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> YamlMapping:
@@ -40,6 +55,11 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> YamlMapping:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
             raise InputError(f"line {key_node.start_mark.line + 1}: keys must be strings")
+        if key in out:
+            raise InputError(
+                f"line {key_node.start_mark.line + 1}: {key!r} is given twice (first on line "
+                f"{out.key_lines[key]})"
+            )
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
@@ -79,11 +99,21 @@ class Where:
 def load(path: Path) -> tuple[Any, Where]:
     """The document in `path`, and where its top level is."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise InputError(f"{path}: {e.strerror or e}") from e
+    if len(raw) > MAX_BYTES:
+        raise InputError(f"{path}: {len(raw):,} bytes is too large for a study file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
         raise InputError(f"{path}:{line}: invalid YAML: {e.problem}") from e
@@ -121,7 +151,10 @@ def one_of(value: dict[str, Any], where: Where, kinds: Iterable[str]) -> str:
     kinds = list(kinds)
     present = [k for k in kinds if k in value]
     if len(present) != 1:
+        others = [str(k) for k in value if k not in kinds]
         have = " and ".join(present) if present else "none"
+        if not present and others:
+            have = f"none; {', '.join(map(repr, others))} is not one"
         raise where.error(f"give exactly one of {', '.join(kinds)} (has {have})")
     return present[0]
 
@@ -145,17 +178,23 @@ def listed(value: Any, where: Where, item: Callable[[Any, Where], T]) -> list[T]
     return [item(v, where.item(value, i)) for i, v in enumerate(value)]
 
 
-def integer(value: Any, where: Where, *, minimum: int | None = None) -> int:
+def integer(
+    value: Any, where: Where, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise where.error(f"expected an integer, got {_kind(value)}")
     if minimum is not None and value < minimum:
         raise where.error(f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise where.error(f"must be at most {maximum:,}, got {value:,}")
     return value
 
 
 def number(value: Any, where: Where, *, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise where.error(f"expected a number, got {_kind(value)}")
+    if not math.isfinite(value):
+        raise where.error(f"expected a finite number, got {value}")
     if value < minimum:
         raise where.error(f"must be at least {minimum}, got {value}")
     return float(value)

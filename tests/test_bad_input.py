@@ -1,0 +1,341 @@
+"""Bad input, as a hostile user or a broken tool would give it: every case ends with exit
+status 2 and one `error: ...` line naming what is wrong, never a traceback, within a
+memory cap (1 GiB of address space over the interpreter's own) and a time cap."""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CURRENT = str(ROOT / "scenarios" / "examples" / "nixos-current.json")
+TARGET = str(ROOT / "scenarios" / "examples" / "nixos-target.json")
+STORE = "/nix/store/"
+H = "a" * 32
+
+
+def _cap() -> None:
+    soft = 3 << 30  # address space: the interpreter, numpy and OR-tools take ~1.5 GiB
+    resource.setrlimit(resource.RLIMIT_AS, (soft, soft))
+
+
+def run(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BUDGET_SOLVE_STATE_DIR": str(tmp / "state"), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_cap,
+        check=False,
+    )
+
+
+def write(tmp: Path, name: str, content: str | bytes) -> str:
+    path = tmp / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return str(path)
+
+
+def path_info(size: str) -> str:
+    return json.dumps({f"{STORE}{H}-x-1.0": {"narSize": 0, "references": []}}).replace(
+        '"narSize": 0', f'"narSize": {size}'
+    )
+
+
+SCENARIO = "current: {generate: {paths: 200}}\nlimit: 2G\nchanges:\n  - %s\n"
+FLEET = (
+    "update: [{grow_all: 1%%}]\nhosts:\n  - {name: %s, disk: 10G, profile: p}\n"
+    "profiles:\n  p: {generate: {paths: 200}}\n%s"
+)
+BOMB = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+)
+PROFILE = "profiles:\n  p: {generate: {paths: 200}}\n"
+
+# (id, files to write {name: content}, argv (with {name} for a file's path), in the message)
+CASES = [
+    ("limit-word", {}, ["--limit", "nine", "--target", TARGET, "--current", CURRENT], "nine"),
+    ("limit-negative", {}, ["--limit", "-1G", "--target", TARGET, "--current", CURRENT], "-1G"),
+    ("limit-zero-unit", {}, ["--limit", "9Q", "--target", TARGET, "--current", CURRENT], "9Q"),
+    ("time-nan", {}, ["--limit", "3G", "--target", TARGET, "--time-limit", "nan"], "finite"),
+    ("time-inf", {}, ["--limit", "3G", "--target", TARGET, "--time-limit", "inf"], "time-limit"),
+    ("gap-nan", {}, ["--limit", "3G", "--target", TARGET, "--peak-gap", "nan"], "finite"),
+    ("workers-zero", {}, ["--limit", "3G", "--target", TARGET, "--workers", "0"], "workers"),
+    ("no-target", {}, ["--limit", "3G", "--current", CURRENT], "--target"),
+    ("no-limit", {}, ["--target", TARGET, "--current", CURRENT], "--limit"),
+    (
+        "missing-file",
+        {},
+        ["--limit", "3G", "--target", "/no/such.json", "--current", CURRENT],
+        "/no/such.json",
+    ),
+    (
+        "dev-null",
+        {},
+        ["--limit", "3G", "--target", TARGET, "--current", "/dev/null"],
+        "not a regular file",
+    ),
+    (
+        "empty",
+        {"e.json": ""},
+        ["--limit", "3G", "--target", "{e.json}", "--current", CURRENT],
+        "empty",
+    ),
+    (
+        "binary",
+        {"b.json": os.urandom(64) + b"\xff"},
+        ["--limit", "3G", "--target", "{b.json}", "--current", CURRENT],
+        "b.json",
+    ),
+    (
+        "huge-narsize",
+        {"h.json": path_info("9" * 5000)},
+        ["--limit", "3G", "--target", "{h.json}", "--current", CURRENT],
+        "h.json",
+    ),
+    (
+        "negative-narsize",
+        {"n.json": path_info("-5")},
+        ["--limit", "3G", "--target", "{n.json}", "--current", CURRENT],
+        "negative",
+    ),
+    (
+        "float-narsize",
+        {"f.json": path_info("1.5")},
+        ["--limit", "3G", "--target", "{f.json}", "--current", CURRENT],
+        "non-integer",
+    ),
+    (
+        "deep-json",
+        {"d.json": "[" * 200_000 + "]" * 200_000},
+        ["--limit", "3G", "--target", "{d.json}", "--current", CURRENT],
+        "d.json",
+    ),
+    (
+        "truncated-json",
+        {"t.json": '{"/nix/store/x": {"narSize": 1'},
+        ["--limit", "3G", "--target", "{t.json}", "--current", CURRENT],
+        "malformed JSON",
+    ),
+    (
+        "registration-huge",
+        {"r.reg": f"{STORE}{H}-x\n\n{'9' * 5000}\n0\n"},
+        ["--limit", "3G", "--target", "{r.reg}", "--current", CURRENT],
+        "r.reg",
+    ),
+    (
+        "couple-one",
+        {},
+        ["--limit", "3G", "--target", TARGET, "--current", CURRENT, "--couple", "openssl"],
+        "--couple",
+    ),
+    (
+        "non-vital-unknown",
+        {},
+        ["--limit", "3G", "--target", TARGET, "--current", CURRENT, "--non-vital", "nosuchpkg"],
+        "nosuchpkg",
+    ),
+    ("reserve-word", {}, ["--limit", "3G", "--target", TARGET, "--reserve", "lots"], "lots"),
+    # scenario
+    ("yaml-not-utf8", {"s.yaml": b"limit: 2G\n\xff\xfe\n"}, ["scenario", "{s.yaml}"], "UTF-8"),
+    ("yaml-bomb", {"s.yaml": BOMB}, ["scenario", "{s.yaml}"], "aliases"),
+    (
+        "yaml-duplicate",
+        {"s.yaml": "limit: 2G\nlimit: 3G\ncurrent: x\nchanges: []\n"},
+        ["scenario", "{s.yaml}"],
+        "twice",
+    ),
+    ("yaml-deep", {"s.yaml": "[" * 100_000 + "]" * 100_000}, ["scenario", "{s.yaml}"], "s.yaml"),
+    ("yaml-huge", {"s.yaml": "# " + "x" * (2 << 20)}, ["scenario", "{s.yaml}"], "too large"),
+    ("yaml-list", {"s.yaml": "- 1\n- 2\n"}, ["scenario", "{s.yaml}"], "mapping"),
+    (
+        "grow-overflow",
+        {"s.yaml": SCENARIO % "{grow_all: 1e308%}"},
+        ["scenario", "{s.yaml}"],
+        "growth",
+    ),
+    ("grow-below", {"s.yaml": SCENARIO % "{grow_all: -200%}"}, ["scenario", "{s.yaml}"], "-100%"),
+    ("grow-word", {"s.yaml": SCENARIO % "{grow_all: lots}"}, ["scenario", "{s.yaml}"], "lots"),
+    (
+        "generate-huge",
+        {"s.yaml": "current: {generate: {paths: 50000000}}\nlimit: 2G\nchanges: []\n"},
+        ["scenario", "{s.yaml}"],
+        "at most",
+    ),
+    (
+        "unknown-key",
+        {"s.yaml": SCENARIO % "{bump: x}" + "colour: red\n"},
+        ["scenario", "{s.yaml}"],
+        "colour",
+    ),
+    ("unknown-change", {"s.yaml": SCENARIO % "{paint: x}"}, ["scenario", "{s.yaml}"], "'paint'"),
+    ("scenario-missing", {}, ["scenario", "/no/such.yaml"], "such.yaml"),
+    (
+        "scenario-time-nan",
+        {"s.yaml": SCENARIO % "{bump: x}"},
+        ["scenario", "{s.yaml}", "--time-limit", "nan"],
+        "finite",
+    ),
+    # fleet
+    (
+        "profiles-int",
+        {"f.yaml": "update: []\nhosts: []\nprofiles: 5\n"},
+        ["fleet", "{f.yaml}"],
+        "profiles",
+    ),
+    (
+        "profiles-bool",
+        {"f.yaml": "update: []\nhosts: []\nprofiles: true\n"},
+        ["fleet", "{f.yaml}"],
+        "profiles",
+    ),
+    (
+        "max-steps-huge",
+        {"f.yaml": FLEET % ("h1", "max_steps: 1000000000\n")},
+        ["fleet", "{f.yaml}"],
+        "at most",
+    ),
+    ("host-null", {"f.yaml": FLEET % ("null", "")}, ["fleet", "{f.yaml}"], "name"),
+    (
+        "host-bomb",
+        {"f.yaml": "update: []\n" + BOMB + "hosts:\n  - {name: *c, disk: 1G}\n"},
+        ["fleet", "{f.yaml}"],
+        "aliases",
+    ),
+    ("hosts-int", {"f.yaml": "update: []\nhosts: 5\n"}, ["fleet", "{f.yaml}"], "hosts"),
+    (
+        "disk-word",
+        {"f.yaml": "update: []\nhosts:\n  - {name: h, disk: big, profile: p}\n" + PROFILE},
+        ["fleet", "{f.yaml}"],
+        "big",
+    ),
+    (
+        "fleet-dup-host",
+        {"f.yaml": "update: []\nhosts:\n" + "  - {name: h, disk: 9G, profile: p}\n" * 2 + PROFILE},
+        ["fleet", "{f.yaml}"],
+        "twice",
+    ),
+    # apply
+    ("apply-no-target", {}, ["apply", "--limit", "1G", "--profile", "p"], "--target"),
+    (
+        "apply-max-jobs",
+        {},
+        [
+            "apply",
+            "--limit",
+            "1G",
+            "--profile",
+            "p",
+            "--target",
+            f"{STORE}{H}-x",
+            "--max-jobs",
+            "many",
+        ],
+        "max-jobs",
+    ),
+    (
+        "apply-flake-no-nixos",
+        {},
+        [
+            "apply",
+            "--limit",
+            "1G",
+            "--profile",
+            "p",
+            "--target",
+            f"{STORE}{H}-x",
+            "--flake",
+            "/c#h",
+        ],
+        "--nixos",
+    ),
+    (
+        "apply-limit-word",
+        {},
+        ["apply", "--limit", "lots", "--profile", "p", "--target", f"{STORE}{H}-x"],
+        "lots",
+    ),
+    (
+        "apply-bad-flake",
+        {},
+        ["apply", "--nixos", "--limit", "1G", "--flake", "x#", "--old-nixpkgs", "."],
+        "FLAKE[#HOST]",
+    ),
+    (
+        "apply-old-nixpkgs",
+        {},
+        ["apply", "--nixos", "--limit", "1G", "--flake", "/c#h", "--old-nixpkgs", "/no/such"],
+        "/no/such",
+    ),
+    (
+        "apply-time-nan",
+        {},
+        [
+            "apply",
+            "--limit",
+            "1G",
+            "--profile",
+            "p",
+            "--target",
+            f"{STORE}{H}-x",
+            "--time-limit",
+            "nan",
+        ],
+        "finite",
+    ),
+    ("unknown-command", {}, ["frobnicate"], "frobnicate"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "files", "argv", "said"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input(tmp_path, name, files, argv, said):
+    paths = {n: write(tmp_path, n, content) for n, content in files.items()}
+    args = [paths.get(a[1:-1], a) if a.startswith("{") and a.endswith("}") else a for a in argv]
+    result = run(args, tmp_path)
+    where = f"{name}: {result.stderr[-2000:]!r}"
+    assert result.returncode == 2, where
+    assert "Traceback" not in result.stderr, where
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), where
+    assert said in lines[0], where
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "journal",
+    [os.urandom(300), b"{}", b'{"version": 2, "specs": 5}', b"[" * 100_000],
+    ids=["random", "empty-object", "bad-specs", "deep"],
+)
+def test_damaged_journal(tmp_path, journal):
+    """A journal an apply would read: refused with one line saying to remove it."""
+    from adapters.apply.journal import state_dir_for
+
+    profile = tmp_path / "profile"
+    profile.symlink_to("/nix/store/" + H + "-x")
+    os.environ_backup = dict(os.environ)
+    state_root = tmp_path / "state"
+    os.environ["BUDGET_SOLVE_STATE_DIR"] = str(state_root)
+    try:
+        state = state_dir_for(profile)
+    finally:
+        os.environ.clear()
+        os.environ.update(os.environ_backup)
+    state.mkdir(parents=True, mode=0o700)
+    (state / "journal.json").write_bytes(journal)
+    result = run(
+        ["apply", "--limit", "1G", "--profile", str(profile), "--target", f"{STORE}{H}-y"], tmp_path
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: ") and "to plan afresh" in lines[0], lines[0]
