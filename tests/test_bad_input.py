@@ -294,6 +294,42 @@ CASES = [
         "finite",
     ),
     ("unknown-command", {}, ["frobnicate"], "frobnicate"),
+    (
+        "keep-unknown",
+        {},
+        ["--limit", "3G", "--target", TARGET, "--current", CURRENT, "--keep", "/no/such"],
+        "--keep",
+    ),
+    (
+        "couple-unknown",
+        {},
+        ["--limit", "3G", "--target", TARGET, "--current", CURRENT, "--couple", "nosuch,other"],
+        "nosuch",
+    ),
+    (
+        "scenario-changes-int",
+        {"s.yaml": "current: {generate: {paths: 200}}\nlimit: 2G\nchanges: 5\n"},
+        ["scenario", "{s.yaml}"],
+        "changes",
+    ),
+    (
+        "scenario-limit-word",
+        {"s.yaml": "current: {generate: {paths: 200}}\nlimit: lots\nchanges: [{grow_all: 1%}]\n"},
+        ["scenario", "{s.yaml}"],
+        "lots",
+    ),
+    (
+        "fleet-overhead-word",
+        {"f.yaml": FLEET % ("h1", "overhead: much\n")},
+        ["fleet", "{f.yaml}"],
+        "much",
+    ),
+    (
+        "apply-cores-negative",
+        {},
+        ["apply", "--limit", "1G", "--profile", "p", "--target", f"{STORE}{H}-x", "--cores", "-1"],
+        "cores",
+    ),
 ]
 
 
