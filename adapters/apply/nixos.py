@@ -106,6 +106,22 @@ class StepConfig:
         return path
 
 
+def split_include(include: Sequence[str]) -> tuple[str | None, list[str]]:
+    """`-I` entries as nixos-rebuild takes them: the `nixos-config=PATH` one (which must
+    exist) and the others, passed on to Nix."""
+    configuration = None
+    rest = []
+    for entry in include:
+        name, sep, value = entry.partition("=")
+        if name == "nixos-config" and sep:
+            configuration = value
+        else:
+            rest.append(entry)
+    if configuration is not None and not Path(configuration).exists():
+        raise InputError(f"-I nixos-config={configuration}: no such file")
+    return configuration, rest
+
+
 def _flake_args(flake: Flake) -> list[str]:
     """`nixos-flake.nix` and its arguments: the flake's system with the step module."""
     return [str(FLAKE_NIX), "--argstr", "flake", flake.ref, "--argstr", "host", flake.host]

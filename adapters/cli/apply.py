@@ -19,6 +19,7 @@ from adapters.apply.nixos import (
     NixosBuilder,
     old_nixpkgs_from_lock,
     old_nixpkgs_from_revision,
+    split_include,
     system_profile,
 )
 from adapters.apply.planning import InfeasibleError
@@ -296,14 +297,7 @@ def _nixos_builder(
             "--non-vital is not supported with --nixos yet: a step cannot take a package out "
             "of the configuration"
         )
-    configuration = None
-    rest = []
-    for entry in include:
-        name, sep, value = entry.partition("=")
-        if name == "nixos-config" and sep:
-            configuration = value
-        else:
-            rest.append(entry)
+    configuration, rest = split_include(include)
     if flake is None and configuration is None:
         # As nixos-rebuild: /etc/nixos/flake.nix makes it a flake, for this hostname.
         if (ETC_NIXOS / "flake.nix").exists():
@@ -312,8 +306,6 @@ def _nixos_builder(
             configuration = str(ETC_NIXOS / "configuration.nix")
         else:
             raise click.UsageError("--nixos needs --flake FLAKE[#HOST] or -I nixos-config=PATH")
-    if configuration is not None and not Path(configuration).exists():
-        raise InputError(f"-I nixos-config={configuration}: no such file")
     return NixosBuilder(
         old_nixpkgs=_old_nixpkgs(old_nixpkgs) if old_nixpkgs else _running_nixpkgs(),
         state=state_dir_for(system_profile()),

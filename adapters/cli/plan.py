@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from adapters.apply.nixos import Flake, StepConfig, instantiate_system
+from adapters.apply.nixos import Flake, StepConfig, instantiate_system, split_include
 from adapters.cli.options import (
     EXIT_INFEASIBLE,
     EXIT_OK,
@@ -183,18 +183,9 @@ def _print(result: Result, as_json: bool) -> None:
 def _evaluate(flake: str | None, include: Sequence[str], scratch: Path) -> str:
     """The top-level derivation of a NixOS configuration, rooted in `scratch` while the
     plan is made (the step module with nothing kept old: the plain new system)."""
-    configuration = None
-    rest = []
-    for entry in include:
-        name, sep, value = entry.partition("=")
-        if name == "nixos-config" and sep:
-            configuration = value
-        else:
-            rest.append(entry)
+    configuration, rest = split_include(include)
     if flake is None and configuration is None:
         raise click.UsageError("-I nixos-config=PATH names the configuration to evaluate")
-    if configuration is not None and not Path(configuration).exists():
-        raise InputError(f"-I nixos-config={configuration}: no such file")
     # Nothing is kept old, so the old nixpkgs is never read.
     step = StepConfig((), "/", configuration)
     return instantiate_system(
