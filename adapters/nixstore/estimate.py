@@ -7,6 +7,7 @@ flagged as estimates so the planner counts build scratch for them (docs/model.md
 """
 
 import os
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -148,6 +149,10 @@ def read_target(
     return read_source(spec), None
 
 
+# The first key of a JSON object: a derivation file's is a `.drv` path or "derivations".
+_FIRST_KEY = re.compile(rb'\{\s*"((?:[^"\\]|\\.)*)"')
+
+
 def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
     """The derivations of a saved `nix derivation show -r` file; None for any other file."""
     if nix.in_store(spec) or not os.path.isfile(spec):
@@ -157,7 +162,13 @@ def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
             head = f.read(1 << 16).lstrip()
     except OSError:
         return None
-    if not head.startswith(b"{"):
+    # Only a file that opens like one is parsed here: any other JSON target (a path-info
+    # file of thousands of paths) is parsed once, by read_source, not twice.
+    first = _FIRST_KEY.match(head)
+    if first is None:
+        return None
+    key = first.group(1)
+    if key not in (b"derivations", b"version") and not key.endswith(b".drv"):
         return None
     data = formats.load_json(Path(spec).read_bytes(), spec)
     if not isinstance(data, dict):
