@@ -353,20 +353,15 @@ def test_bad_input(tmp_path, name, files, argv, said):
     [os.urandom(300), b"{}", b'{"version": 2, "specs": 5}', b"[" * 100_000],
     ids=["random", "empty-object", "bad-specs", "deep"],
 )
-def test_damaged_journal(tmp_path, journal):
+def test_damaged_journal(tmp_path, journal, monkeypatch):
     """A journal an apply would read: refused with one line saying to remove it."""
     from adapters.apply.journal import state_dir_for
 
     profile = tmp_path / "profile"
     profile.symlink_to("/nix/store/" + H + "-x")
-    os.environ_backup = dict(os.environ)
-    state_root = tmp_path / "state"
-    os.environ["BUDGET_SOLVE_STATE_DIR"] = str(state_root)
-    try:
-        state = state_dir_for(profile)
-    finally:
-        os.environ.clear()
-        os.environ.update(os.environ_backup)
+    # Where the subprocess (run() sets the same variable) will look for it.
+    monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(tmp_path / "state"))
+    state = state_dir_for(profile)
     state.mkdir(parents=True, mode=0o700)
     (state / "journal.json").write_bytes(journal)
     result = run(

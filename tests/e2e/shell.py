@@ -17,3 +17,20 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def used(path: Path) -> int:
     st = os.statvfs(path)
     return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+STANDIN = Path(__file__).resolve().parents[1] / "data" / "standin"
+
+
+def standin_flake(where: Path) -> Path:
+    """A copy of the stand-in nixpkgs (tests/data/standin) with a flake whose
+    `nixosConfigurations.box` is its new revision's system of configuration.nix."""
+    import shutil
+
+    shutil.copytree(STANDIN, where)
+    system = sh("nix-instantiate", "--eval", "-E", "builtins.currentSystem").stdout.strip()
+    (where / "flake.nix").write_text(
+        "{ outputs = { self }: { nixosConfigurations.box = import ./new/nixos "
+        f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
+    )
+    return where

@@ -9,13 +9,12 @@ logs its calls, so the tests see what was activated, and how.
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from adapters.cli import main
-from tests.e2e.shell import sh, used
+from tests.e2e.shell import sh, standin_flake, used
 
 pytestmark = pytest.mark.nix
 
@@ -125,13 +124,7 @@ def test_classic_upgrade_with_booted_root_dropped(machine, capsys):
 
 def test_flake_upgrade_stops_for_a_reboot_after_each_step(machine, capsys, tmp_path):
     m = machine | {"capsys": capsys}
-    flake = tmp_path / "flake"
-    shutil.copytree(STANDIN, flake)
-    system = sh("nix-instantiate", "--eval", "-E", "builtins.currentSystem").stdout.strip()
-    (flake / "flake.nix").write_text(
-        "{ outputs = { self }: { nixosConfigurations.box = import ./new/nixos "
-        f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
-    )
+    flake = standin_flake(tmp_path / "flake")
     argv = ["--flake", f"{flake}#box", "--booted-system", "reboot"]
     reboots = 0
     while True:

@@ -1,13 +1,13 @@
 """The generated NixOS step module, evaluated and built by the real Nix against a
 stand-in nixpkgs (tests/data/standin: an old and a new revision, /bin/sh builders)."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from adapters.apply import nixos
+from tests.e2e.shell import standin_flake
 
 pytestmark = pytest.mark.nix
 
@@ -36,13 +36,7 @@ def test_classic_and_flake_steps_keep_old_packages(nix_store):
     assert {"hello-1.0", "glibc-2.1", "world-2.0", "glibc-2.2"} <= names
     assert "hello-2.0" not in names
 
-    flake = nix_store.root / "flake"
-    shutil.copytree(STANDIN, flake)
-    system = nix_store.run("nix-instantiate", "--eval", "-E", "builtins.currentSystem").strip()
-    (flake / "flake.nix").write_text(
-        "{ outputs = { self }: { nixosConfigurations.box = import ./new/nixos "
-        f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
-    )
+    flake = standin_flake(nix_store.root / "flake")
     from_flake = nixos.build_system(
         nixos.StepConfig(("hello",), str(STANDIN / "old")),
         step_file=nix_store.root / "step2.json",
@@ -71,13 +65,7 @@ def test_plan_command_evaluates_a_flake_configuration(nix_store, capsys):
 
     from adapters.cli import main
 
-    flake = nix_store.root / "flake"
-    shutil.copytree(STANDIN, flake)
-    system = nix_store.run("nix-instantiate", "--eval", "-E", "builtins.currentSystem").strip()
-    (flake / "flake.nix").write_text(
-        "{ outputs = { self }: { nixosConfigurations.box = import ./new/nixos "
-        f"{{ configuration = ./configuration.nix; system = {system}; }}; }}; }}\n"
-    )
+    flake = standin_flake(nix_store.root / "flake")
     old = nixos.build_system(
         nixos.StepConfig(("hello", "world"), str(STANDIN / "old")),
         step_file=nix_store.root / "old.json",
