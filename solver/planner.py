@@ -27,6 +27,7 @@ from solver.orders import ORDER_SECONDS, lower_bottleneck
 from solver.plan import Generation, Plan, evaluate, one_step
 from solver.progress import Progress, quiet
 from solver.validate import Checked, validate
+from solver.windows import compress
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,11 @@ PEAK_SECONDS = 3.0
 # budget) gets at most this share of the time limit: when CP-SAT neither finds nor
 # refutes a plan by then, it rarely does before the limit, and the user is waiting.
 STEPS_SHARE = 0.3
+# Of that share, re-planning windows of a few steps with their ends fixed
+# (solver/windows.py) gets at most this much, before the whole model is asked.
+WINDOW_SHARE = 0.2
+# ... and a probe of the lower bound on steps from below (_raise_bound) this much each.
+PROBE_SECONDS = 3.0
 # Without a plan under a budget below the proven floor, the smallest budget that works
 # is searched for this share of the time limit.
 MIN_BUDGET_SHARE = 0.15
@@ -223,7 +229,16 @@ def plan_upgrade(
         "heuristic plan: %d steps (baseline %d), lower bound %d", len(best), len(baseline), bound
     )
 
-    best, bound = _fewer_steps(inst, budget, best, bound, clock, workers, progress)
+    # The search for fewer steps: windows of the plan first, then the whole model.
+    stage_end = time.monotonic() + min(clock.left(), STEPS_SHARE * clock.limit)
+    best, bound = _raise_bound(inst, budget, best, bound, stage_end, workers, progress)
+    if len(best) > bound:
+        share = min(clock.left(), WINDOW_SHARE * clock.limit)
+        best = compress(
+            inst, budget, best, seconds=share, workers=workers, lower_bound=bound, progress=progress
+        )
+        clock.lap("windows")
+    best, bound = _fewer_steps(inst, budget, best, bound, stage_end, workers, progress)
     proven_steps = bound >= len(best)
     steps_proven = clock.lap("cpsat_steps") if proven_steps else None
     best, peak_bound, proven_peak, proven_absence = _lower_peak(
@@ -303,25 +318,56 @@ def _any_plan(
     return Status.UNKNOWN, lowest.peak_bytes, floor
 
 
+def _raise_bound(
+    inst: Instance,
+    budget: int,
+    best: Plan,
+    bound: int,
+    stage_end: float,
+    workers: int,
+    progress: Progress,
+) -> tuple[Plan, int]:
+    """Raise the proven lower bound on steps from below while CP-SAT refutes it quickly.
+
+    When the plan in hand is two or more steps above the bound, the model with as few
+    slots as the bound is often refuted in a fraction of a second (its budget is far too
+    tight for so few steps), where the model with one step fewer than the plan stays
+    undecided. Each probe gets PROBE_SECONDS; a plan it finds is optimal.
+    """
+    while bound < len(best) - 1 and stage_end - time.monotonic() > 0:
+        progress(f"proving that {bound} steps are too few")
+        trial = UpgradeModel(inst, budget, bound)
+        left = stage_end - time.monotonic()
+        stage = trial.solve("steps", time_limit=min(left, PROBE_SECONDS), workers=workers)
+        if stage.status is SolveStatus.INFEASIBLE:
+            bound += 1
+            continue
+        if stage.generations is not None:
+            found = evaluate(inst, stage.generations)
+            if found.peak_bytes <= budget and len(found) < len(best):
+                best = found
+        break
+    return best, bound
+
+
 def _fewer_steps(
     inst: Instance,
     budget: int,
     best: Plan,
     bound: int,
-    clock: _Clock,
+    stage_end: float,
     workers: int,
     progress: Progress,
 ) -> tuple[Plan, int]:
-    """Ask for one step fewer until CP-SAT proves it impossible; the plan and the bound.
+    """Ask for one step fewer until CP-SAT proves it impossible, or `stage_end` (a
+    time.monotonic() value); the plan and the bound.
 
     Each model has only as many slots as steps asked for: smaller than one with slots to
-    spare, and "infeasible" is then a proof that the plan in hand is minimal. The stage
-    gets STEPS_SHARE of the time limit. Building a model takes seconds on the largest
-    closures: no model is built that would be left with less time to solve than its
-    build took.
+    spare, and "infeasible" is then a proof that the plan in hand is minimal. Building a
+    model takes seconds on the largest closures: no model is built that would be left
+    with less time to solve than its build took.
     """
     building = 0.0
-    stage_end = time.monotonic() + min(clock.left(), STEPS_SHARE * clock.limit)
     while bound < len(best) and stage_end - time.monotonic() - building > 0:
         fewer = len(best) - 1
         progress(f"searching for a plan in {fewer} steps")
