@@ -1,5 +1,6 @@
 """Closures: store paths with NAR sizes and references, and the set algebra on them."""
 
+import graphlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -82,6 +83,19 @@ class Closure:
                     raise ClosureError(
                         f"{self.source}: {info.path} references {ref}, which is not in the closure"
                     )
+        dirs = sorted({path.rpartition("/")[0] for path in self._infos})
+        if len(dirs) > 1:
+            raise ClosureError(
+                f"{self.source}: paths under two store directories, {dirs[0]} and {dirs[1]}"
+            )
+        # A store path's references are fixed when it is made, so only a path itself can
+        # be among them (dropped above): a cycle is a corrupt or hand-made closure.
+        graph = {path: info.references for path, info in self._infos.items()}
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+        except graphlib.CycleError as e:
+            cycle = " -> ".join(e.args[1])
+            raise ClosureError(f"{self.source}: a reference cycle, {cycle}") from None
 
     def _unreferenced(self) -> tuple[str, ...]:
         referenced = {r for info in self._infos.values() for r in info.references}

@@ -45,6 +45,8 @@ class Instance:
     # Each component's version change, as diff-closures prints it: "2.11 → 2.12", "∅ → 1.0"
     # (empty when no version changes).
     versions: tuple[str, ...] = ()
+    # False when the two systems hold the same paths: no component and no glue changes.
+    changed: bool = True
 
     @property
     def size(self) -> int:
@@ -82,6 +84,14 @@ class Problem:
     ) -> "Problem":
         """Both systems split into components (solver/components.py): how every command
         assembles what it plans."""
+        for closure, which in ((old, "current"), (new, "target")):
+            if not len(closure):
+                raise InputError(f"{closure.source}: the {which} system's closure is empty")
+        if old.store_dir != new.store_dir:
+            raise InputError(
+                f"the current system is in {old.store_dir} and the target in "
+                f"{new.store_dir}: both must be in one store"
+            )
         split = split_components(old, new, non_vital=non_vital, couple=couple)
         return cls(old, new, split, pinned=pinned, reserve=reserve)
 
@@ -168,6 +178,7 @@ def build_instance(problem: Problem) -> Instance:
         mid_glue=max(old_only, new_only),
         scratch=tuple(scratch),
         versions=tuple(_versions(c) for c in comps),
+        changed=bool(comps or old_glue - shared or new_glue - shared),
     )
 
 

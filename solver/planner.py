@@ -24,7 +24,7 @@ from solver.greedy import (
 from solver.instance import Instance, Problem, build_instance
 from solver.minbudget import SLOT_MODEL_WORK, exact_min_budget, smallest_budget, transitions_bound
 from solver.orders import ORDER_SECONDS, lower_bottleneck
-from solver.plan import Generation, Plan, evaluate, one_step
+from solver.plan import Generation, Plan, evaluate, initial, one_step
 from solver.progress import Progress, quiet
 from solver.validate import Checked, validate
 from solver.windows import compress
@@ -160,6 +160,17 @@ def plan_upgrade(
     floor = min(peak_lower_bound(inst), single.peak_bytes)
     clock.lap("bounds")
     common = {"budget": budget, "peak_floor": floor, "one_step_peak": single.peak_bytes}
+    if not inst.changed:
+        # The target is the current system: no step, and nothing to prove.
+        return Result(
+            status=Status.OPTIMAL,
+            plan=evaluate(inst, [initial(inst)]),
+            lower_bound_steps=0,
+            seconds=clock.elapsed(),
+            timings=clock.timings,
+            peak_bound=0,
+            **common,
+        )
     if inst.size == 0 and single.peak_bytes > budget:
         # Only the glue changes: the one step is the only plan, and its need is exact.
         return Result(

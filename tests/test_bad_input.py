@@ -63,7 +63,47 @@ BOMB = (
 PROFILE = "profiles:\n  p: {generate: {paths: 200}}\n"
 
 # (id, files to write {name: content}, argv (with {name} for a file's path), in the message)
+A = f"{STORE}{'a' * 32}-a-1.0"
+B = f"{STORE}{'b' * 32}-b-1.0"
+CYCLE = json.dumps({A: {"narSize": 100, "references": [B]}, B: {"narSize": 100, "references": [A]}})
+ELSEWHERE = json.dumps({f"/gnu/store/{'c' * 32}-c-1.0": {"narSize": 100, "references": []}})
+TWO_STORES = json.dumps(
+    {
+        A: {"narSize": 100, "references": []},
+        f"/gnu/store/{'c' * 32}-c-1.0": {"narSize": 100, "references": []},
+    }
+)
 CASES = [
+    (
+        "reference-cycle",
+        {"c.json": CYCLE},
+        ["--limit", "3G", "--current", "{c.json}", "--target", TARGET],
+        "cycle",
+    ),
+    (
+        "two-store-dirs",
+        {"c.json": TWO_STORES},
+        ["--limit", "3G", "--current", "{c.json}", "--target", TARGET],
+        "two store directories",
+    ),
+    (
+        "other-store",
+        {"c.json": ELSEWHERE},
+        ["--limit", "3G", "--current", "{c.json}", "--target", TARGET],
+        "one store",
+    ),
+    (
+        "empty-current",
+        {"c.json": "{}"},
+        ["--limit", "3G", "--current", "{c.json}", "--target", TARGET],
+        "empty",
+    ),
+    (
+        "empty-target",
+        {"t.json": "{}"},
+        ["--limit", "3G", "--current", CURRENT, "--target", "{t.json}"],
+        "empty",
+    ),
     ("limit-word", {}, ["--limit", "nine", "--target", TARGET, "--current", CURRENT], "nine"),
     ("limit-negative", {}, ["--limit", "-1G", "--target", TARGET, "--current", CURRENT], "-1G"),
     ("limit-zero-unit", {}, ["--limit", "9Q", "--target", TARGET, "--current", CURRENT], "9Q"),
@@ -357,16 +397,63 @@ def test_damaged_journal(tmp_path, journal, monkeypatch):
     """A journal an apply would read: refused with one line saying to remove it."""
     from adapters.apply.journal import state_dir_for
 
+    # A profile at a generation that exists, in a store directory of the test's own.
+    store = tmp_path / "store"
+    (store / f"{H}-x").mkdir(parents=True)
+    monkeypatch.setenv("NIX_STORE_DIR", str(store))
     profile = tmp_path / "profile"
-    profile.symlink_to("/nix/store/" + H + "-x")
+    profile.symlink_to(store / f"{H}-x")
     # Where the subprocess (run() sets the same variable) will look for it.
     monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(tmp_path / "state"))
     state = state_dir_for(profile)
     state.mkdir(parents=True, mode=0o700)
     (state / "journal.json").write_bytes(journal)
     result = run(
-        ["apply", "--limit", "1G", "--profile", str(profile), "--target", f"{STORE}{H}-y"], tmp_path
+        ["apply", "--limit", "1G", "--profile", str(profile), "--target", f"{store}/{H}-y"],
+        tmp_path,
     )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith("error: ") and "to plan afresh" in lines[0], lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda p: None, "no such profile"),
+        (lambda p: p.mkdir(), "a directory, not a profile"),
+        (lambda p: p.write_text("x"), "a file, not a profile"),
+        (lambda p: p.symlink_to(p.parent / "elsewhere"), "which is not a store path"),
+        (lambda p: p.symlink_to(f"{STORE}{H}-gone"), "is not in the store"),
+    ],
+    ids=["missing", "directory", "file", "outside-the-store", "dangling"],
+)
+def test_bad_profile(tmp_path, make, said):
+    """Every problem with --profile is one line that says "profile", before anything is
+    locked or written."""
+    profile = tmp_path / "profile"
+    make(profile)
+    argv = ["apply", "--limit", "1G", "--profile", str(profile), "--target", f"{STORE}{H}-y"]
+    result = run(argv, tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"error: profile {profile}: ") and said in lines[0], lines[0]
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("store", "said"),
+    [("/proc", "reports a size of 0"), ("/nonexistent-store", "cannot measure")],
+    ids=["no-blocks", "no-store"],
+)
+def test_limit_auto_without_a_size(tmp_path, monkeypatch, store, said):
+    """`--limit auto` on a filesystem statvfs gives no size for: one line, not "no plan fits
+    0 B"."""
+    monkeypatch.setenv("NIX_STORE_DIR", store)
+    argv = ["apply", "--limit", "auto", "--profile", "p", "--target", f"{store}/{H}-y"]
+    result = run(argv, tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: ") and "--limit" in lines[0] and said in lines[0], lines[0]

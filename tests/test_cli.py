@@ -226,3 +226,61 @@ def test_apply_usage_errors(capsys, args, message):
     assert code == 2
     assert err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "found", "lower", "expected"),
+    [
+        (
+            "infeasible",
+            200 * 2**20 + 4096,
+            200 * 2**20 + 4096,
+            "infeasible: no plan fits 209,715,200 B (proven); the smallest budget that works "
+            "is 209,719,296 B (exact)",
+        ),
+        (
+            "infeasible",
+            200 * 2**20 + 8192,
+            200 * 2**20 + 4096,
+            "infeasible: no plan fits 209,715,200 B (proven); the smallest budget that works "
+            "is between 209,719,296 B and 209,723,392 B",
+        ),
+        (
+            "infeasible",
+            300 * 2**20,
+            250 * 2**20,
+            "infeasible: no plan fits 200.0 MiB (proven); the smallest budget that works is "
+            "between 250.0 MiB and 300.0 MiB",
+        ),
+    ],
+)
+def test_verdicts_never_print_two_sizes_alike(status, found, lower, expected):
+    """Rounding never makes "no plan fits X; the smallest budget that works is X"."""
+    from adapters.cli.text import no_plan
+    from solver.planner import Result, Status
+
+    result = Result(
+        status=Status(status),
+        budget=200 * 2**20,
+        plan=None,
+        lower_bound_steps=0,
+        min_feasible_budget=found,
+        min_budget_lower_bound=lower,
+        peak_floor=0,
+        one_step_peak=found,
+        seconds=0.0,
+    )
+    assert no_plan(result) == expected
+
+
+def test_the_target_is_the_current_system(capsys):
+    """Nothing to do: no step (not one that "rebuilds the glue"), proven, exit 0."""
+    code, out, _err = run(capsys, "--limit", "9G", "--current", CURRENT, "--target", CURRENT)
+    assert code == 0
+    assert out.strip() == "nothing to do: the current system is the target"
+    code, out, _err = run(
+        capsys, "--json", "--limit", "9G", "--current", CURRENT, "--target", CURRENT
+    )
+    doc = json.loads(out)
+    assert code == 0 and doc["status"] == "optimal"
+    assert doc["steps"] == [] and doc["lower_bound_steps"] == 0

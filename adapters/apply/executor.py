@@ -180,6 +180,11 @@ class Executor:
             self.roots.drop_keeps()
             raise InfeasibleError(result)
         self.show_plan(result)
+        if not result.plan.steps:
+            # The profile is the target already: nothing to build, and nothing is deleted.
+            self.roots.drop_keeps()
+            status = ApplyStatus.PLANNED if dry_run else ApplyStatus.DONE
+            return ApplyResult(status, result.to_json(), [], _calibration_json(planned.calibration))
         if dry_run:
             self.roots.drop_keeps()
             start = nix.current_generation(self.profile)

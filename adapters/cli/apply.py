@@ -219,6 +219,9 @@ def apply(
             profile, target, substituter, state=state_dir_for(nix.resolve_profile(profile))
         )
 
+    # Checked before anything is locked or written: a wrong --profile is one line.
+    nix.profile_system(builder.profile)
+
     def show_plan(result: Result) -> None:
         if not as_json:
             progress.clear()
@@ -356,6 +359,8 @@ def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
                 f"dry run: an interrupted run would resume after step {result.resume_after} "
                 f"of {len(result.steps)}; nothing was changed"
             )
+        elif not result.plan.get("steps"):
+            click.echo("dry run: nothing to do; nothing was changed")
         else:
             gens = ", ".join(map(str, result.would_delete or [])) or "none"
             click.echo(

@@ -93,9 +93,22 @@ class LimitOrAuto(Size):
     name = "SIZE|auto"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if value == "auto":
-            return size_bytes(nix.store_dir())
-        return super().convert(value, param, ctx)
+        if value != "auto":
+            return super().convert(value, param, ctx)
+        store = nix.store_dir()
+        try:
+            size = size_bytes(store)
+        except OSError as e:
+            self.fail(f"auto: cannot measure the filesystem of {store}: {e.strerror}", param, ctx)
+        if size <= 0:
+            # Some filesystems (procfs, some overlays and FUSE mounts) report no blocks.
+            self.fail(
+                f"auto: the filesystem of {store} reports a size of 0; give the budget "
+                "as a size, for example --limit 9G",
+                param,
+                ctx,
+            )
+        return size
 
 
 Command = TypeVar("Command", bound=Callable[..., Any])

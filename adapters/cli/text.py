@@ -35,41 +35,34 @@ def fleet_progress(p: FleetProgress) -> str:
 
 def no_plan(result: Result) -> str:
     """What is known when no plan was found: proven or not, and the budget that would do."""
-    budget = format_size(result.budget)
     found = result.min_feasible_budget
     lower = result.min_budget_lower_bound
+    budget, found_text, lower_text = _apart(result.budget, found, lower)
     if found is None:
         least = "no plan is known for any budget"
     elif result.min_budget_proven:
-        least = f"the smallest budget that works is {_size_above(found, result.budget)} (exact)"
+        least = f"the smallest budget that works is {found_text} (exact)"
     elif lower is not None and lower > result.budget:
-        low, high = _distinct(_size_above(lower, result.budget), lower, found)
-        least = f"the smallest budget that works is between {low} and {high}"
+        least = f"the smallest budget that works is between {lower_text} and {found_text}"
     else:
-        least = f"a plan is known for {format_size(found)}"
+        least = f"a plan is known for {found_text}"
     if result.status is Status.INFEASIBLE:
         return f"infeasible: no plan fits {budget} (proven); {least}"
-    floor = format_size(lower) if lower is not None else "?"
+    floor = lower_text if lower is not None else "?"
     return (
         f"unknown: no plan found under {budget} and none proven impossible within the time "
         f"limit (no plan can need less than {floor}); {least}; try a larger --time-limit"
     )
 
 
-def _distinct(low_text: str, low: int, high: int) -> tuple[str, str]:
-    """Two sizes printed so that a reader sees they differ (more digits where needed)."""
-    high_text = format_size(high)
-    if low_text == high_text and low != high:
-        return f"{low / 2**30:.3f} GiB", f"{high / 2**30:.3f} GiB"
-    return low_text, high_text
-
-
-def _size_above(size: int, budget: int) -> str:
-    """`size` for a human, never printed as equal to a smaller budget by rounding."""
-    text = format_size(size)
-    if size > budget and text == format_size(budget):
-        text = f"{size:,} B"
-    return text
+def _apart(*sizes: int | None) -> list[str]:
+    """Sizes for a human, in exact bytes when rounding would print two different sizes
+    alike ("no plan fits 200.0 MiB; the smallest budget that works is 200.0 MiB")."""
+    texts = [format_size(n) if n is not None else "" for n in sizes]
+    known = {n: t for n, t in zip(sizes, texts, strict=True) if n is not None}
+    if len(set(known.values())) < len(known):
+        texts = [f"{n:,} B" if n is not None else "" for n in sizes]
+    return texts
 
 
 def verdict(result: Result) -> str:

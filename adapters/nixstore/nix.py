@@ -366,6 +366,24 @@ def resolve_profile(profile: Path) -> Path:
     raise NixError(f"{profile}: too many levels of links to a profile")
 
 
+def profile_system(profile: Path) -> str:
+    """The store path a profile's current generation is, checked: every problem with it
+    is an InputError that names the profile."""
+    if not os.path.lexists(profile):
+        raise InputError(f"profile {profile}: no such profile")
+    if not os.path.islink(profile):
+        kind = "a directory" if os.path.isdir(profile) else "a file"
+        raise InputError(f"profile {profile}: {kind}, not a profile (a link to a generation)")
+    system = os.path.realpath(profile)
+    if not is_store_path(system):
+        raise InputError(
+            f"profile {profile}: links to {system}, which is not a store path in {store_dir()}"
+        )
+    if not os.path.exists(system):
+        raise InputError(f"profile {profile}: its generation {system} is not in the store")
+    return system
+
+
 def collect_garbage() -> None:
     """`nix-store --gc`: delete every path no GC root reaches (also invalid leftovers)."""
     process.run([*NIX_STORE, "--gc"], check=True)
