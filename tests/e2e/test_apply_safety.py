@@ -138,20 +138,22 @@ def test_thousands_of_paths_in_one_generation(nix_store, tmp_path):
 @pytest.mark.parametrize(
     ("substituter", "says"),
     [
-        ("file:///nonexistent-cache", "is not valid"),  # a cache that is not there
+        # A cache directory that is not there (Nix creates an empty one, without the path).
+        ("file://{tmp}/no-cache", "is not valid"),
         ("http://127.0.0.1:9", "Couldn't connect"),  # a refused connection
         ("not a url", "don't know how to open Nix store"),
     ],
     ids=["missing-cache", "refused", "not-a-url"],
 )
-def test_a_target_no_cache_has_is_bad_input(small_store, capsys, substituter, says):
+def test_a_target_no_cache_has_is_bad_input(small_store, tmp_path, capsys, substituter, says):
     """The target is only in a cache the run is not given: no step ran, so exit 2 with one
     line naming the target and what Nix said, and nothing is deleted."""
     store, remount = small_store
     profile, old, new, _cache, budget, _keep, _pkg = prepare(store, remount)
     dead = garbage(store)
-    argv = ["apply", "--quiet", "--profile", str(profile), "--target", new]
-    code, out, err = run(capsys, [*argv, "--limit", str(budget), "--substituter", substituter])
+    argv = ["apply", "--quiet", "--profile", str(profile), "--target", new, "--limit", str(budget)]
+    substituter = substituter.format(tmp=tmp_path)
+    code, out, err = run(capsys, [*argv, "--substituter", substituter])
     assert code == 2, err
     assert out == ""
     (line,) = err.splitlines()
