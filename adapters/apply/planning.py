@@ -78,7 +78,7 @@ def plan_apply(
 ) -> Planned:
     """Plan under `limit` real bytes from what is on disk now; deletes nothing."""
     profile = builder.profile
-    old = read_source(nix.profile_system(profile))
+    old = read_source(os.path.realpath(profile))
     target = _read_target(builder, roots, old, progress)
     # Every GC root counts, except the link of the generation the plan replaces, the
     # links the builder moves itself, and our temporary build roots.

@@ -219,9 +219,6 @@ def apply(
             profile, target, substituter, state=state_dir_for(nix.resolve_profile(profile))
         )
 
-    # Checked before anything is locked or written: a wrong --profile is one line.
-    nix.profile_system(builder.profile)
-
     def show_plan(result: Result) -> None:
         if not as_json:
             progress.clear()
@@ -240,6 +237,8 @@ def apply(
     if cores is not None:
         passed += ["--cores", str(cores)]
     passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
+    # Checked before anything is locked or written: a wrong --profile is one line.
+    nix.profile_system(builder.profile)
 
     with (
         Spinner(enabled=not quiet) as progress,
