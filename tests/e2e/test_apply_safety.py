@@ -161,3 +161,17 @@ def test_a_target_no_cache_has_is_bad_input(small_store, tmp_path, capsys, subst
     assert says in line
     assert os.path.realpath(profile) == old
     assert Path(dead).exists()
+
+
+def test_a_full_disk_says_so(small_store, capsys):
+    """A limit larger than the disk: the step that fills it fails, and the one line shown
+    is the ENOSPC one, not Nix's last "error:" line after it."""
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    code, _out, err = run(capsys, apply_argv(profile, new, cache, 4 * budget))
+    assert code == 1, err
+    (line,) = err.splitlines()
+    assert line.startswith("error: step 1 ") and "No space left on device" in line, err
+    current = os.path.realpath(profile)
+    assert current == old
+    assert sh("nix-store", "--verify-path", current, check=False).returncode == 0
