@@ -15,7 +15,7 @@ from adapters.nixstore import nix
 from adapters.nixstore.loading import live_pinned
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
-from solver.errors import BudgetSolveError
+from solver.errors import BudgetSolveError, InputError
 from solver.instance import Problem, build_instance
 from solver.plan import evaluate
 from solver.planner import Result, Status, check, plan_upgrade
@@ -110,6 +110,13 @@ def plan_apply(
         nix.store_dir(), on_disk, on_disk.size(), garbage_bytes=garbage
     )
     budget = calibration.to_model(limit)
+    if budget <= 0:
+        raise InputError(
+            f"--limit {format_size(limit)} leaves nothing for the store: it counts the whole "
+            f"filesystem of {nix.store_dir()}, which holds {format_size(calibration.other)} "
+            f"besides the store, and Nix needs {format_size(calibration.tolerance)} of "
+            "working room"
+        )
     progress(f"planning under {format_size(limit)} ({format_size(budget)} of NAR)")
     result = plan_upgrade(inst, budget, time_limit=time_limit, workers=workers, progress=progress)
     if result.plan is not None:

@@ -175,3 +175,15 @@ def test_a_full_disk_says_so(small_store, capsys):
     current = os.path.realpath(profile)
     assert current == old
     assert sh("nix-store", "--verify-path", current, check=False).returncode == 0
+
+
+def test_a_limit_below_what_the_filesystem_holds_besides_the_store(small_store, capsys):
+    """--limit counts the whole filesystem: a limit that leaves the store nothing is bad
+    input, said in one line, not "no plan fits 0 B"."""
+    store, remount = small_store
+    profile, old, new, cache, _budget, _keep, _pkg = prepare(store, remount)
+    code, out, err = run(capsys, apply_argv(profile, new, cache, 1 << 20))
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("error: --limit 1.0 MiB leaves nothing for the store: "), line
+    assert os.path.realpath(profile) == old
