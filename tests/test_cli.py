@@ -212,10 +212,6 @@ def test_help_explains():
         (["--target", "/nix/store/x-y"], "give --profile PROFILE and --target PATH"),
         (["--nixos", "--flake", "/c#h"], "--nixos needs --old-nixpkgs"),
         (["--nixos", "--flake", "/c#h", "--target", "/nix/store/x-y"], "no --profile or --target"),
-        (
-            ["--nixos", "--flake", "/c#h", "--old-nixpkgs", ".", "--non-vital", "x"],
-            "--non-vital is not supported with --nixos",
-        ),
         (["--nixos", "--flake", "x#", "--old-nixpkgs", "."], "FLAKE[#HOST]"),
         (["--nixos", "--flake", "/c#h", "--old-nixpkgs", "/no/such"], "--old-nixpkgs /no/such"),
         (["--nixos", "-I", "nixos-config=/no/such.nix", "--old-nixpkgs", "."], "no such file"),

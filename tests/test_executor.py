@@ -124,6 +124,9 @@ class FakeBuilder:
     def booted(self):
         return None
 
+    def non_vital(self):
+        return []
+
     def moved_roots(self):
         return []
 

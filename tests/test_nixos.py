@@ -159,6 +159,7 @@ def test_build_system_passes_the_step_file(monkeypatch, tmp_path):
     assert seen["env"] == {"BUDGET_SOLVE_STEP": str(tmp_path / "step.json")}
     assert json.loads((tmp_path / "step.json").read_text()) == {
         "keepOld": ["hello"],
+        "drop": [],
         "oldNixpkgs": "/old/nixpkgs",
     }
 
@@ -290,7 +291,7 @@ def test_etc_nixos_flake_is_implied(tmp_path, monkeypatch):
     etc.mkdir()
     (etc / "flake.nix").write_text("{ outputs = _: {}; }")
     monkeypatch.setattr(cli_apply, "ETC_NIXOS", etc)
-    builder = cli_apply._nixos_builder(None, None, None, (), str(tmp_path), (), (), "switch", "pin")
+    builder = cli_apply._nixos_builder(None, None, None, (), str(tmp_path), (), "switch", "pin")
     assert builder.flake == nixos.Flake(f"path:{etc}", socket.gethostname())
     assert builder.configuration is None
 

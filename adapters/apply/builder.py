@@ -89,3 +89,8 @@ class Builder(Protocol):
         """GC root links that follow the current generation as the steps switch (NixOS:
         /run/current-system): they pin nothing the plan must keep."""
         ...
+
+    def non_vital(self) -> list[str]:
+        """Packages the system's own configuration tags as non-vital (NixOS:
+        `budgetSolve.nonVital`); `--non-vital` adds more."""
+        ...

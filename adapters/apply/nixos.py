@@ -31,6 +31,7 @@ HERE: Final = Path(__file__).parent
 STEP_NIX: Final = HERE / "nixos-step.nix"
 CONFIG_NIX: Final = HERE / "nixos-config.nix"
 FLAKE_NIX: Final = HERE / "nixos-flake.nix"
+NON_VITAL_NIX: Final = HERE / "nixos-non-vital.nix"
 STEP_ENV: Final = "BUDGET_SOLVE_STEP"
 
 
@@ -92,14 +93,19 @@ def old_nixpkgs_from_lock(lock_text: str, input_name: str = "nixpkgs") -> dict[s
 
 @dataclass(frozen=True)
 class StepConfig:
-    """What one intermediate system keeps old."""
+    """What one intermediate system keeps old, and what it holds back."""
 
     keep_old: tuple[str, ...]
     old_nixpkgs: str | Mapping[str, Any]
     configuration: str | None = None
+    drop: tuple[str, ...] = ()
 
     def write(self, path: Path) -> Path:
-        data: dict[str, Any] = {"oldNixpkgs": self.old_nixpkgs, "keepOld": list(self.keep_old)}
+        data: dict[str, Any] = {
+            "oldNixpkgs": self.old_nixpkgs,
+            "keepOld": list(self.keep_old),
+            "drop": list(self.drop),
+        }
         if self.configuration is not None:
             data["configuration"] = os.path.abspath(self.configuration)
         write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -122,9 +128,10 @@ def split_include(include: Sequence[str]) -> tuple[str | None, list[str]]:
     return configuration, rest
 
 
-def _flake_args(flake: Flake) -> list[str]:
-    """`nixos-flake.nix` and its arguments: the flake's system with the step module."""
-    return [str(FLAKE_NIX), "--argstr", "flake", flake.ref, "--argstr", "host", flake.host]
+def _flake_args(flake: Flake, file: Path = FLAKE_NIX) -> list[str]:
+    """`file` (by default `nixos-flake.nix`: the flake's system with the step module) and
+    the arguments that name the flake's configuration."""
+    return [str(file), "--argstr", "flake", flake.ref, "--argstr", "host", flake.host]
 
 
 def _classic_args(include: Sequence[str]) -> list[str]:
@@ -163,6 +170,24 @@ def build_system(
         substituters=substituters,
         env={STEP_ENV: str(step_file)},
     )
+
+
+def tagged_non_vital(
+    flake: Flake | None, configuration: str | None, include: Sequence[str]
+) -> list[str]:
+    """The configuration's own `budgetSolve.nonVital` (nixos-module.nix); [] without it."""
+    if flake is not None:
+        expression = _flake_args(flake, NON_VITAL_NIX)
+    else:
+        flags = [arg for path in include for arg in ("-I", path)]
+        # An argument given, nix-instantiate --eval calls the file's function (2.8 does
+        # not call it without one).
+        expression = [str(NON_VITAL_NIX), "--arg", "flake", "null", *flags]
+        expression += ["-I", f"nixos-config={configuration}"]
+    value = nix.evaluate(expression, flakes=flake is not None)
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise InputError(f"budgetSolve.nonVital: a list of package names, not {value!r:.80}")
+    return value
 
 
 def system_profile() -> Path:
@@ -277,8 +302,11 @@ class NixosBuilder:
         self.reboots = booted is BootedSystem.REBOOT
         self._identity: str | None = None
 
-    def _step(self, keep_old: Sequence[str]) -> StepConfig:
-        return StepConfig(tuple(keep_old), self.old_nixpkgs, self.configuration)
+    def _step(self, keep_old: Sequence[str], drop: Sequence[str] = ()) -> StepConfig:
+        return StepConfig(tuple(keep_old), self.old_nixpkgs, self.configuration, tuple(drop))
+
+    def non_vital(self) -> list[str]:
+        return tagged_non_vital(self.flake, self.configuration, self.include)
 
     def identity(self) -> str:
         if self._identity is None:
@@ -300,15 +328,18 @@ class NixosBuilder:
         return realisable(problem, generations)
 
     def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
-        keep = set()
+        keep: set[str] = set()
+        drop: set[str] = set()
         for comp, state in zip(problem.modelled(), gen, strict=True):
             if state == State.OLD and comp.change is Change.UPGRADE:
                 keep.update(attributes(comp))
-        return {"keep_old": sorted(keep)}
+            elif state == State.ABSENT:
+                drop.update(attributes(comp))
+        return {"keep_old": sorted(keep), "drop": sorted(drop)}
 
     def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
         return build_system(
-            self._step(spec["keep_old"]),
+            self._step(spec["keep_old"], spec.get("drop", ())),
             step_file=self.state / "steps" / f"{name}.json",
             out_link=out_link,
             flake=self.flake,

@@ -100,6 +100,7 @@ def plan_apply(
         extra.append(nix.derivation_closure(drvs.values()))
     for part in extra:
         pinned = merge([pinned, part]) if pinned is not None else part
+    non_vital = sorted({*non_vital, *builder.non_vital()})
     problem = Problem.of(old, target.closure, non_vital=non_vital, pinned=pinned, reserve=reserve)
     inst = build_instance(problem)
     on_disk = merge([old, pinned]) if pinned is not None else old

@@ -39,6 +39,9 @@ class ProfileBuilder:
     def moved_roots(self) -> list[str]:
         return []
 
+    def non_vital(self) -> list[str]:
+        return []
+
     def identity(self) -> str:
         return self._target
 

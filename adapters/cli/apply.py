@@ -205,7 +205,6 @@ def apply(
             include,
             old_nixpkgs,
             substituter,
-            non_vital,
             activation,
             booted_system,
         )
@@ -286,18 +285,12 @@ def _nixos_builder(
     include: Sequence[str],
     old_nixpkgs: str | None,
     substituters: Sequence[str],
-    non_vital: Sequence[str],
     activation: str,
     booted_system: str,
 ) -> NixosBuilder:
     if profile is not None or target is not None:
         raise click.UsageError(
             "--nixos builds the system profile from the configuration: no --profile or --target"
-        )
-    if non_vital:
-        raise InputError(
-            "--non-vital is not supported with --nixos yet: a step cannot take a package out "
-            "of the configuration"
         )
     configuration, rest = split_include(include)
     if flake is None and configuration is None:

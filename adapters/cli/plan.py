@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from adapters.apply.nixos import Flake, StepConfig, instantiate_system, split_include
+from adapters.apply.nixos import (
+    Flake,
+    StepConfig,
+    instantiate_system,
+    split_include,
+    tagged_non_vital,
+)
 from adapters.cli.options import (
     EXIT_INFEASIBLE,
     EXIT_OK,
@@ -142,7 +148,8 @@ def plan(
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
         if target is None:
             progress("evaluating the configuration")
-            target = _evaluate(flake, include, Path(scratch))
+            target, tagged = _evaluate(flake, include, Path(scratch))
+            non_vital = tuple(sorted({*non_vital, *tagged}))
         problem = load_problem(
             current,
             target,
@@ -180,18 +187,21 @@ def _print(result: Result, as_json: bool) -> None:
         render(result, sys.stdout)
 
 
-def _evaluate(flake: str | None, include: Sequence[str], scratch: Path) -> str:
+def _evaluate(flake: str | None, include: Sequence[str], scratch: Path) -> tuple[str, list[str]]:
     """The top-level derivation of a NixOS configuration, rooted in `scratch` while the
-    plan is made (the step module with nothing kept old: the plain new system)."""
+    plan is made (the step module with nothing kept old: the plain new system), and the
+    packages the configuration tags as non-vital (`budgetSolve.nonVital`)."""
     configuration, rest = split_include(include)
     if flake is None and configuration is None:
         raise click.UsageError("-I nixos-config=PATH names the configuration to evaluate")
     # Nothing is kept old, so the old nixpkgs is never read.
     step = StepConfig((), "/", configuration)
-    return instantiate_system(
+    parsed = Flake.parse(flake) if flake else None
+    drv = instantiate_system(
         step,
         step_file=scratch / "step.json",
         root=scratch / "target.drv",
-        flake=Flake.parse(flake) if flake else None,
+        flake=parsed,
         include=rest,
     )
+    return drv, tagged_non_vital(parsed, configuration, rest)

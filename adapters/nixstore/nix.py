@@ -540,6 +540,21 @@ def instantiate(
     return os.path.realpath(lines[-1])
 
 
+def evaluate_argv(expression: Sequence[str], *, flakes: bool = False) -> list[str]:
+    """`nix-instantiate --eval --json --strict EXPRESSION...` (with the flakes feature on)."""
+    features = list(FLAKES[1:]) if flakes else []
+    return ["nix-instantiate", *features, "--eval", "--json", "--strict", *expression]
+
+
+def evaluate(expression: Sequence[str], *, flakes: bool = False) -> object:
+    """The value of `expression`, through JSON."""
+    stdout = process.run(evaluate_argv(expression, flakes=flakes), check=True).stdout
+    try:
+        return json.loads(stdout)
+    except json.JSONDecodeError as e:
+        raise NixError(f"nix-instantiate --eval printed no JSON: {stdout[:200]!r}") from e
+
+
 def switch_argv(toplevel: str, action: str) -> list[str]:
     return [f"{toplevel}/bin/switch-to-configuration", action]
 

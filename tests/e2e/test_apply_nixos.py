@@ -49,6 +49,7 @@ def machine(small_store, tmp_path, monkeypatch):
     monkeypatch.setenv("BUDGET_SOLVE_RUN_DIR", str(run))
     log = tmp_path / "switch.log"
     monkeypatch.setenv("STANDIN_SWITCH_LOG", str(log))
+    monkeypatch.setenv("STANDIN_SWITCH_SW_LOG", str(tmp_path / "switch-sw.log"))
     sh("nix-store", "--gc")
     budget = used(store.store_dir) + 6 * MiB
     remount(budget)
@@ -210,3 +211,48 @@ def test_rollback_to_start_rebuilds_the_old_system(machine, capsys, monkeypatch)
     # Activated: step 1, step 2 (which failed), step 1 again, then the rebuilt start.
     calls = switches(m["log"])
     assert len(calls) == 4 and calls[2] == calls[0] and calls[-1] == (current, "switch")
+
+
+MODULE = Path(__file__).resolve().parents[2] / "adapters" / "apply" / "nixos-module.nix"
+
+
+@pytest.mark.parametrize("tagged_by", ["module", "command line"])
+def test_holding_back_a_package_is_what_makes_it_fit(machine, capsys, tmp_path, tagged_by):
+    """A disk where no plan that keeps every package fits: each step would hold the new
+    glibc and a new package beside the whole old system. Holding `editor` back (tagged in
+    the configuration through nixos-module.nix, or with --non-vital) frees its room; it
+    leaves in the first step and comes back, new, in the last."""
+    m = machine | {"capsys": capsys}
+    m["budget"] = used(m["store"].store_dir) + 5 * MiB // 2
+    m["remount"](m["budget"])
+    tags = 'budgetSolve.nonVital = [ "editor" ];' if tagged_by == "module" else ""
+    config = tmp_path / "configuration.nix"
+    config.write_text(
+        f"{{ pkgs, ... }}: {{ imports = [ {MODULE} ];\n"
+        "  environment.systemPackages = [ pkgs.hello pkgs.world pkgs.tools pkgs.editor ];\n"
+        f"  {tags} }}\n"
+    )
+    argv = ["-I", f"nixos-config={config}", "-I", f"nixpkgs={STANDIN / 'new'}"]
+    argv += ["--booted-system", "drop"]
+    extra = ["--non-vital", "editor"] if tagged_by == "command line" else []
+    # Without holding anything back, no plan fits.
+    code, _out, err = apply(m, *classic(m), "--booted-system", "drop", "--dry-run")
+    assert code == 3, err
+    code, out, err = apply(m, *argv, *extra)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "done"
+    assert os.path.realpath(m["profile"]) == m["new"]
+    steps = doc["steps"]
+    assert steps[0]["drop"] == ["editor"] and steps[-1]["restore"] == ["editor"]
+    for step in steps:
+        assert step["measured_peak_bytes"] <= m["budget"]
+    # The middle generations ran without the package: a placeholder stood in for it. The
+    # last has the new one.
+    activated = (tmp_path / "switch-sw.log").read_text().splitlines()
+    assert len(activated) == len(steps)
+    for linked in activated[:-1]:
+        assert "-editor-held-back" in linked and "-editor-" not in linked.replace(
+            "-editor-held-back", ""
+        ), linked
+    assert "-editor-2.0" in activated[-1] and "-held-back" not in activated[-1]

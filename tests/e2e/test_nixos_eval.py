@@ -1,6 +1,7 @@
 """The generated NixOS step module, evaluated and built by the real Nix against a
 stand-in nixpkgs (tests/data/standin: an old and a new revision, /bin/sh builders)."""
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -85,3 +86,23 @@ def test_plan_command_evaluates_a_flake_configuration(nix_store, capsys):
         assert {"hello", "world"} <= upgraded, doc
     # Nothing of the new system was built.
     assert not [p for p in nix_store.store_dir.iterdir() if p.name.endswith("-hello-2.0")]
+
+
+def test_non_vital_tags_are_read_from_the_configuration(nix_store):
+    """`budgetSolve.nonVital` (adapters/apply/nixos-module.nix) read from a flake's and a
+    classic configuration; [] from one that does not import the module."""
+    module = Path(nixos.__file__).with_name("nixos-module.nix")
+    flake = standin_flake(nix_store.root / "flake")
+    assert nixos.tagged_non_vital(nixos.Flake.parse(f"{flake}#box"), None, []) == []
+    shutil.copy(module, flake / "budget-solve.nix")
+    (flake / "configuration.nix").write_text(
+        "{ pkgs, ... }: { imports = [ ./budget-solve.nix ];\n"
+        "  environment.systemPackages = [ pkgs.hello pkgs.editor ];\n"
+        '  budgetSolve.nonVital = [ "editor" ]; }\n'
+    )
+    tagged = nixos.tagged_non_vital(nixos.Flake.parse(f"{flake}#box"), None, [])
+    assert tagged == ["editor"]
+    classic = nixos.tagged_non_vital(
+        None, str(flake / "configuration.nix"), [f"nixpkgs={STANDIN / 'new'}"]
+    )
+    assert classic == ["editor"]

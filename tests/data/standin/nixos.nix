@@ -1,6 +1,6 @@
 # A stand-in for <nixpkgs/nixos> of the nixpkgs at `nixpkgs`: just enough of the module
 # system for budget-solve's generated modules: `imports`, `nixpkgs.overlays`,
-# `environment.systemPackages`, `extendModules`.
+# `environment.systemPackages`, `budgetSolve.nonVital`, `extendModules`.
 nixpkgs:
 { configuration ? import <nixos-config>, system ? builtins.currentSystem }:
 let
@@ -15,6 +15,8 @@ let
       overlays = builtins.concatMap (m: m.nixpkgs.overlays or [ ]) all;
       config = {
         environment.systemPackages = builtins.concatMap (m: m.environment.systemPackages or [ ]) all;
+        # budget-solve's own option (adapters/apply/nixos-module.nix), when imported.
+        budgetSolve.nonVital = builtins.concatMap (m: m.budgetSolve.nonVital or [ ]) all;
         system.build.toplevel = pkgs.makeSystem "nixos-system-box" config.environment.systemPackages;
       };
       pkgs = import nixpkgs { inherit system overlays; };

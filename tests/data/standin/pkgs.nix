@@ -32,6 +32,9 @@ let
         for p in ${toString paths}; do ln -s $p $out/sw/; done
         printf '#!/bin/sh\necho "%s $1" >> "''${STANDIN_SWITCH_LOG:-/dev/null}"\n' $out \
           > $out/bin/switch-to-configuration
+        # ... and the packages the system links to $STANDIN_SWITCH_SW_LOG, a line a call.
+        printf 'echo %s/sw/* >> "''${STANDIN_SWITCH_SW_LOG:-/dev/null}"\n' $out \
+          >> $out/bin/switch-to-configuration
         # $STANDIN_SWITCH_FAIL_AT=N: the Nth call (counted in the log) fails, as a broken
         # activation would.
         printf '%s\n' \
