@@ -3,7 +3,8 @@
 Installed on PATH by tests/test_nix_versions.py under both names. It reads its script
 from $BUDGET_SOLVE_STANDIN: the version line, the JSON that version's
 `nix derivation show -r` (or `show-derivation`) prints, the output paths of each
-derivation, what the binary cache holds, and the path-info shape the version prints.
+derivation, what the binary cache holds, the path-info shape the version prints and
+whether it has `--json-format` (path-info calls are logged to the script's "log" file).
 A verb the version does not have fails as Nix fails: "error: 'X' is not a recognised
 command".
 """
@@ -35,6 +36,19 @@ def main() -> int:
         print(json.dumps({"substituters": {"value": []}}))
         return 0
     if verb == ["path-info"]:
+        with open(script["log"], "a") as log:
+            log.write(" ".join(args) + "\n")
+        # --json-format came with Nix 2.33, which warns when --json is given without it.
+        if "--json-format" in args and not script["json_format"]:
+            print("error: unrecognised flag '--json-format'", file=sys.stderr)
+            return 1
+        if script["json_format"] and "--json-format" not in args:
+            print(
+                "warning: '--json' without '--json-format' is deprecated; please specify "
+                "'--json-format 1' or '--json-format 2'. This will become an error in a "
+                "future release.",
+                file=sys.stderr,
+            )
         paths = [a for a in args[1:] if a.startswith("/")]
         print(json.dumps(path_info(script, paths)))
         return 0

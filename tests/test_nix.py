@@ -37,6 +37,9 @@ class FakeRun:
 def fake(monkeypatch):
     run = FakeRun()
     monkeypatch.setattr(process, "run", run)
+    # The argv below are Nix 2.8's (CI's): no `--json-format` (tests/test_nix_versions.py).
+    v28 = nix.parse_version("nix (Nix) 2.8.0")
+    monkeypatch.setattr(nix, "version", lambda: v28)
     return run
 
 

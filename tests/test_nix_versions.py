@@ -42,6 +42,8 @@ def standin(request, tmp_path, monkeypatch):
         "outputs": {full("topdrv"): full("top")},
         "cache": {full("glibc"): {"narSize": GLIBC, "references": []}},
         "path_info": "list" if kind in ("list", "lix") else "object",
+        "json_format": name == "2.33",
+        "log": str(tmp_path / "path-info.log"),
     }
     (tmp_path / "script.json").write_text(json.dumps(script))
     bin_dir = tmp_path / "bin"
@@ -130,3 +132,12 @@ def test_saved_file_with_two_targets_is_refused(standin, tmp_path):
     saved.write_text(json.dumps(doc))
     with pytest.raises(InputError, match="found 2"):
         estimate.read_target(str(saved), substituters=["file:///cache"])
+
+
+def test_path_info_asks_for_its_json_format_where_nix_has_one(standin, tmp_path):
+    """Nix 2.33 deprecates `--json` without `--json-format`; older ones and Lix refuse it."""
+    estimate.read_target(full("topdrv"), substituters=["file:///cache"])
+    calls = (tmp_path / "path-info.log").read_text().splitlines()
+    assert calls
+    for call in calls:
+        assert ("--json-format 1" in call) == (standin == "2.33"), call

@@ -85,7 +85,7 @@ def path_info(
     paths = list(paths)
     if not paths:
         return []
-    argv = [*NIX, "path-info", *JSON]
+    argv = [*NIX, "path-info", *JSON, *json_format(version())]
     if recursive:
         argv += RECURSIVE
     if store is not None:
@@ -421,6 +421,12 @@ def parse_version(text: str) -> Version:
 def version() -> Version:
     """The Nix on PATH (asked once per process)."""
     return parse_version(process.run(["nix", "--version"], check=True).stdout)
+
+
+def json_format(v: Version) -> list[str]:
+    """`--json-format 1` where `nix path-info` has it (Nix 2.33, which deprecates `--json`
+    alone; Lix and older Nix refuse the flag): the object keyed by path of 2.19 on."""
+    return ["--json-format", "1"] if not v.lix and v.at_least(2, 33) else []
 
 
 def show_derivation_argv(v: Version, drv: str) -> list[str]:
