@@ -176,3 +176,37 @@ def test_a_full_disk_is_named_over_nixs_last_line():
         "error: path '/nix/store/abc-pkg4-2.4' does not exist and cannot be created\n"
     )
     assert process.last_error_line(stderr) == "writing to file: No space left on device"
+
+
+def test_internal_json_logs_read_as_text():
+    """`--log-format internal-json` (as nom needs it): messages and build-log lines are
+    the text; activity events are not."""
+    stderr = "\n".join(
+        [
+            '@nix {"action":"start","id":1,"level":3,"text":"building x","type":105}',
+            '@nix {"action":"result","fields":["cp: No space left on device"],"id":1,"type":101}',
+            '@nix {"action":"result","fields":[0,1,0,0],"id":2,"type":105}',
+            '@nix {"action":"msg","level":0,"msg":"\\u001b[31;1merror:\\u001b[0m builder for '
+            "'/nix/store/abc-x.drv' failed with exit code 1\"}",
+            "@nix not json",
+            "plain line",
+        ]
+    )
+    assert process.plain_lines(stderr) == [
+        "cp: No space left on device",
+        "error: builder for '/nix/store/abc-x.drv' failed with exit code 1",
+        "plain line",
+    ]
+    assert process.last_error_line(stderr) == "cp: No space left on device"
+
+
+def test_a_monitor_gets_every_line_and_a_dead_one_is_ignored(tmp_path):
+    seen = tmp_path / "seen"
+    with process.monitored(["sh", "-c", f"cat > {seen}"]) as sink:
+        sink("one")
+        sink("two")
+    assert seen.read_text() == "one\ntwo\n"
+    # A monitor that exits at once: the lines after it are dropped, nothing raises.
+    with process.monitored(["true"]) as sink:
+        for i in range(10_000):
+            sink(f"line {i}")

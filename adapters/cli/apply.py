@@ -143,6 +143,12 @@ from solver.units import format_size
     help="Plan (or find where an interrupted run would resume), show it, and stop: "
     "nothing is built, switched or deleted.",
 )
+@click.option(
+    "--no-nom",
+    is_flag=True,
+    help="Print Nix's build log as it comes, even when nix-output-monitor (nom) is "
+    "installed; by default the log goes through `nom --json` then.",
+)
 @TIME_LIMIT_OPTION
 @WORKERS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and the measured steps.")
@@ -170,6 +176,7 @@ def apply(
     show_trace: bool,
     plain_first: bool,
     dry_run: bool,
+    no_nom: bool,
     time_limit: float,
     workers: int | None,
     as_json: bool,
@@ -238,10 +245,12 @@ def apply(
     passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
     # Checked before anything is locked or written: a wrong --profile is one line.
     nix.profile_system(builder.profile)
+    monitor = None if quiet or no_nom else nix.log_monitor()
 
     with (
-        Spinner(enabled=not quiet) as progress,
-        nix.build_log(None if quiet else echo_log),
+        # nom draws the builds itself: our spinner would only fight it for the line.
+        Spinner(enabled=not quiet and monitor is None) as progress,
+        nix.build_log(None if quiet else echo_log, monitor=monitor),
         nix.build_options(passed),
     ):
         executor = Executor(builder, progress=progress, detail=progress.detail, show_plan=show_plan)

@@ -9,8 +9,9 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -31,9 +32,34 @@ DEFAULT_STORE_DIR: Final = "/nix/store"
 DEFAULT_STATE_DIR: Final = "/nix/var/nix"
 
 
-def build_log(sink: Callable[[str], None] | None) -> AbstractContextManager[None]:
-    """Within the block, every build, fetch and activation streams its log to `sink`."""
-    return process.streaming(sink)
+@contextmanager
+def build_log(
+    sink: Callable[[str], None] | None, *, monitor: Sequence[str] | None = None
+) -> Iterator[None]:
+    """Within the block, every build, fetch and activation streams its log to `sink`; with
+    `monitor` (`nom --json`: `log_monitor()`), builds log in Nix's internal JSON to that
+    program instead, which draws the build on stderr."""
+    if sink is None or monitor is None:
+        with process.streaming(sink):
+            yield
+        return
+    token = _log_format.set(("--log-format", "internal-json", "-v"))
+    try:
+        with process.monitored(monitor) as feed, process.streaming(feed):
+            yield
+    finally:
+        _log_format.reset(token)
+
+
+def log_monitor() -> list[str] | None:
+    """nix-output-monitor's `nom --json`, when it is installed."""
+    nom = shutil.which("nom")
+    return [nom, "--json"] if nom else None
+
+
+_log_format: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "log_format", default=()
+)
 
 
 def store_dir() -> str:
@@ -205,7 +231,8 @@ def substituter_flags(substituters: Iterable[str]) -> list[str]:
     """`--option substituters URLS` when any are given, and the user's pass-through flags
     (`nix.build_options`): every build, fetch and evaluation takes both."""
     urls = " ".join(substituters)
-    return (["--option", "substituters", urls] if urls else []) + list(_passed.get())
+    options = ["--option", "substituters", urls] if urls else []
+    return options + list(_passed.get()) + list(_log_format.get())
 
 
 _passed: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("passed", default=())

@@ -2,11 +2,14 @@
 
 import contextlib
 import contextvars
+import io
+import json
 import logging
 import os
 import re
 import shlex
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -25,6 +28,9 @@ _NOISE = (
 )
 
 
+# Nix's internal JSON log: the result type of one line of a build's own output.
+_BUILD_LOG_LINE = 101
+
 # Where the output of long commands (builds) goes as it comes, line by line; None: nowhere.
 _sink: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
     "build_log", default=None
@@ -41,6 +47,52 @@ def streaming(sink: Callable[[str], None] | None) -> Iterator[None]:
         _sink.reset(token)
 
 
+@contextlib.contextmanager
+def monitored(argv: Sequence[str]) -> Iterator[Callable[[str], None]]:
+    """A log monitor (nix-output-monitor: `nom --json`) for the block: the sink it yields
+    feeds the program's standard input, and the program draws on our stderr. If it exits
+    early, the rest of the log is dropped, not the build."""
+    try:
+        err = sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        err = 2  # sys.stderr replaced by something without a descriptor
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=err,
+            stderr=err,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+    except OSError as e:
+        raise NixError(f"{argv[0]} cannot be started: {e.strerror}") from e
+    feed = proc.stdin
+    assert feed is not None
+    alive = True
+
+    def sink(line: str) -> None:
+        nonlocal alive
+        if alive:
+            try:
+                feed.write(line + "\n")
+                feed.flush()
+            except (BrokenPipeError, OSError):
+                alive = False
+
+    try:
+        yield sink
+    finally:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            feed.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def describe(argv: Sequence[str]) -> str:
     """`argv` as a shell-quoted string, shortened when it is long."""
     if len(argv) <= _MAX_ARGS_SHOWN:
@@ -49,12 +101,34 @@ def describe(argv: Sequence[str]) -> str:
     return f"{shown} ... ({len(argv) - _MAX_ARGS_SHOWN} more arguments)"
 
 
+def plain_lines(stderr: str) -> list[str]:
+    """The text lines of a Nix log: as printed, or from `--log-format internal-json`
+    (`@nix {...}` lines: messages, and the lines of build logs), without colours."""
+    out: list[str] = []
+    for line in stderr.splitlines():
+        if line.startswith("@nix "):
+            try:
+                event = json.loads(line[5:])
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if event.get("action") == "msg" and isinstance(event.get("msg"), str):
+                out.extend(event["msg"].splitlines())
+            elif event.get("action") == "result" and event.get("type") == _BUILD_LOG_LINE:
+                fields = event.get("fields")
+                if isinstance(fields, list) and fields and isinstance(fields[0], str):
+                    out.append(fields[0])
+            continue
+        out.append(line)
+    return [text for text in (_ANSI.sub("", line).strip() for line in out) if text]
+
+
 def last_error_line(stderr: str) -> str:
     """The line of `stderr` that best says what failed: a full disk when the kernel said
     so (Nix's own last line then only names a path it could not create), else the last
     `error:` line, else the last line that is not a hint or a warning, else the last line."""
-    lines = [_ANSI.sub("", line).strip() for line in stderr.splitlines()]
-    lines = [line for line in lines if line]
+    lines = plain_lines(stderr)
     for line in reversed(lines):
         if "No space left on device" in line:
             return line.removeprefix("error:").strip()

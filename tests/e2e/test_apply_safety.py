@@ -187,3 +187,31 @@ def test_a_limit_below_what_the_filesystem_holds_besides_the_store(small_store, 
     (line,) = err.splitlines()
     assert line.startswith("error: --limit 1.0 MiB leaves nothing for the store: "), line
     assert os.path.realpath(profile) == old
+
+
+@pytest.mark.parametrize("no_nom", [False, True], ids=["nom", "no-nom"])
+def test_the_build_log_goes_through_nom_when_it_is_installed(
+    small_store, tmp_path, capsys, monkeypatch, no_nom
+):
+    """A `nom` on PATH gets Nix's internal JSON log of every build (`nom --json`, as
+    nom-build feeds it); --no-nom, or --quiet, keeps it out."""
+    store, remount = small_store
+    profile, _old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "nom-input"
+    nom = bin_dir / "nom"
+    nom.write_text(f'#!/bin/sh\n[ "$1" = --json ] || exit 9\ncat >> {seen}\n')
+    nom.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    argv = [a for a in apply_argv(profile, new, cache, budget) if a != "--quiet"]
+    code, out, err = run(capsys, [*argv, *(["--no-nom"] if no_nom else [])])
+    assert code == 0, err
+    assert json.loads(out)["status"] == "done"
+    if no_nom:
+        assert not seen.exists()
+        return
+    events = [json.loads(line[5:]) for line in seen.read_text().splitlines() if line[:5] == "@nix "]
+    assert any(e["action"] == "start" for e in events)
+    # Nix's own messages went to nom, not through our stderr as well.
+    assert "@nix " not in err
