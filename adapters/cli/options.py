@@ -88,27 +88,44 @@ QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress mes
 
 
 class LimitOrAuto(Size):
-    """A byte size, or `auto`: the size of the filesystem that holds the store."""
+    """A byte size, or `auto`: the size of the filesystem that holds the store (here, or
+    with `deferred`, the string "auto" for the command to measure where it plans: on a
+    --target-host, say)."""
 
     name = "SIZE|auto"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+    def __init__(self, *, deferred: bool = False) -> None:
+        self.deferred = deferred
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value != "auto":
             return super().convert(value, param, ctx)
-        store = nix.store_dir()
+        if self.deferred:
+            return "auto"
+        try:
+            return filesystem_limit(None)
+        except InputError as e:
+            self.fail(str(e), param, ctx)
+
+
+def filesystem_limit(host: str | None) -> int:
+    """`--limit auto`: the size of the filesystem that holds the store, here or on `host`."""
+    store = nix.store_dir()
+    where = f"{host}:{store}" if host else store
+    if host is not None:
+        size = nix.host_filesystem_size(host)
+    else:
         try:
             size = size_bytes(store)
         except OSError as e:
-            self.fail(f"auto: cannot measure the filesystem of {store}: {e.strerror}", param, ctx)
-        if size <= 0:
-            # Some filesystems (procfs, some overlays and FUSE mounts) report no blocks.
-            self.fail(
-                f"auto: the filesystem of {store} reports a size of 0; give the budget "
-                "as a size, for example --limit 9G",
-                param,
-                ctx,
-            )
-        return size
+            raise InputError(f"auto: cannot measure the filesystem of {where}: {e.strerror}") from e
+    if size <= 0:
+        # Some filesystems (procfs, some overlays and FUSE mounts) report no blocks.
+        raise InputError(
+            f"auto: the filesystem of {where} reports a size of 0; give the budget as a "
+            "size, for example --limit 9G"
+        )
+    return size
 
 
 Command = TypeVar("Command", bound=Callable[..., Any])

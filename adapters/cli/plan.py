@@ -25,8 +25,9 @@ from adapters.cli.options import (
     TIME_LIMIT_OPTION,
     WORKERS_OPTION,
     Finite,
-    Size,
+    LimitOrAuto,
     couples,
+    filesystem_limit,
 )
 from adapters.cli.text import Spinner, render
 from adapters.nixstore.loading import load_problem
@@ -37,14 +38,25 @@ from solver.units import format_size
 
 @click.command("plan")
 @click.option(
-    "--limit", required=True, type=Size(), help="Disk budget for the store: 9G, 9.5GiB, 512M."
+    "--limit",
+    required=True,
+    type=LimitOrAuto(deferred=True),
+    help="Disk budget for the store: 9G, 9.5GiB, 512M, or auto (the size of the filesystem "
+    "that holds the store, on --target-host when given).",
 )
 @click.option(
     "--current",
     default="/run/current-system",
     show_default=True,
     metavar="SRC",
-    help=f"The running system: {SRC_HELP}.",
+    help=f"The running system: {SRC_HELP}. With --target-host, a path on that host.",
+)
+@click.option(
+    "--target-host",
+    metavar="[USER@]HOST",
+    help="Plan for another machine, as nixos-rebuild names it: its current system, its GC "
+    "roots and (with --limit auto) its disk are read over SSH ($NIX_SSHOPTS applies); the "
+    "target is evaluated or read here. Nothing on the host changes.",
 )
 @click.option(
     "--target",
@@ -105,8 +117,9 @@ from solver.units import format_size
 @click.pass_context
 def plan(
     ctx: click.Context,
-    limit: int,
+    limit: int | str,
     current: str,
+    target_host: str | None,
     target: str | None,
     target_store: str | None,
     flake: str | None,
@@ -150,9 +163,14 @@ def plan(
             progress("evaluating the configuration")
             target, tagged = _evaluate(flake, include, Path(scratch))
             non_vital = tuple(sorted({*non_vital, *tagged}))
+        if limit == "auto":
+            progress("measuring the disk")
+            limit = filesystem_limit(target_host)
+        assert isinstance(limit, int)
         problem = load_problem(
             current,
             target,
+            host=target_host,
             non_vital=non_vital,
             couple=couples(couple),
             keep=keep,

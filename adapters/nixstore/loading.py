@@ -89,23 +89,29 @@ def load_problem(
     reserve: int = 0,
     gc_roots: bool = True,
     target_store: str | None = None,
+    host: str | None = None,
 ) -> Problem:
-    """Read both systems and everything that pins paths, and split them into components."""
-    old = read_source(current)
+    """Read both systems and everything that pins paths, and split them into components.
+
+    `host`: the current system, its GC roots and `keep` are on that host, read over SSH
+    (`current` names a path there); the target is read here.
+    """
+    old = nix.host_closure(host, current) if host is not None else read_source(current)
     new, _ = read_target(target, like=old, substituters=[target_store] if target_store else None)
-    live = is_live(current)
-    pinned = [
-        p
-        for p in (
-            # Planning only: roots at either system (the profile's current generation,
-            # /run/current-system, `result` links) are taken to move with the upgrade.
-            live_pinned(old, new, ignore_targets=[*old.roots, *new.roots])
-            if live and gc_roots
-            else None,
-            keep_closure(keep, old, new, live),
-        )
-        if p is not None
-    ]
+    live = host is not None or is_live(current)
+    with nix.on_host(host):
+        pinned = [
+            p
+            for p in (
+                # Planning only: roots at either system (the profile's current generation,
+                # /run/current-system, `result` links) are taken to move with the upgrade.
+                live_pinned(old, new, ignore_targets=[*old.roots, *new.roots])
+                if live and gc_roots
+                else None,
+                keep_closure(keep, old, new, live),
+            )
+            if p is not None
+        ]
     return Problem.of(
         old,
         new,

@@ -9,9 +9,10 @@ import functools
 import hashlib
 import json
 import os
+import shlex
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -60,6 +61,46 @@ def log_monitor() -> list[str] | None:
 _log_format: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "log_format", default=()
 )
+
+
+def ssh_command(host: str) -> list[str]:
+    """`ssh` to `host` as Nix and nixos-rebuild run it: with `$NIX_SSHOPTS`, and never
+    asking for a password (no one may be there to type it)."""
+    try:
+        options = shlex.split(os.environ.get("NIX_SSHOPTS", ""))
+    except ValueError as e:
+        raise InputError(f"NIX_SSHOPTS: {e}") from None
+    return ["ssh", *options, "-o", "BatchMode=yes", host]
+
+
+def on_host(host: str | None) -> AbstractContextManager[None]:
+    """Within the block, every nix command runs on `host` over SSH (None: here)."""
+    return process.remote(ssh_command(host) if host is not None else None)
+
+
+def host_closure(host: str, path: str) -> Closure:
+    """The closure of `path` (a store path or a link to one, such as /run/current-system)
+    on `host`, as that host's store has it."""
+    with on_host(host):
+        resolved = process.run(["readlink", "-f", "--", path], check=True).stdout.strip()
+        if not is_store_path(resolved):
+            raise InputError(
+                f"{host}:{path}: not a store path or a link to one (it resolves to "
+                f"{resolved or 'nothing'})"
+            )
+        infos = path_info([resolved], recursive=True)
+    return Closure(infos, [resolved], source=f"{host}:{path}")
+
+
+def host_filesystem_size(host: str) -> int:
+    """Bytes of the filesystem that holds the store on `host` (`--limit auto`)."""
+    with on_host(host):
+        out = process.run(["stat", "-f", "-c", "%b %S", store_dir()], check=True).stdout
+    try:
+        blocks, block_size = (int(word) for word in out.split())
+    except ValueError:
+        raise NixError(f"{host}: stat -f printed {out.strip()!r}, not a block count") from None
+    return blocks * block_size
 
 
 def store_dir() -> str:

@@ -37,6 +37,22 @@ _sink: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.Contex
 )
 
 
+# The ssh command (`ssh OPTIONS HOST`) that commands run through, or None: here.
+_remote: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "remote", default=None
+)
+
+
+@contextlib.contextmanager
+def remote(ssh: Sequence[str] | None) -> Iterator[None]:
+    """Within the block, `run` runs every command through `ssh` (None: here again)."""
+    token = _remote.set(tuple(ssh) if ssh is not None else None)
+    try:
+        yield
+    finally:
+        _remote.reset(token)
+
+
 @contextlib.contextmanager
 def streaming(sink: Callable[[str], None] | None) -> Iterator[None]:
     """Within the block, `run(..., stream=True)` passes each stderr line to `sink`."""
@@ -159,6 +175,14 @@ def run(
     argv = list(argv)
     if not argv:
         raise ValueError("run() needs a command")
+    shown = argv
+    remote = _remote.get()
+    if remote is not None:
+        shown = [f"{remote[-1]}:", *argv]
+        # On another host: one shell command there, with `env` set on that side.
+        assignments = [f"{name}={value}" for name, value in (env or {}).items()]
+        command = shlex.join(["env", *assignments, *argv] if assignments else argv)
+        argv, env = [*remote, "--", command], None
     logger.debug("running %s", shlex.join(argv))
     full_env = {**os.environ, **env} if env is not None else None
     sink = _sink.get() if stream else None
@@ -189,7 +213,7 @@ def run(
     except PermissionError as e:
         raise NixError(f"{argv[0]} cannot be executed: {e.strerror}") from e
     except subprocess.TimeoutExpired as e:
-        raise NixError(f"{describe(argv)} timed out after {timeout:g} s") from e
+        raise NixError(f"{describe(shown)} timed out after {timeout:g} s") from e
     if result.stderr:
         logger.debug("%s stderr: %s", argv[0], result.stderr.rstrip())
     if check and result.returncode != 0:
@@ -198,7 +222,7 @@ def run(
         else:
             status = f"failed with exit code {result.returncode}"
         reason = last_error_line(result.stderr)
-        raise NixError(f"{describe(argv)} {status}" + (f": {reason}" if reason else ""))
+        raise NixError(f"{describe(shown)} {status}" + (f": {reason}" if reason else ""))
     return result
 
 

@@ -113,3 +113,19 @@ def small_store(nix_store, tmp_path, monkeypatch):
         yield nix_store, remount
     finally:
         sh("umount", "-l", str(store), check=False)
+
+
+@pytest.fixture
+def remote_host(nix_store, tmp_path, monkeypatch):
+    """A second host over SSH with a store of its own at the same paths (tests/e2e/remote.py)."""
+    from tests.e2e import remote
+
+    nix_store.store_dir.mkdir(exist_ok=True)
+    nix_store.state_dir.mkdir(exist_ok=True)
+    host, pid = remote.start(
+        tmp_path / "remote", nix_store.store_dir, nix_store.state_dir, monkeypatch
+    )
+    try:
+        yield host
+    finally:
+        remote.stop(host, pid)

@@ -1,0 +1,113 @@
+"""A second host for the tests: an sshd on 127.0.0.1 (Debian's openssh-server) with its
+own host key and config, whose one login runs every command in a mount namespace where
+the store and state directories of the test's throwaway store are the remote's own. The
+two stores share their paths (as `nix copy` needs) and nothing else; the remote store is
+a tmpfs of its own size."""
+
+import os
+import shlex
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.shell import sh
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+@dataclass
+class RemoteHost:
+    address: str
+    store_dir: Path
+    state_dir: Path
+    backing: Path
+
+    def run(self, *argv: str) -> str:
+        """Run a command on the host; its stdout. Fails the test on error."""
+        ssh = [*_ssh_base(), self.address, "--", shlex.join(argv)]
+        result = subprocess.run(ssh, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            pytest.fail(f"on the host: {shlex.join(argv)} failed:\n{result.stderr}")
+        return result.stdout
+
+    def remount(self, size: int) -> None:
+        sh("mount", "-o", f"remount,size={size}", str(self.backing / "store"))
+
+
+def _ssh_base() -> list[str]:
+    return ["ssh", *shlex.split(os.environ["NIX_SSHOPTS"]), "-o", "BatchMode=yes"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(root: Path, store_dir: Path, state_dir: Path, monkeypatch) -> tuple[RemoteHost, int]:
+    """The host, and its sshd's pid (the caller stops it)."""
+    if os.geteuid() != 0 or not SSHD.exists():
+        if os.environ.get("CI"):
+            pytest.fail("a second host needs root and openssh-server, and under CI it must run")
+        pytest.skip("a second host needs root and openssh-server")
+    root.mkdir()
+    backing = root / "disk"
+    (backing / "store").mkdir(parents=True)
+    (backing / "var").mkdir()
+    sh("mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(backing / "store"))
+    for key in ("host", "user"):
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key))
+    # What the login runs: the remote's store and state over the test store's paths.
+    env = " ".join(
+        f"{name}={shlex.quote(os.environ[name])}"
+        for name in ("NIX_STORE_DIR", "NIX_STATE_DIR", "NIX_CONF_DIR", "XDG_CACHE_HOME")
+    )
+    mounts = (
+        f"mount --bind {backing / 'store'} {store_dir} && "
+        f"mount --bind {backing / 'var'} {state_dir} && "
+        f'export {env} NIX_LOG_DIR={root / "log"} && exec sh -c "$SSH_ORIGINAL_COMMAND"'
+    )
+    login = root / "login.sh"
+    login.write_text(
+        f"#!/bin/sh\nexec unshare --mount --propagation private sh -c {shlex.quote(mounts)}\n"
+    )
+    login.chmod(0o755)
+    public = (root / "user.pub").read_text().strip()
+    keys = root / "authorized_keys"
+    keys.write_text(f'command="{login}",no-pty,no-port-forwarding {public}\n')
+    keys.chmod(0o600)
+    port = _free_port()
+    config = root / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host'}\n"
+        f"AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\n"
+        f"UsePAM no\nPidFile {root / 'sshd.pid'}\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # its privilege separation directory
+    sh(str(SSHD), "-f", str(config), "-E", str(root / "sshd.log"))
+    for _ in range(100):
+        if (root / "sshd.pid").exists():
+            break
+        time.sleep(0.05)
+    pid = int((root / "sshd.pid").read_text())
+    monkeypatch.setenv(
+        "NIX_SSHOPTS",
+        f"-p {port} -i {root / 'user'} -o StrictHostKeyChecking=no "
+        "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+    )
+    host = RemoteHost("root@127.0.0.1", store_dir, state_dir, backing)
+    host.run("true")
+    return host, pid
+
+
+def stop(host: RemoteHost, pid: int) -> None:
+    try:
+        os.kill(pid, 15)
+    except ProcessLookupError:
+        pass
+    subprocess.run(["umount", "-l", str(host.backing / "store")], check=False)
