@@ -2,6 +2,7 @@
 
 import logging
 import shlex
+import subprocess
 
 import pytest
 
@@ -210,3 +211,28 @@ def test_a_monitor_gets_every_line_and_a_dead_one_is_ignored(tmp_path):
     with process.monitored(["true"]) as sink:
         for i in range(10_000):
             sink(f"line {i}")
+
+
+def test_a_remote_command_is_one_shell_command_with_its_environment(monkeypatch):
+    """Through `remote`, argv and env become one quoted command for ssh; errors name the
+    host and the command, not the ssh options."""
+    seen = {}
+
+    def fake_run(argv, **kwargs):
+        seen["argv"], seen["env"] = argv, kwargs.get("env")
+        return subprocess.CompletedProcess(argv, 255, "", "ssh: connect to host h: refused\n")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    with process.remote(["ssh", "-p", "2222", "root@h"]):
+        result = process.run(["nix-store", "--gc"], check=False, env={"A": "x y"})
+    assert result.returncode == 255
+    assert seen["argv"] == ["ssh", "-p", "2222", "root@h", "--", "env 'A=x y' nix-store --gc"]
+    assert seen["env"] is None
+    with process.remote(["ssh", "root@h"]), pytest.raises(NixError) as e:
+        process.run(["nix-store", "--gc"], check=True)
+    assert str(e.value) == (
+        "root@h: nix-store --gc failed with exit code 255: ssh: connect to host h: refused"
+    )
+    # Outside the block, here again.
+    with process.remote(None):
+        assert process.run(["nix-store", "--gc"], check=False).args == ["nix-store", "--gc"]
