@@ -8,6 +8,7 @@ together do not: a plain `nix-store --realise` of the target fails with ENOSPC, 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,18 @@ def prepare(store, remount, extra=14 * MiB):
     return profile, old, new, cache, budget, keep, pkg
 
 
+def spawn_apply(argv: list[str]) -> subprocess.Popen[bytes]:
+    """`budget-solve ARGV` in a process group of its own, output discarded: a kill of the
+    group takes nix's children too, as a power cut would."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+    )
+
+
 def apply_argv(profile, new, cache, limit):
     return [
         "apply",
@@ -145,22 +158,12 @@ def test_failed_step_keeps_last_good_generation(small_store, capsys):
 @pytest.mark.parametrize("kill_at", [(1, "switch"), (1, "collect"), (2, "switch"), (2, None)])
 def test_sigkill_then_rerun_reaches_target(small_store, capsys, kill_at, tmp_path):
     import signal
-    import sys
     import time
 
     store, remount = small_store
     profile, _old, new, cache, budget, keep, pkg = prepare(store, remount)
     journal = Path(os.environ["BUDGET_SOLVE_STATE_DIR"])
-    argv = [sys.executable, "-m", "adapters.cli", *apply_argv(profile, new, cache, budget)]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-        # Its own process group: the kill takes nix's children too, as a power cut would.
-        start_new_session=True,
-    )
+    proc = spawn_apply(apply_argv(profile, new, cache, budget))
     step, phase = kill_at
     deadline = time.monotonic() + 60
     killed = False

@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,12 +17,11 @@ import pytest
 
 from adapters.cli import main
 from tests.e2e.shell import sh
-from tests.e2e.test_apply import apply_argv, prepare
+from tests.e2e.test_apply import apply_argv, prepare, spawn_apply
 
 pytestmark = pytest.mark.nix
 
 TRIALS = int(os.environ.get("BUDGET_SOLVE_KILL_TRIALS", "20"))
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _generation(profile: Path, number: int) -> str | None:
@@ -57,14 +55,7 @@ def test_random_kills_then_rerun(small_store, capsys):
 
     def run_once(delay: float) -> bool:
         """One run, killed with its children after `delay` seconds; whether it was."""
-        argv = [sys.executable, "-m", "adapters.cli", *apply_argv(profile, new, cache, budget)]
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-            start_new_session=True,
-        )
+        proc = spawn_apply(apply_argv(profile, new, cache, budget))
         try:
             proc.wait(timeout=delay)
             return False
