@@ -150,6 +150,7 @@ def plan(
       budget-solve --limit 9G --target ./target-path-info.json
       budget-solve plan --limit 8G --current old.json --target new.json --json
       budget-solve plan --limit 9G --flake /etc/nixos
+      budget-solve plan --target-host root@vps1 --limit auto --flake .#vps1
     """
     if target is not None and (flake or include):
         raise click.UsageError("give --target, or --flake / -I for a configuration: not both")
