@@ -240,11 +240,12 @@ def plan_upgrade(
         "heuristic plan: %d steps (baseline %d), lower bound %d", len(best), len(baseline), bound
     )
 
-    # The search for fewer steps: windows of the plan first, then the whole model.
+    # The search for fewer steps, all within the one stage: probes of the bound from
+    # below, windows of the plan, then the whole model.
     stage_end = time.monotonic() + min(clock.left(), STEPS_SHARE * clock.limit)
     best, bound = _raise_bound(inst, budget, best, bound, stage_end, workers, progress)
     if len(best) > bound:
-        share = min(clock.left(), WINDOW_SHARE * clock.limit)
+        share = min(stage_end - time.monotonic(), WINDOW_SHARE * clock.limit)
         best = compress(
             inst, budget, best, seconds=share, workers=workers, lower_bound=bound, progress=progress
         )

@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 
 from solver.components import Change
-from solver.cpsat import SolveStatus, UpgradeModel
+from solver.cpsat import UpgradeModel
 from solver.instance import Group, Instance
 from solver.plan import Generation, Plan, State, evaluate
 from solver.progress import Progress, quiet
@@ -120,7 +120,7 @@ def _shorten(
     sub, free = restricted
     model = UpgradeModel(sub, budget, width - 1)
     stage = model.solve("steps", time_limit=seconds, workers=workers, gap=1.0)
-    if stage.status is SolveStatus.INFEASIBLE or stage.generations is None:
+    if stage.generations is None:  # refuted, or undecided in its time
         return None
     middle = []
     for state in stage.generations[1:-1]:

@@ -134,9 +134,14 @@ def _flake_args(flake: Flake, file: Path = FLAKE_NIX) -> list[str]:
     return [str(file), "--argstr", "flake", flake.ref, "--argstr", "host", flake.host]
 
 
+def _include_flags(include: Sequence[str]) -> list[str]:
+    """`-I ENTRY` for each of `include`."""
+    return [arg for entry in include for arg in ("-I", entry)]
+
+
 def _classic_args(include: Sequence[str]) -> list[str]:
     """`<nixpkgs/nixos>`'s system, with our nixos-config wrapping the user's."""
-    flags = [arg for path in include for arg in ("-I", path)]
+    flags = _include_flags(include)
     return ["<nixpkgs/nixos>", "-A", "system", *flags, "-I", f"nixos-config={CONFIG_NIX}"]
 
 
@@ -179,10 +184,9 @@ def tagged_non_vital(
     if flake is not None:
         expression = _flake_args(flake, NON_VITAL_NIX)
     else:
-        flags = [arg for path in include for arg in ("-I", path)]
         # An argument given, nix-instantiate --eval calls the file's function (2.8 does
         # not call it without one).
-        expression = [str(NON_VITAL_NIX), "--arg", "flake", "null", *flags]
+        expression = [str(NON_VITAL_NIX), "--arg", "flake", "null", *_include_flags(include)]
         expression += ["-I", f"nixos-config={configuration}"]
     value = nix.evaluate(expression, flakes=flake is not None)
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):

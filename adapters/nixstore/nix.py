@@ -566,10 +566,14 @@ def build_flake_file_argv(
     ]
 
 
+def _nix_instantiate(flakes: bool) -> list[str]:
+    """`nix-instantiate`, with the flakes feature on when `flakes`."""
+    return ["nix-instantiate", *(FLAKES[1:] if flakes else ())]
+
+
 def instantiate_argv(expression: Sequence[str], root: Path, *, flakes: bool = False) -> list[str]:
     """`nix-instantiate EXPRESSION... --add-root ROOT` (with the flakes feature on)."""
-    features = list(FLAKES[1:]) if flakes else []
-    return ["nix-instantiate", *features, *expression, "--add-root", str(root), *_passed.get()]
+    return [*_nix_instantiate(flakes), *expression, "--add-root", str(root), *_passed.get()]
 
 
 def build_file(
@@ -616,8 +620,7 @@ def instantiate(
 
 def evaluate_argv(expression: Sequence[str], *, flakes: bool = False) -> list[str]:
     """`nix-instantiate --eval --json --strict EXPRESSION...` (with the flakes feature on)."""
-    features = list(FLAKES[1:]) if flakes else []
-    return ["nix-instantiate", *features, "--eval", "--json", "--strict", *expression]
+    return [*_nix_instantiate(flakes), "--eval", "--json", "--strict", *expression]
 
 
 def evaluate(expression: Sequence[str], *, flakes: bool = False) -> object:

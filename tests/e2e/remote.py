@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.nixstore import nix
 from tests.e2e.shell import sh
 
 SSHD = Path("/usr/sbin/sshd")
@@ -28,7 +29,7 @@ class RemoteHost:
 
     def run(self, *argv: str) -> str:
         """Run a command on the host; its stdout. Fails the test on error."""
-        ssh = [*_ssh_base(), self.address, "--", shlex.join(argv)]
+        ssh = [*nix.ssh_command(self.address), "--", shlex.join(argv)]
         result = subprocess.run(ssh, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             pytest.fail(f"on the host: {shlex.join(argv)} failed:\n{result.stderr}")
@@ -36,10 +37,6 @@ class RemoteHost:
 
     def remount(self, size: int) -> None:
         sh("mount", "-o", f"remount,size={size}", str(self.backing / "store"))
-
-
-def _ssh_base() -> list[str]:
-    return ["ssh", *shlex.split(os.environ["NIX_SSHOPTS"]), "-o", "BatchMode=yes"]
 
 
 def _free_port() -> int:
