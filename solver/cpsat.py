@@ -22,7 +22,7 @@ from ortools.sat.python import cp_model
 
 from solver.components import Change
 from solver.instance import Instance
-from solver.plan import Generation, State, canonical
+from solver.plan import Generation, State, canonical, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,13 @@ class _Stagnation(cp_model.CpSolverSolutionCallback):
 class UpgradeModel:
     """Staged upgrade plan with at most `slots` steps under `budget` bytes."""
 
-    def __init__(self, inst: Instance, budget: int, slots: int) -> None:
+    def __init__(self, inst: Instance, budget: int, slots: int, *, overflow: int = 0) -> None:
+        """With `overflow`, a step may exceed the budget by up to that many bytes, and the
+        "overflow" objective is their sum over the steps: zero is a plan within budget."""
         self.inst = inst
         self.budget = budget
         self.k = slots
+        self.overflow = overflow
         self.model = cp_model.CpModel()
         self._const_true = self.model.new_constant(1)
         self._const_false = self.model.new_constant(0)
@@ -160,13 +163,21 @@ class UpgradeModel:
                     + [self._const_false]
                 )
         self.used = [m.new_bool_var(f"used[{j}]") for j in range(1, k + 1)]
-        self.peak = m.new_int_var(0, self.budget, "peak")
+        self.peak = m.new_int_var(0, self.budget + self.overflow, "peak")
+        self.over = [m.new_int_var(0, self.overflow, f"over[{j}]") for j in range(1, k + 1)]
 
     # -- constraints -----------------------------------------------------------------------
 
     def _add_constraints(self) -> None:
         m, k, inst = self.model, self.k, self.inst
         for c in range(inst.size):
+            a = self.absent.get(c)
+            if a is not None:
+                # Leaving and coming back are changes too, unchanged components' included:
+                # the step they happen in is used.
+                for i in range(1, k + 1):
+                    m.add_implication(a[i], self.used[i - 1]).only_enforce_if(a[i - 1].negated())
+                    m.add_implication(a[i - 1], self.used[i - 1]).only_enforce_if(a[i].negated())
             if inst.changes[c] is Change.SAME:
                 continue
             u = self.upgraded[c]
@@ -174,13 +185,10 @@ class UpgradeModel:
                 m.add_implication(u[i], u[i + 1])
             for j in range(1, k + 1):
                 m.add_implication(u[j], self.used[j - 1]).only_enforce_if(u[j - 1].negated())
-            a = self.absent.get(c)
             if a is not None:
                 for i in range(1, k + 1):
                     # The version switch happens when c is on disk, so "upgraded" means "was new".
                     m.add_implication(u[i], a[i].negated()).only_enforce_if(u[i - 1].negated())
-                    m.add_implication(a[i], self.used[i - 1]).only_enforce_if(a[i - 1].negated())
-                    m.add_implication(a[i - 1], self.used[i - 1]).only_enforce_if(a[i].negated())
         for j in range(k - 1):
             m.add_implication(self.used[j + 1], self.used[j])
         m.add(self.used[0] == 1)
@@ -218,7 +226,12 @@ class UpgradeModel:
             for c, bytes_ in enumerate(inst.scratch):
                 if bytes_ and inst.changes[c] is not Change.SAME:
                     expr += bytes_ * (self.upgraded[c][j] - self.upgraded[c][j - 1])
-            m.add(expr <= cap)
+            if self.overflow:
+                # A slot left unused repeats the target, which the last step holds already.
+                m.add(expr <= cap + self.over[j - 1]).only_enforce_if(self.used[j - 1])
+                m.add(self.over[j - 1] == 0).only_enforce_if(self.used[j - 1].negated())
+            else:
+                m.add(expr <= cap)
             m.add(self.peak >= expr + inst.always + inst.reserve)
             self.rows.append(expr)
 
@@ -336,6 +349,10 @@ class UpgradeModel:
                         hints.append((absent[i], int(gen[c] == State.ABSENT)))
         steps = len(generations) - 1
         hints += [(var, int(j <= steps)) for j, var in enumerate(self.used, start=1)]
+        if self.overflow:
+            peaks = [step.peak_bytes for step in evaluate(self.inst, generations).steps]
+            over = [min(self.overflow, max(0, peak - self.budget)) for peak in peaks]
+            hints += list(zip(self.over, over + [0] * (self.k - steps), strict=True))
         values.update((var.index, value) for var, value in hints)
         for var, conjunction, lits in self._derived:
             combine = all if conjunction else any
@@ -368,6 +385,7 @@ class UpgradeModel:
             "steps": sum(self.used),
             "peak": self.peak,
             "absence": sum(v for a in self.absent.values() for v in a[1:-1]),
+            "overflow": sum(self.over),
         }
         for name, limit in (at_most or {}).items():
             m.add(terms[name] <= limit)

@@ -240,7 +240,9 @@ def canonical(inst: Instance, generations: Sequence[Generation]) -> list[Generat
     for gen in generations[1:]:
         if not _same_disk(inst, out[-1], gen):
             out.append(tuple(gen))
-    if not _same_disk(inst, out[-1], final(inst)):
+    # Only the glue may change (the same packages, another configuration): that is still
+    # one step, not "nothing to do".
+    if not _same_disk(inst, out[-1], final(inst)) or (len(out) == 1 and inst.changed):
         out.append(final(inst))
     elif len(out) > 1:
         out[-1] = final(inst)

@@ -26,6 +26,7 @@ from solver.minbudget import SLOT_MODEL_WORK, exact_min_budget, smallest_budget,
 from solver.orders import ORDER_SECONDS, lower_bottleneck
 from solver.plan import Generation, Plan, evaluate, initial, one_step
 from solver.progress import Progress, quiet
+from solver.squeeze import squeeze
 from solver.validate import Checked, validate
 from solver.windows import compress
 
@@ -110,6 +111,8 @@ STEPS_SHARE = 0.3
 # Of that share, re-planning windows of a few steps with their ends fixed
 # (solver/windows.py) gets at most this much, before the whole model is asked.
 WINDOW_SHARE = 0.2
+# ... and squeezing the plan into one step fewer (solver/squeeze.py) at most this much.
+SQUEEZE_SHARE = 0.3
 # ... and a probe of the lower bound on steps from below (_raise_bound) this much each.
 PROBE_SECONDS = 3.0
 # Without a plan under a budget below the proven floor, the smallest budget that works
@@ -244,6 +247,13 @@ def plan_upgrade(
     # below, windows of the plan, then the whole model.
     stage_end = time.monotonic() + min(clock.left(), STEPS_SHARE * clock.limit)
     best, bound = _raise_bound(inst, budget, best, bound, stage_end, workers, progress)
+    while len(best) > bound:
+        left = min(stage_end - time.monotonic(), SQUEEZE_SHARE * clock.limit)
+        shorter = squeeze(inst, budget, best, seconds=left, workers=workers, progress=progress)
+        if shorter is None:
+            break
+        best = shorter
+    clock.lap("squeeze")
     if len(best) > bound:
         share = min(stage_end - time.monotonic(), WINDOW_SHARE * clock.limit)
         best = compress(

@@ -14,6 +14,7 @@ asked for one step fewer is undecided after minutes. Each splice is checked with
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 from solver.components import Change
@@ -122,13 +123,21 @@ def _shorten(
     stage = model.solve("steps", time_limit=seconds, workers=workers, gap=1.0)
     if stage.generations is None:  # refuted, or undecided in its time
         return None
+    spliced = evaluate(inst, splice(gens, a, b, free, stage.generations))
+    if spliced.peak_bytes > budget or len(spliced) >= len(plan):
+        return None
+    return spliced
+
+
+def splice(
+    gens: Sequence[Generation], a: int, b: int, free: list[int], window: Sequence[Generation]
+) -> list[Generation]:
+    """`gens` with generations a..b replaced by a window plan over the `free` components
+    (in `restrict`'s numbering); the others are as in generation a, which is b for them."""
     middle = []
-    for state in stage.generations[1:-1]:
+    for state in window[1:-1]:
         gen = list(gens[a])
         for i, c in enumerate(free):
             gen[c] = state[i]
         middle.append(tuple(gen))
-    spliced = evaluate(inst, [*gens[: a + 1], *middle, *gens[b:]])
-    if spliced.peak_bytes > budget or len(spliced) >= len(plan):
-        return None
-    return spliced
+    return [*gens[: a + 1], *middle, *gens[b:]]

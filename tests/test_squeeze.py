@@ -1,0 +1,155 @@
+"""One step fewer by merging and spreading the overflow (solver/squeeze.py): the local
+search prices moves exactly as `evaluate` does, CP-SAT's overflow is zero exactly when
+the steps fit, and a squeezed plan is valid and never beats the exhaustive oracle."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from solver.components import Change
+from solver.cpsat import SolveStatus, UpgradeModel
+from solver.instance import build_instance
+from solver.orders import _generations
+from solver.plan import Generation, State, canonical, evaluate, final, initial
+from solver.squeeze import _Layout, _Moves, squeeze
+from solver.validate import validate
+from tests.helpers import GiB, SystemBuilder, instance_of
+from tests.oracle import exhaustive
+from tests.test_oracle import tiny_problems
+from tests.test_orders import single_change_orders
+
+
+def _assigned(inst, steps: list[int], k: int) -> list[Generation]:
+    """The plan of k steps where changing component c becomes new in step steps[c]."""
+    start, finish = initial(inst), final(inst)
+    gens = [start]
+    for i in range(1, k):
+        gens.append(
+            tuple(
+                State.NEW if inst.changes[c] is not Change.SAME and steps[c] <= i else start[c]
+                for c in range(inst.size)
+            )
+        )
+    return [*gens, finish]
+
+
+@st.composite
+def assignments(draw):
+    """A tiny problem and a plan of 1 to 4 steps without drops: each changing component
+    becomes new in a drawn step (steps may be left empty)."""
+    problem, inst, _ = draw(single_change_orders())
+    k = draw(st.integers(1, 4))
+    steps = [draw(st.integers(1, k)) for _ in range(inst.size)]
+    return problem, inst, k, steps
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(assignments(), st.data())
+def test_every_move_is_priced_as_evaluate_prices_the_moved_plan(case, data):
+    _, inst, k, steps = case
+    moves = _Moves(_Layout(inst), 0, _assigned(inst, steps, k))
+    assert [int(n) for n in moves.needs] == [
+        s.peak_bytes for s in evaluate(inst, _assigned(inst, steps, k)).steps
+    ]
+    if not moves.moving:
+        return
+    c = data.draw(st.sampled_from(moves.moving))
+    priced = moves._priced(c)
+    for to in range(1, k + 1):
+        moved = [to if d == c else s for d, s in enumerate(steps)]
+        expected = [s.peak_bytes for s in evaluate(inst, _assigned(inst, moved, k)).steps]
+        assert [int(n) for n in priced[to - 1]] == expected
+    # Making the move keeps the running needs exact.
+    to = data.draw(st.integers(1, k))
+    moves._move(c, to)
+    moved = [to if d == c else s for d, s in enumerate(steps)]
+    assert [int(n) for n in moves.needs] == [
+        s.peak_bytes for s in evaluate(inst, _assigned(inst, moved, k)).steps
+    ]
+    assert moves.generations() == _assigned(inst, moved, k)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiny_problems(planned=True), st.integers(1, 3), st.data())
+def test_overflow_is_zero_exactly_when_the_steps_fit(problem, k, data):
+    """The overflow model with k slots reaches zero iff the oracle has a plan in k steps;
+    its optimum is the overflow its plan really has."""
+    inst = build_instance(problem)
+    oracle = exhaustive(problem)
+    budget = data.draw(st.integers(max(0, oracle.min_budget - GiB), oracle.one_step_need))
+    # More than any step can need: every path, both sides' glue, every build.
+    glue = 2 * max(inst.old_glue, inst.new_glue, inst.mid_glue)
+    everything = inst.always + inst.reserve + sum(g.size for g in inst.groups) + glue
+    model = UpgradeModel(inst, budget, k, overflow=everything + sum(inst.scratch))
+    stage = model.solve("overflow", time_limit=10, workers=1, deterministic=True)
+    assert stage.status is SolveStatus.OPTIMAL
+    assert stage.generations is not None
+    fits = (oracle.min_steps(budget) or k + 1) <= k
+    assert (stage.objective == 0) == fits
+    over = sum(max(0, s.peak_bytes - budget) for s in evaluate(inst, stage.generations).steps)
+    assert over == stage.objective
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(assignments(), st.data())
+def test_a_squeezed_plan_is_valid_and_never_beats_the_oracle(case, data):
+    problem, inst, k, steps = case
+    start = evaluate(inst, _assigned(inst, steps, k))
+    one = evaluate(inst, [start.generations[0], start.generations[-1]]).peak_bytes
+    budget = data.draw(st.integers(start.peak_bytes, max(start.peak_bytes, one)))
+    shorter = squeeze(inst, budget, start, seconds=5, workers=1)
+    if shorter is None:
+        return
+    assert len(shorter) < len(start)
+    assert shorter.peak_bytes <= budget
+    assert validate(problem, shorter, budget).peak == shorter.peak_bytes
+    assert len(shorter) >= exhaustive(problem).min_steps(budget)
+
+
+def test_four_steps_become_three_where_merging_cannot():
+    """Four packages, each 2 GiB old and new, and a 3 GiB library the first two share.
+    Merging any two steps of the alternating order overflows; spreading finds three."""
+    old, new = SystemBuilder("old"), SystemBuilder("new")
+    lib_old = old.add("lib-1", 3 * GiB)
+    lib_new = new.add("lib-2", 3 * GiB)
+    old_pkgs = [old.add(f"p{i}-1", 2 * GiB, refs=[lib_old] if i < 2 else []) for i in range(4)]
+    new_pkgs = [new.add(f"p{i}-2", 2 * GiB, refs=[lib_new] if i < 2 else []) for i in range(4)]
+    problem, inst = instance_of(old.system(old_pkgs), new.system(new_pkgs))
+    order = [inst.index(n) for n in ("p0", "p2", "p1", "p3")]
+    start = evaluate(inst, _generations(inst, [(c, True, True) for c in order]))
+    budget = start.peak_bytes
+    best = exhaustive(problem).min_steps(budget)
+    assert best == 3
+    shorter = squeeze(inst, budget, start, seconds=10, workers=1)
+    assert shorter is not None and len(shorter) == best
+    assert validate(problem, shorter, budget).peak <= budget
+
+
+def _glue_only_with_a_droppable_package():
+    """The same non-vital package on both sides: only the system's glue changes."""
+    old, new = SystemBuilder("old"), SystemBuilder("new")
+    old_pkg, new_pkg = old.add("pkg-1.0", 1000), new.add("pkg-1.0", 1000)
+    return instance_of(old.system([old_pkg]), new.system([new_pkg]), non_vital=["pkg"])
+
+
+def test_a_glue_only_change_is_one_step_not_nothing_to_do():
+    _, inst = _glue_only_with_a_droppable_package()
+    assert inst.changed
+    # The package comes back unchanged: the generations alone look alike on disk.
+    dropped = (State.ABSENT,)
+    assert len(evaluate(inst, canonical(inst, [initial(inst), final(inst)]))) == 1
+    assert len(evaluate(inst, canonical(inst, [initial(inst), dropped, final(inst)]))) == 2
+
+
+def test_dropping_an_unchanged_package_uses_its_steps():
+    """Leaving and coming back are changes of their own: CP-SAT's step count is the plan's.
+    Before, an unchanged package could leave and return in slots counted as unused."""
+    _, inst = _glue_only_with_a_droppable_package()
+    model = UpgradeModel(inst, 0, 3, overflow=10**6)
+    stage = model.solve("overflow", time_limit=10, workers=1, deterministic=True)
+    assert stage.generations is not None
+    over = sum(max(0, s.peak_bytes) for s in evaluate(inst, stage.generations).steps)
+    assert stage.objective == over
+    model = UpgradeModel(inst, 10**6, 3)
+    model.model.add(model.absent[0][1] == 1)  # drop it in step 1
+    stage = model.solve("steps", time_limit=10, workers=1, deterministic=True)
+    assert stage.objective == len(evaluate(inst, stage.generations)) == 2
