@@ -111,8 +111,10 @@ STEPS_SHARE = 0.3
 # Of that share, re-planning windows of a few steps with their ends fixed
 # (solver/windows.py) gets at most this much, before the whole model is asked.
 WINDOW_SHARE = 0.2
-# ... and squeezing the plan into one step fewer (solver/squeeze.py) at most this much.
-SQUEEZE_SHARE = 0.3
+# ... and squeezing the plan into one step fewer (solver/squeeze.py) at most this much,
+# or this much when the plan is two or more steps above the bound (see _squeezed).
+SQUEEZE_SHARE = 0.15
+SQUEEZE_FAR_SHARE = 0.4
 # ... and a probe of the lower bound on steps from below (_raise_bound) this much each.
 PROBE_SECONDS = 3.0
 # Without a plan under a budget below the proven floor, the smallest budget that works
@@ -243,16 +245,11 @@ def plan_upgrade(
         "heuristic plan: %d steps (baseline %d), lower bound %d", len(best), len(baseline), bound
     )
 
-    # The search for fewer steps, all within the one stage: probes of the bound from
-    # below, windows of the plan, then the whole model.
+    # The search for fewer steps, within the one stage (the squeeze may run past it): probes
+    # of the bound from below, the squeeze, windows of the plan, then the whole model.
     stage_end = time.monotonic() + min(clock.left(), STEPS_SHARE * clock.limit)
     best, bound = _raise_bound(inst, budget, best, bound, stage_end, workers, progress)
-    while len(best) > bound:
-        left = min(stage_end - time.monotonic(), SQUEEZE_SHARE * clock.limit)
-        shorter = squeeze(inst, budget, best, seconds=left, workers=workers, progress=progress)
-        if shorter is None:
-            break
-        best = shorter
+    best = _squeezed(inst, budget, best, bound, stage_end, clock, workers, progress)
     clock.lap("squeeze")
     if len(best) > bound:
         share = min(stage_end - time.monotonic(), WINDOW_SHARE * clock.limit)
@@ -370,6 +367,37 @@ def _raise_bound(
                 best = found
         break
     return best, bound
+
+
+def _squeezed(
+    inst: Instance,
+    budget: int,
+    best: Plan,
+    bound: int,
+    stage_end: float,
+    clock: "_Clock",
+    workers: int,
+    progress: Progress,
+) -> Plan:
+    """`best` squeezed one step at a time (solver/squeeze.py) while that works.
+
+    Two or more steps above the bound, the squeeze may run past the stage's end, up to
+    SQUEEZE_FAR_SHARE of the limit from now: a 25,000-path mass rebuild at a tight budget
+    needs 15 to 25 s for its step. One step above, it gets SQUEEZE_SHARE and leaves the
+    rest of the stage to the windows and to the whole model, which can prove the bound.
+    """
+    far_end = time.monotonic() + min(clock.left(), SQUEEZE_FAR_SHARE * clock.limit)
+    near_end = time.monotonic() + SQUEEZE_SHARE * clock.limit
+    while len(best) > bound:
+        end = far_end if len(best) - bound >= 2 else min(stage_end, near_end)
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        shorter = squeeze(inst, budget, best, seconds=left, workers=workers, progress=progress)
+        if shorter is None:
+            break
+        best = shorter
+    return best
 
 
 def _fewer_steps(

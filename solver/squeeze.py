@@ -24,7 +24,6 @@ the local search moves each component once, from old to new.
 import itertools
 import logging
 import time
-from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -74,8 +73,9 @@ def squeeze(
     layout = _Layout(inst)
     starts: list[tuple[int, list[Generation]]] = []
     for a in order[:DESCENTS]:
-        moved = _Moves(layout, budget, [*gens[: a + 1], *gens[a + 2 :]]).descend(deadline)
-        starts.append((sum(_over(inst, budget, moved)), moved))
+        moves = _Moves(layout, budget, [*gens[: a + 1], *gens[a + 2 :]])
+        moved = moves.descend(deadline)
+        starts.append((sum(moves.over()), moved))
     starts.sort(key=lambda start: start[0])
     rest = [[*gens[: a + 1], *gens[a + 2 :]] for a in order[DESCENTS:]]
     for start in [gens for _, gens in starts] + rest:
@@ -95,7 +95,7 @@ def _spread(
     """`gens` changed until no step overflows the budget, or None when the moves and the
     windows settle first or `deadline` (a time.monotonic() value) comes."""
     inst = layout.inst
-    current, over = gens, _over(inst, budget, gens)
+    current, over = gens, _Moves(layout, budget, gens).over()
     settled: set[tuple[int, int]] = set()
     tried: dict[tuple[int, int], int] = {}
     turns = itertools.count()
@@ -104,8 +104,9 @@ def _spread(
         if moves_due:
             # The moves settle in one descent; they are due again once a window changed.
             moves_due = False
-            moved = _Moves(layout, budget, current).descend(deadline)
-            moved_over = _over(inst, budget, moved)
+            moves = _Moves(layout, budget, current)
+            moved = moves.descend(deadline)
+            moved_over = moves.over()
             log.debug("squeeze: moves leave %d bytes over", sum(moved_over))
             if sum(moved_over) < sum(over):
                 current, over = moved, moved_over
@@ -118,7 +119,7 @@ def _spread(
         tried[window] = next(turns)
         left = deadline - time.monotonic()
         better = _rebalance(inst, budget, current, a, width, min(left, WINDOW_SECONDS), workers)
-        better_over = None if better is None else _over(inst, budget, better)
+        better_over = None if better is None else _Moves(layout, budget, better).over()
         log.debug("squeeze: window %d+%d: %s", a, width, better_over and sum(better_over))
         if better is None or better_over is None or sum(better_over) >= sum(over):
             settled.add(window)
@@ -130,11 +131,6 @@ def _spread(
         log.debug("squeeze: %d bytes over the budget left in %d steps", sum(over), len(over))
         return None
     return current
-
-
-def _over(inst: Instance, budget: int, gens: Sequence[Generation]) -> list[int]:
-    """Bytes by which each step of `gens` exceeds the budget."""
-    return [max(0, step.peak_bytes - budget) for step in evaluate(inst, gens).steps]
 
 
 def _next_window(
@@ -171,7 +167,7 @@ def _rebalance(
         return None
     sub, free = restricted
     window = [tuple(gen[c] for c in free) for gen in gens[a : b + 1]]
-    before = sum(_over(sub, budget, window))
+    before = sum(max(0, step.peak_bytes - budget) for step in evaluate(sub, window).steps)
     # A better window has no step over by more than the whole window is now.
     model = UpgradeModel(sub, budget, width, overflow=max(1, before))
     model.hint(window)
@@ -340,6 +336,10 @@ class _Moves:
                     score = scores[to]
                     improved = True
         return self.generations()
+
+    def over(self) -> list[int]:
+        """Bytes by which each step exceeds the budget."""
+        return [max(0, int(need) - self.budget) for need in self.needs]
 
     def generations(self) -> list[Generation]:
         gens = [self.start]
