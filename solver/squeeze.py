@@ -293,14 +293,19 @@ class _Moves:
         first_new = np.where(
             self.is_new[c][:, None], np.minimum(first_new[:, None], to), first_new[:, None]
         )
-        j = self.steps[None, None, :]
-        moved = (
-            self.kept[groups][:, None, None]
-            | (j <= last_old[:, :, None])
-            | (j >= first_new[:, :, None])
+        # A group is off disk in the steps strictly between the two: bytes off disk per
+        # (target, step) by a difference array over the steps, one bincount per side.
+        sizes = np.where(self.kept[groups], 0, self.sizes[groups]).astype(np.float64)
+        start, stop = last_old + 1, first_new
+        weights = np.broadcast_to((sizes[:, None] * (start < stop)), start.shape).ravel()
+        width, k = self.k + 2, self.k
+        rows = np.arange(k)[None, :] * width
+        off = np.bincount((rows + start).ravel(), weights, minlength=k * width) - np.bincount(
+            (rows + stop).ravel(), weights, minlength=k * width
         )
-        sizes = self.sizes[groups]
-        delta = np.einsum("g,gbj->bj", sizes, moved.astype(np.int64)) - sizes @ self.present[groups]
+        off_after = np.rint(off.reshape(k, width).cumsum(axis=1)[:, 1 : k + 1]).astype(np.int64)
+        off_now = np.rint(sizes @ ~self.present[groups]).astype(np.int64)
+        delta = off_now[None, :] - off_after
         needs: npt.NDArray[np.int64] = self.needs[None, :] + delta
         if self.scratch[c]:
             needs[:, now - 1] -= self.scratch[c]
