@@ -29,7 +29,7 @@ from adapters.apply.journal import (
 from adapters.apply.measure import Calibration, PeakSampler
 from adapters.apply.planning import InfeasibleError, Planned, plan_apply
 from adapters.apply.roots import Roots
-from adapters.nixstore import nix
+from adapters.nixstore import host, nix
 from solver.errors import BudgetSolveError, NixError
 from solver.instance import Problem, build_instance
 from solver.plan import Plan, one_step
@@ -148,7 +148,7 @@ class Executor:
         plan_options: dict[str, Any],
     ) -> ApplyResult:
         journal = Journal.load(self.state / "journal.json")
-        current = os.path.realpath(self.profile)
+        current = host.realpath(self.profile)
         if journal is not None and journal.status is RunStatus.RUNNING:
             if self._resumable(journal, current):
                 done = journal.paths.index(current)
@@ -235,7 +235,7 @@ class Executor:
                 nix.delete_generations(self.profile, [before])
             self.roots.drop_keeps()
             self._cleanup()
-        final = os.path.realpath(self.profile)
+        final = host.realpath(self.profile)
         if final != target.path:
             raise ApplyError(f"the profile ended at {final}, not at the target {target.path}")
         single = one_step(build_instance(planned.problem))
@@ -301,7 +301,7 @@ class Executor:
         entries = generation_entries(problem, plan.generations[1])
         wanted = problem.new.reachable([p for p in entries if p in problem.new])
         wanted |= problem.old.reachable([p for p in entries if p in problem.old])
-        present = [p for p in sorted(wanted - set(problem.old)) if os.path.lexists(p)]
+        present = host.existing(sorted(wanted - set(problem.old)))
         for i, path in enumerate(present):
             self.roots.keep(f"first-{i}", path)
         if present:
@@ -330,11 +330,13 @@ class Executor:
     def _target_path(self) -> str | None:
         """The target's top-level path, as far as it is known without sizing it."""
         identity = self.builder.identity()
-        if not identity.endswith(".drv"):
-            return os.path.realpath(identity) if identity.startswith("/") else None
-        if nix.invalid_paths([identity]):
-            return None
-        outputs = nix.query_outputs(identity)
+        # The target is named here, where it was evaluated, whatever host the run changes.
+        with nix.on_host(None):
+            if not identity.endswith(".drv"):
+                return os.path.realpath(identity) if identity.startswith("/") else None
+            if nix.invalid_paths([identity]):
+                return None
+            outputs = nix.query_outputs(identity)
         return outputs[0] if outputs else None
 
     def _awaiting_reboot(self, current: str) -> bool:
@@ -353,7 +355,7 @@ class Executor:
             journal.update(measured=journal.measured)
             if k < steps and self.builder.reboots:
                 return self._result(journal, ApplyStatus.REBOOT)
-        final = os.path.realpath(self.profile)
+        final = host.realpath(self.profile)
         if final != journal.paths[-1]:
             journal.update(status=RunStatus.FAILED, error=f"ended at {final}")
             raise ApplyError(f"the profile ended at {final}, not at the target {journal.paths[-1]}")
@@ -372,13 +374,13 @@ class Executor:
             message = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
         journal.update(status=RunStatus.FAILED, failed_step=k, error=message)
         self.roots.drop_builds()
-        good = os.path.realpath(self.profile)
+        good = host.realpath(self.profile)
         if rollback_to_start:
             self._cleanup()
             try:
                 self._roll_back(journal, k - 1)
             except (BudgetSolveError, OSError) as back:
-                now = os.path.realpath(self.profile)
+                now = host.realpath(self.profile)
                 raise ApplyError(
                     f"step {k} of {journal.steps} failed: {message}; walking back failed too: "
                     f"{back}; the profile points at {now}"
@@ -415,7 +417,7 @@ class Executor:
             owned.add(journal.start_generation)
         planned = {p for p in journal.paths[1:] if p is not None}
         for number, path in nix.generations(self.profile).items():
-            if number > journal.newest_generation and os.path.realpath(path) in planned:
+            if number > journal.newest_generation and host.realpath(path) in planned:
                 owned.add(number)
         return owned
 
@@ -439,8 +441,10 @@ class Executor:
         """Generation i on disk: the start or the target fetched, or an intermediate built."""
         spec = journal.specs[i]
         if "path" not in spec:
+            self._ship(spec.get("entries", []))
             return self.builder.build(spec, f"budget-solve-generation-{i}", self.roots.build(root))
         path: str = spec["path"]
+        self._ship([path])
         drv = spec.get("drv")
         subs = self.builder.substituters
         if drv and nix.invalid_paths([path]) and not nix.invalid_paths([drv]):
@@ -458,6 +462,16 @@ class Executor:
             self.progress(f"generation {i} is in no cache: building it again")
             name = f"budget-solve-generation-{i}"
             return self.builder.build(rebuild, name, self.roots.build(root))
+
+    def _ship(self, paths: list[str]) -> None:
+        """On another host: copy there what this machine has of `paths` (the target, the
+        new packages of a generation); the host fetches the rest from its substituters."""
+        address = host.remote()
+        if address is None or not paths:
+            return
+        with nix.on_host(None):
+            here = set(paths) - set(nix.invalid_paths(paths))
+        nix.copy_to(address, [p for p in paths if p in here])
 
     def _step(self, journal: Journal, k: int) -> int:
         steps = journal.steps
@@ -491,7 +505,7 @@ class Executor:
         When the failed step had switched already (its activation failed), the last good
         generation comes first: it is still on disk, and leaving the failed one frees room.
         """
-        if os.path.realpath(self.profile) != journal.paths[last_good]:
+        if host.realpath(self.profile) != journal.paths[last_good]:
             self.progress(f"switching back to generation {last_good}")
             self._switch(journal, self._build(journal, last_good, f"back-{last_good}"))
             self._cleanup()

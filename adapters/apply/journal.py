@@ -11,7 +11,6 @@ import fcntl
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
@@ -19,8 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from adapters.files import write_atomic
-from adapters.nixstore import nix
+from adapters.nixstore import host, nix
 from solver.errors import BudgetSolveError, InputError
 
 VERSION = 2
@@ -93,11 +91,11 @@ class Journal:
     def load(cls, path: Path) -> "Journal | None":
         """The journal at `path`, None when there is none; `InputError` when damaged."""
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return None
+            raw = host.read_bytes(path)
         except OSError as e:
             raise InputError(f"{path}: cannot read the journal: {e.strerror or e}") from e
+        if raw is None:
+            return None
         fix = f"; remove {path} to plan afresh"
         if len(raw) > MAX_BYTES:
             raise InputError(f"{path}: not a budget-solve journal (too large){fix}")
@@ -172,7 +170,8 @@ class Journal:
         return out
 
     def save(self) -> None:
-        write_atomic(self.path, json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+        text = json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n"
+        host.write_atomic(self.path, text)
 
     def update(self, **changes: Any) -> None:
         """Change fields and make the change durable before returning."""
@@ -183,7 +182,7 @@ class Journal:
         self.save()
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        host.unlink(self.path)
 
 
 class _BadField(Exception):  # noqa: N818 (internal, caught at once)
@@ -260,21 +259,23 @@ class LockedError(BudgetSolveError):
 def check_state_dir(state: Path) -> None:
     """Refuse a state directory another user could swap files in: a symlink, not ours,
     or writable by group or others. It is created (mode 0700) when missing."""
-    try:
-        st = os.lstat(state)
-    except FileNotFoundError:
-        state.parent.mkdir(parents=True, exist_ok=True)
-        state.mkdir(mode=0o700)
+    where = f"{host.remote()}:" if host.remote() else ""
+    st = host.owner(state)
+    if st is None:
+        host.make_dirs(state.parent)
+        host.make_dirs(state, mode=0o700)
         return
-    if stat.S_ISLNK(st.st_mode):
-        raise InputError(f"state directory {state} is a symlink; refusing to use it")
-    if not stat.S_ISDIR(st.st_mode):
-        raise InputError(f"state directory {state} is not a directory")
-    if st.st_uid != os.geteuid():
-        raise InputError(f"state directory {state} belongs to another user (uid {st.st_uid})")
-    if st.st_mode & 0o022:
+    if st.kind == "symlink":
+        raise InputError(f"state directory {where}{state} is a symlink; refusing to use it")
+    if st.kind != "directory":
+        raise InputError(f"state directory {where}{state} is not a directory")
+    if st.uid != st.our_uid:
         raise InputError(
-            f"state directory {state} is writable by others (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"state directory {where}{state} belongs to another user (uid {st.uid})"
+        )
+    if st.mode & 0o022:
+        raise InputError(
+            f"state directory {where}{state} is writable by others (mode {st.mode:o}); "
             f"chmod go-w it"
         )
 
@@ -290,8 +291,20 @@ class ProfileLock:
         self.file = state / "lock"
         self.profile = profile
         self._fd: int | None = None
+        self._remote: host.HostLock | None = None
 
     def __enter__(self) -> "ProfileLock":
+        if host.remote() is not None:
+            # On another host: held by a command running there (host.HostLock).
+            self._remote = host.HostLock(self.file)
+            try:
+                self._remote.__enter__()
+            except host.Held as held:
+                raise LockedError(
+                    f"another budget-solve apply is running on {host.remote()}:{self.profile} "
+                    f"(pid {held.holder})"
+                ) from None
+            return self
         fd = os.open(self.file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -314,6 +327,9 @@ class ProfileLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._remote is not None:
+            self._remote.__exit__(kind, exc, tb)
+            self._remote = None
 
 
 def state_dir_for(profile: Path) -> Path:

@@ -1,48 +1,29 @@
 """Real disk usage: statvfs of the store's filesystem, sampled while a step runs, and the
 calibration of NAR sizes against it (block rounding, compression, hard-link dedup)."""
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from adapters.nixstore import host
 from adapters.ticker import Ticker
 from solver.closure import Closure
 
 
 def used_bytes(path: str | Path) -> int:
     """Bytes in use on the filesystem holding `path`."""
-    st = os.statvfs(path)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize
+    return host.usage(path).used
 
 
 def size_bytes(path: str | Path) -> int:
     """Size of the filesystem holding `path` (`--limit auto`)."""
-    st = os.statvfs(path)
-    return st.f_blocks * st.f_frsize
+    return host.usage(path).size
 
 
 def disk_usage(paths: list[str]) -> int:
     """Allocated bytes of everything under `paths`, each inode counted once (like du)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for top in paths:
-        stack = [top]
-        while stack:
-            p = stack.pop()
-            try:
-                st = os.lstat(p)
-            except FileNotFoundError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in seen:
-                continue
-            seen.add(key)
-            total += st.st_blocks * 512
-            if os.path.isdir(p) and not os.path.islink(p):
-                stack.extend(os.path.join(p, name) for name in os.listdir(p))
-    return total
+    return host.disk_usage(paths)
 
 
 @dataclass(frozen=True)
@@ -84,7 +65,8 @@ class Calibration:
 
 
 class PeakSampler:
-    """Samples filesystem usage in a thread; `.peak` is the highest seen."""
+    """Samples filesystem usage in a thread; `.peak` is the highest seen. On another host
+    (`nix.on_host`) the samples come from one command running there (host.UsageStream)."""
 
     def __init__(
         self,
@@ -94,21 +76,28 @@ class PeakSampler:
     ) -> None:
         self.path = path
         self.on_sample = on_sample
+        self.interval = interval
         self.peak = used_bytes(path)
-        self._ticker = Ticker(interval, self._sample)
+        self._ticker = Ticker(interval, lambda: self._seen(used_bytes(self.path)))
+        self._stream: host.UsageStream | None = None
 
-    def _sample(self) -> None:
-        used = used_bytes(self.path)
+    def _seen(self, used: int) -> None:
         self.peak = max(self.peak, used)
         if self.on_sample is not None:
             self.on_sample(used)
 
     def __enter__(self) -> "PeakSampler":
-        self._ticker.__enter__()
+        if host.remote() is not None:
+            self._stream = host.UsageStream(self.path, max(self.interval, 0.05), self._seen)
+        else:
+            self._ticker.__enter__()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._ticker.__exit__(kind, exc, tb)
+        if self._stream is not None:
+            self._stream.close()
+        else:
+            self._ticker.__exit__(kind, exc, tb)
         self.peak = max(self.peak, used_bytes(self.path))

@@ -4,14 +4,13 @@ is deleted here.
 """
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from adapters.apply.builder import ApplyError, Builder, Target
 from adapters.apply.measure import Calibration, disk_usage
 from adapters.apply.roots import Roots
-from adapters.nixstore import nix
+from adapters.nixstore import host, nix
 from adapters.nixstore.loading import live_pinned
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
@@ -57,7 +56,9 @@ class Planned:
 def _read_target(builder: Builder, roots: Roots, old: Closure, progress: Progress) -> Target:
     """The target, rooted at once so that no collection deletes it while we plan."""
     progress("reading the target's closure")
-    target = builder.target(old)
+    # The target is evaluated and read here, whatever host the run changes.
+    with nix.on_host(None):
+        target = builder.target(old)
     if not nix.invalid_paths([target.path]):
         roots.keep("target", target.path)
     if target.drv is not None and not nix.invalid_paths([target.drv]):
@@ -78,13 +79,18 @@ def plan_apply(
 ) -> Planned:
     """Plan under `limit` real bytes from what is on disk now; deletes nothing."""
     profile = builder.profile
-    old = read_source(os.path.realpath(profile))
+    current = host.realpath(profile)
+    remote = host.remote()
+    if remote is None:
+        old = read_source(current)
+    else:
+        old = nix.live_closure(current, source=f"{remote}:{profile}")
     target = _read_target(builder, roots, old, progress)
     # Every GC root counts, except the link of the generation the plan replaces, the
     # links the builder moves itself, and our temporary build roots.
     replaced = []
-    if profile.is_symlink():
-        replaced.append(str(profile.parent / os.readlink(profile)))
+    if host.is_symlink(profile):
+        replaced.append(str(profile.parent / host.readlink(profile)))
     pinned = live_pinned(
         old,
         target.closure,

@@ -8,7 +8,7 @@
 
 from pathlib import Path
 
-from adapters.nixstore import nix
+from adapters.nixstore import host, nix
 
 
 class Roots:
@@ -44,7 +44,4 @@ class Roots:
 
 def _unlink_links(directory: Path, prefix: str = "") -> None:
     """Remove the symlinks in `directory` (our GC roots there) whose names start so."""
-    if directory.is_dir():
-        for link in directory.iterdir():
-            if link.is_symlink() and link.name.startswith(prefix):
-                link.unlink()
+    host.unlink_links(directory, prefix)

@@ -35,9 +35,10 @@ from adapters.cli.options import (
     TIME_LIMIT_OPTION,
     WORKERS_OPTION,
     LimitOrAuto,
+    filesystem_limit,
 )
 from adapters.cli.text import Spinner, render
-from adapters.nixstore import nix
+from adapters.nixstore import host, nix
 from solver.errors import InputError
 from solver.planner import Result
 from solver.units import format_size
@@ -58,8 +59,18 @@ from solver.units import format_size
 @click.option(
     "--limit",
     required=True,
-    type=LimitOrAuto(),
-    help="Disk budget, or `auto` for the size of the store's filesystem.",
+    type=LimitOrAuto(deferred=True),
+    help="Disk budget, or `auto` for the size of the store's filesystem (on --target-host "
+    "when given).",
+)
+@click.option(
+    "--target-host",
+    metavar="[USER@]HOST",
+    help="Upgrade another machine over SSH, as nixos-rebuild names it ($NIX_SSHOPTS "
+    "applies): --profile is a profile there, and its journal, lock, GC roots, garbage "
+    "collection and disk are the host's. The target is read here, and each step copies "
+    "there what this machine has of it (`nix copy`); the host substitutes the rest. The "
+    "host needs Nix, sh and coreutils. Not with --nixos yet.",
 )
 @click.option(
     "--substituter",
@@ -158,7 +169,8 @@ def apply(
     ctx: click.Context,
     profile: Path | None,
     target: str | None,
-    limit: int,
+    limit: int | str,
+    target_host: str | None,
     substituter: tuple[str, ...],
     nixos: bool,
     flake: str | None,
@@ -204,83 +216,99 @@ def apply(
         --old-nixpkgs ./flake.lock.old --limit 9G --booted-system reboot
     """
     builder: Builder
-    if nixos:
-        builder = _nixos_builder(
-            profile,
-            target,
-            flake,
-            include,
-            old_nixpkgs,
-            substituter,
-            activation,
-            booted_system,
-        )
-    else:
-        for name, value in (("--flake", flake), ("-I", include), ("--old-nixpkgs", old_nixpkgs)):
-            if value:
-                raise click.UsageError(f"{name} needs --nixos")
-        if profile is None or target is None:
-            raise click.UsageError("give --profile PROFILE and --target PATH (or --nixos)")
-        builder = ProfileBuilder(
-            profile, target, substituter, state=state_dir_for(nix.resolve_profile(profile))
-        )
-
-    def show_plan(result: Result) -> None:
-        if not as_json:
-            progress.clear()
-            render(result, sys.stdout)
-            sys.stdout.flush()
-
-    def echo_log(line: str) -> None:
-        progress.clear()
-        click.echo(line, err=True)
-
-    passed = [arg for name, value in nix_option for arg in ("--option", name, value)]
-    if max_jobs is not None:
-        if max_jobs != "auto" and not max_jobs.isdigit():
-            raise InputError(f"--max-jobs {max_jobs!r}: a number or auto")
-        passed += ["--max-jobs", max_jobs]
-    if cores is not None:
-        passed += ["--cores", str(cores)]
-    passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
-    # Checked before anything is locked or written: a wrong --profile is one line.
-    nix.profile_system(builder.profile)
-    monitor = None if quiet or no_nom else nix.log_monitor()
-
-    with (
-        # nom draws the builds itself: our spinner would only fight it for the line.
-        Spinner(enabled=not quiet and monitor is None) as progress,
-        nix.build_log(None if quiet else echo_log, monitor=monitor),
-        nix.build_options(passed),
-    ):
-        executor = Executor(builder, progress=progress, detail=progress.detail, show_plan=show_plan)
-        try:
-            result = executor.run(
-                limit,
-                rollback_to_start=rollback_to_start,
-                dry_run=dry_run,
-                plain_first=plain_first,
-                reserve=reserve,
-                non_vital=non_vital,
-                time_limit=time_limit,
-                workers=workers,
+    if target_host is not None and nixos:
+        raise click.UsageError("--target-host works with --profile; not with --nixos yet")
+    if target_host is not None and plain_first:
+        raise click.UsageError("--target-host does not take --plain-first yet")
+    # On --target-host, everything below runs there (its profile, journal, roots, disk),
+    # except what names the target, which is read here.
+    with nix.on_host(target_host):
+        if nixos:
+            builder = _nixos_builder(
+                profile,
+                target,
+                flake,
+                include,
+                old_nixpkgs,
+                substituter,
+                activation,
+                booted_system,
             )
-        except InfeasibleError as e:
-            if as_json:
-                click.echo(json.dumps(e.result.to_json(), indent=2))
-            hint = ""
-            if nixos and booted_system == BootedSystem.PIN.value and builder.pinned():
-                hint = (
-                    " (/run/booted-system keeps the running system on disk throughout: "
-                    "--booted-system reboot or drop frees it)"
+        else:
+            for name, value in (
+                ("--flake", flake),
+                ("-I", include),
+                ("--old-nixpkgs", old_nixpkgs),
+            ):
+                if value:
+                    raise click.UsageError(f"{name} needs --nixos")
+            if profile is None or target is None:
+                raise click.UsageError("give --profile PROFILE and --target PATH (or --nixos)")
+            builder = ProfileBuilder(
+                profile, target, substituter, state=state_dir_for(nix.resolve_profile(profile))
+            )
+
+        def show_plan(result: Result) -> None:
+            if not as_json:
+                progress.clear()
+                render(result, sys.stdout)
+                sys.stdout.flush()
+
+        def echo_log(line: str) -> None:
+            progress.clear()
+            click.echo(line, err=True)
+
+        passed = [arg for name, value in nix_option for arg in ("--option", name, value)]
+        if max_jobs is not None:
+            if max_jobs != "auto" and not max_jobs.isdigit():
+                raise InputError(f"--max-jobs {max_jobs!r}: a number or auto")
+            passed += ["--max-jobs", max_jobs]
+        if cores is not None:
+            passed += ["--cores", str(cores)]
+        passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
+        # Checked before anything is locked or written: a wrong --profile is one line.
+        nix.profile_system(builder.profile)
+        if limit == "auto":
+            limit = filesystem_limit(target_host)
+        assert isinstance(limit, int)
+        monitor = None if quiet or no_nom else nix.log_monitor()
+
+        with (
+            # nom draws the builds itself: our spinner would only fight it for the line.
+            Spinner(enabled=not quiet and monitor is None) as progress,
+            nix.build_log(None if quiet else echo_log, monitor=monitor),
+            nix.build_options(passed),
+        ):
+            executor = Executor(
+                builder, progress=progress, detail=progress.detail, show_plan=show_plan
+            )
+            try:
+                result = executor.run(
+                    limit,
+                    rollback_to_start=rollback_to_start,
+                    dry_run=dry_run,
+                    plain_first=plain_first,
+                    reserve=reserve,
+                    non_vital=non_vital,
+                    time_limit=time_limit,
+                    workers=workers,
                 )
-            click.echo(f"error: {e}{hint}", err=True)
-            ctx.exit(EXIT_INFEASIBLE)
-        except ApplyError as e:
-            click.echo(f"error: {e}", err=True)
-            ctx.exit(EXIT_FAILED)
-    _print_applied(result, builder.profile, as_json)
-    ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
+            except InfeasibleError as e:
+                if as_json:
+                    click.echo(json.dumps(e.result.to_json(), indent=2))
+                hint = ""
+                if nixos and booted_system == BootedSystem.PIN.value and builder.pinned():
+                    hint = (
+                        " (/run/booted-system keeps the running system on disk throughout: "
+                        "--booted-system reboot or drop frees it)"
+                    )
+                click.echo(f"error: {e}{hint}", err=True)
+                ctx.exit(EXIT_INFEASIBLE)
+            except ApplyError as e:
+                click.echo(f"error: {e}", err=True)
+                ctx.exit(EXIT_FAILED)
+        _print_applied(result, builder.profile, as_json)
+        ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
 
 
 # Where nixos-rebuild looks for the configuration when none is named.
@@ -372,13 +400,14 @@ def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
         return
     if result.status is ApplyStatus.REBOOT:
         last = done[-1] if done else None
-        where = last.path if last else os.path.realpath(profile)
+        where = last.path if last else host.realpath(profile)
         click.echo(
             f"reboot into {where} (the next boot's default), then run the same command again "
             "to continue"
         )
     else:
-        click.echo(f"done: {profile} points at {os.path.realpath(profile)}")
+        on = f"{host.remote()}:" if host.remote() else ""
+        click.echo(f"done: {on}{profile} points at {host.realpath(profile)}")
 
 
 Command = TypeVar("Command", bound=Callable[..., Any])

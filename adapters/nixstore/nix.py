@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from adapters.nixstore import formats, process
+from adapters.nixstore import formats, host, process
 from solver.closure import Closure, PathInfo
 from solver.errors import InputError, NixError
 
@@ -78,6 +78,20 @@ def on_host(host: str | None) -> AbstractContextManager[None]:
     return process.remote(ssh_command(host) if host is not None else None)
 
 
+def copy_to(address: str, paths: Sequence[str]) -> None:
+    """`nix copy` the closures of `paths` from this store to `address`'s over SSH; what
+    the host has already is not sent again. Run here, whatever host the block is on."""
+    if not paths:
+        return
+    with on_host(None):
+        process.run([*NIX, "copy", "--to", f"ssh://{address}", *paths], check=True, stream=True)
+
+
+def live_closure(path: str, *, source: str) -> Closure:
+    """The closure of a store path as the store commands run on (here or a host) have it."""
+    return Closure(path_info([path], recursive=True), [path], source=source)
+
+
 def host_closure(host: str, path: str) -> Closure:
     """The closure of `path` (a store path or a link to one, such as /run/current-system)
     on `host`, as that host's store has it."""
@@ -88,8 +102,7 @@ def host_closure(host: str, path: str) -> Closure:
                 f"{host}:{path}: not a store path or a link to one (it resolves to "
                 f"{resolved or 'nothing'})"
             )
-        infos = path_info([resolved], recursive=True)
-    return Closure(infos, [resolved], source=f"{host}:{path}")
+        return live_closure(resolved, source=f"{host}:{path}")
 
 
 def host_filesystem_size(host: str) -> int:
@@ -305,9 +318,12 @@ def build_generation(
 
     The list goes through a file: thousands of paths would overflow the argument list.
     """
-    from adapters.files import write_atomic
-
-    write_atomic(paths_file, json.dumps(sorted(paths)))
+    host.write_atomic(paths_file, json.dumps(sorted(paths)))
+    if host.remote() is not None:
+        # The expression is ours: the host gets a copy beside the list.
+        shipped = paths_file.parent / expression.name
+        host.write_atomic(shipped, expression.read_text())
+        expression = shipped
     argv = [
         "nix-build",
         str(expression),
@@ -346,7 +362,7 @@ def realise_path(path: str, *, root: Path, substituters: Iterable[str] = ()) -> 
     outputs = _lines(result.stdout)
     if not outputs:
         raise NixError(f"nix-store --realise {path} printed no output path")
-    return os.path.realpath(outputs[0])
+    return host.realpath(outputs[0])
 
 
 def add_indirect_root(link: Path, path: str) -> None:
@@ -355,20 +371,10 @@ def add_indirect_root(link: Path, path: str) -> None:
     The link is made atomically; `gcroots/auto` gets an entry pointing at it, which Nix's
     collector follows and removes once the link is gone.
     """
-    link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{link.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(path)
-    os.replace(tmp, link)
+    host.symlink(link, path)
     auto = state_dir() / "gcroots" / "auto"
-    auto.mkdir(parents=True, exist_ok=True)
     name = hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:32]
-    entry = auto / name
-    if not (entry.is_symlink() and os.readlink(entry) == str(link.absolute())):
-        tmp = auto / f".{name}.tmp"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(link.absolute())
-        os.replace(tmp, entry)
+    host.symlink(auto / name, str(link.absolute()))
 
 
 def set_profile(profile: Path, path: str) -> None:
@@ -388,22 +394,19 @@ def generations(profile: Path) -> dict[int, str]:
     """The profile's generations, number -> store path, read from its `P-N-link` links."""
     out: dict[int, str] = {}
     prefix = profile.name + "-"
-    if not profile.parent.is_dir():
-        return out
-    for link in profile.parent.iterdir():
-        name = link.name
+    for name, target in host.links(profile.parent).items():
         if name.startswith(prefix) and name.endswith("-link"):
             number = name[len(prefix) : -len("-link")]
-            if number.isdigit() and link.is_symlink():
-                out[int(number)] = os.readlink(link)
+            if number.isdigit():
+                out[int(number)] = target
     return out
 
 
 def current_generation(profile: Path) -> int | None:
     """The number of the generation the profile link points at."""
-    if not profile.is_symlink():
+    if not host.is_symlink(profile):
         return None
-    name = os.readlink(profile).rsplit("/", 1)[-1]
+    name = host.readlink(profile).rsplit("/", 1)[-1]
     number = name[len(profile.name) + 1 : -len("-link")]
     return int(number) if number.isdigit() else None
 
@@ -422,12 +425,12 @@ def resolve_profile(profile: Path) -> Path:
     """
     path = Path(os.path.abspath(profile))
     for _ in range(40):  # the kernel's own limit on chained links
-        if not path.is_symlink():
+        if not host.is_symlink(path):
             return path
-        target = Path(os.path.normpath(path.parent / os.readlink(path)))
-        if not target.is_symlink():
+        target = Path(os.path.normpath(path.parent / host.readlink(path)))
+        if not host.is_symlink(target):
             return path  # links straight to a store path (or to nothing): a profile
-        after = os.path.normpath(target.parent / os.readlink(target))
+        after = os.path.normpath(target.parent / host.readlink(target))
         if in_store(after):
             return path  # target is a generation link: `path` is the profile
         path = target
@@ -437,18 +440,22 @@ def resolve_profile(profile: Path) -> Path:
 def profile_system(profile: Path) -> str:
     """The store path a profile's current generation is, checked: every problem with it
     is an InputError that names the profile."""
-    if not os.path.lexists(profile):
-        raise InputError(f"profile {profile}: no such profile")
-    if not os.path.islink(profile):
-        kind = "a directory" if os.path.isdir(profile) else "a file"
-        raise InputError(f"profile {profile}: {kind}, not a profile (a link to a generation)")
-    system = os.path.realpath(profile)
+    where = f"{host.remote()}:" if host.remote() else ""
+    if not host.lexists(profile):
+        raise InputError(f"profile {where}{profile}: no such profile")
+    if not host.is_symlink(profile):
+        kind = "a directory" if host.is_dir(profile) else "a file"
+        raise InputError(
+            f"profile {where}{profile}: {kind}, not a profile (a link to a generation)"
+        )
+    system = host.realpath(profile)
     if not is_store_path(system):
         raise InputError(
-            f"profile {profile}: links to {system}, which is not a store path in {store_dir()}"
+            f"profile {where}{profile}: links to {system}, which is not a store path in "
+            f"{store_dir()}"
         )
-    if not os.path.exists(system):
-        raise InputError(f"profile {profile}: its generation {system} is not in the store")
+    if not host.existing([system]):
+        raise InputError(f"profile {where}{profile}: its generation {system} is not in the store")
     return system
 
 

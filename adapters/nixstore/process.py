@@ -43,6 +43,11 @@ _remote: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar
 )
 
 
+def current_remote() -> tuple[str, ...] | None:
+    """The ssh command that `run` runs commands through now, None when here."""
+    return _remote.get()
+
+
 @contextlib.contextmanager
 def remote(ssh: Sequence[str] | None) -> Iterator[None]:
     """Within the block, `run` runs every command through `ssh` (None: here again)."""

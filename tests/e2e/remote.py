@@ -87,11 +87,15 @@ def start(root: Path, store_dir: Path, state_dir: Path, monkeypatch) -> tuple[Re
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # its privilege separation directory
     sh(str(SSHD), "-f", str(config), "-E", str(root / "sshd.log"))
-    for _ in range(100):
-        if (root / "sshd.pid").exists():
+    # sshd creates its pid file before it writes the pid: wait for the number.
+    for _ in range(200):
+        written = (root / "sshd.pid").read_text().strip() if (root / "sshd.pid").exists() else ""
+        if written.isdigit():
             break
         time.sleep(0.05)
-    pid = int((root / "sshd.pid").read_text())
+    else:
+        pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
+    pid = int(written)
     monkeypatch.setenv(
         "NIX_SSHOPTS",
         f"-p {port} -i {root / 'user'} -o StrictHostKeyChecking=no "

@@ -3,11 +3,14 @@ roots and its disk are the host's; the target is read here; the host is not chan
 
 import json
 import os
+import signal
+import subprocess
 
 import pytest
 
 from adapters.cli import main
-from tests.e2e.test_apply import SYSTEM
+from tests.e2e.shell import sh
+from tests.e2e.test_apply import SYSTEM, spawn_apply
 
 pytestmark = pytest.mark.nix
 
@@ -62,3 +65,128 @@ def test_an_unreachable_host_is_one_line(nix_store, capsys, monkeypatch):
     assert code == 2
     (line,) = err.splitlines()
     assert line.startswith("error: root@127.0.0.1: stat -f") and "Connection refused" in line
+
+
+def _host_used(host) -> int:
+    blocks, free, size = (
+        int(w) for w in host.run("stat", "-f", "-c", "%b %f %S", str(host.store_dir)).split()
+    )
+    return (blocks - free) * size
+
+
+def _host_with_old_system(host, nix_store):
+    """The host runs the old system on its profile; here, only the new one is built."""
+    expr = nix_store.write("system.nix", SYSTEM)
+    old = host.run("nix-build", str(expr), "--arg", "version", "1", "--no-out-link").strip()
+    profile = host.state_dir / "profiles" / "system"
+    host.run("mkdir", "-p", str(profile.parent))
+    host.run("nix-env", "--profile", str(profile), "--set", old)
+    host.run("nix-store", "--gc")
+    new = nix_store.run("nix-build", str(expr), "--arg", "version", "2", "--no-out-link").strip()
+    return profile, old, new
+
+
+def apply_remote(capsys, host, profile, new, limit, *more: str) -> tuple[int, dict, str]:
+    argv = ["apply", "--json", "--quiet", "--target-host", host.address, "--profile", str(profile)]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--target", new, "--limit", str(limit), "--time-limit", "10", *more])
+    out, err = capsys.readouterr()
+    return int(e.value.code or 0), json.loads(out) if out else {}, err
+
+
+def test_apply_over_ssh_reaches_the_target_where_a_plain_copy_fills_the_disk(
+    remote_host, nix_store, capsys
+):
+    host = remote_host
+    profile, old, new = _host_with_old_system(host, nix_store)
+    # The host's disk: what it holds now and a bit more than half of what the target adds.
+    budget = _host_used(host) + 14 * MiB
+    host.remount(budget)
+    plain = sh(
+        "nix",
+        "--extra-experimental-features",
+        "nix-command",
+        "copy",
+        "--to",
+        f"ssh://{host.address}",
+        new,
+        check=False,
+    )
+    assert plain.returncode != 0 and "No space left on device" in plain.stderr
+    host.run("nix-store", "--gc")
+
+    code, doc, err = apply_remote(capsys, host, profile, new, budget)
+    assert code == 0, err
+    assert doc["status"] == "done"
+    assert len(doc["steps"]) >= 2
+    assert host.run("readlink", "-f", str(profile)).strip() == new
+    for step in doc["steps"]:
+        # Measured on the host, while each step copied and built there.
+        assert step["measured_peak_bytes"] <= budget
+    # The journal is the host's: a rerun from any machine finds it there.
+    (journal,) = host.run("sh", "-c", f"ls {host.state_dir}/budget-solve/*/journal.json").split()
+    assert json.loads(host.run("cat", journal))["status"] == "done"
+    assert not os.path.exists(journal)  # nothing of the run is kept here
+    # The old system is gone from the host, and the host's store verifies.
+    assert host.run("nix-store", "--check-validity", "--print-invalid", old).strip() == old
+    host.run("nix-store", "--verify", "--check-contents")
+
+
+def _spawn_remote_apply(host, profile, new, limit) -> subprocess.Popen[bytes]:
+    argv = ["apply", "--quiet", "--json", "--target-host", host.address, "--profile", str(profile)]
+    return spawn_apply([*argv, "--target", new, "--limit", str(limit), "--time-limit", "5"])
+
+
+def _interrupted(host, profile, new, limit, delay: float, interrupt) -> bool:
+    """One run, interrupted by `interrupt(proc)` after `delay` seconds; whether it was."""
+    proc = _spawn_remote_apply(host, profile, new, limit)
+    try:
+        proc.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        interrupt(proc)
+        proc.wait(timeout=60)
+        return True
+
+
+def _kill_local(proc) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _drop_connections(host):
+    """Every SSH connection to the host dies: its sshd's per-connection children are
+    killed, as when the network goes."""
+
+    def drop(_proc) -> None:
+        pid = (host.backing.parent / "sshd.pid").read_text().strip()
+        subprocess.run(["pkill", "-KILL", "-P", pid], check=False)
+
+    return drop
+
+
+@pytest.mark.parametrize("interruption", ["sigkill", "ssh-loss"])
+def test_an_interrupted_run_over_ssh_resumes_from_the_hosts_journal(
+    remote_host, nix_store, capsys, interruption
+):
+    host = remote_host
+    profile, _old, new = _host_with_old_system(host, nix_store)
+    budget = _host_used(host) + 14 * MiB
+    host.remount(budget)
+    interrupt = _kill_local if interruption == "sigkill" else _drop_connections(host)
+    # Interruptions spread over the first run's span: early (planning), mid-step, late.
+    interrupted = 0
+    for delay in (6.0, 9.0, 12.0):
+        interrupted += _interrupted(host, profile, new, budget, delay, interrupt)
+        current = host.run("readlink", "-f", str(profile)).strip()
+        # Whatever the moment, the profile is at a whole generation on the host.
+        host.run("nix-store", "--verify-path", current)
+        if current == new:
+            break
+    assert interrupted >= 1
+    code, doc, err = apply_remote(capsys, host, profile, new, budget)
+    assert code == 0, err
+    assert doc["status"] == "done"
+    assert host.run("readlink", "-f", str(profile)).strip() == new
+    (journal,) = host.run("sh", "-c", f"ls {host.state_dir}/budget-solve/*/journal.json").split()
+    assert json.loads(host.run("cat", journal))["status"] == "done"
+    host.run("nix-store", "--verify", "--check-contents")

@@ -1,0 +1,146 @@
+"""The files and disk of the machine a run changes (adapters/nixstore/host.py): each
+function does on a host over SSH what it does here, checked on the test's second host
+and on a directory here."""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.nixstore import host, nix
+
+pytestmark = pytest.mark.nix
+
+
+def _exercise(base: Path, check_file, check_link) -> None:
+    """The same calls, wherever the block runs; `check_*` look from outside."""
+    journal = base / "state" / "journal.json"
+    assert host.read_bytes(journal) is None
+    host.write_atomic(journal, '{"a": "é"}\n', mode=0o600)
+    assert host.read_bytes(journal) == '{"a": "é"}\n'.encode()
+    check_file(journal, '{"a": "é"}\n')
+    host.write_atomic(journal, "second\n")
+    assert host.read_bytes(journal) == b"second\n"
+    assert host.owner(journal).kind == "other"
+    state = host.owner(base / "state")
+    assert state is not None and state.kind == "directory" and state.uid == state.our_uid
+    host.make_dirs(base / "private", mode=0o700)
+    assert host.owner(base / "private").mode == 0o700
+    assert host.owner(base / "nothing") is None
+
+    roots = base / "roots"
+    host.symlink(roots / "first-0", "/nix/store/a")
+    host.symlink(roots / "first-1", "/nix/store/b")
+    host.symlink(roots / "step-1", "/nix/store/c")
+    host.symlink(roots / "step-1", "/nix/store/d")  # replaced, atomically
+    check_link(roots / "step-1", "/nix/store/d")
+    assert host.links(roots) == {
+        "first-0": "/nix/store/a",
+        "first-1": "/nix/store/b",
+        "step-1": "/nix/store/d",
+    }
+    assert host.links(base / "missing") == {}
+    assert host.is_symlink(roots / "step-1") and not host.is_symlink(roots)
+    assert host.is_dir(roots) and not host.is_dir(roots / "step-1")
+    assert host.readlink(roots / "step-1") == "/nix/store/d"
+    assert host.lexists(roots / "step-1")  # dangling, but there
+    assert host.existing([str(roots / "first-0"), str(base / "no"), str(journal)]) == [
+        str(roots / "first-0"),
+        str(journal),
+    ]
+    host.unlink_links(roots, "first-")
+    assert host.links(roots) == {"step-1": "/nix/store/d"}
+    host.unlink_links(roots)
+    assert host.links(roots) == {}
+    host.symlink(base / "to-state", str(base / "state"))
+    assert host.realpath(base / "to-state" / "journal.json") == str(journal)
+    host.unlink(journal)
+    assert host.read_bytes(journal) is None
+
+    usage = host.usage(base)
+    assert 0 < usage.used <= usage.size
+    blob = base / "blob"
+    host.write_atomic(blob, "x" * 100_000)
+    # Whole blocks, the file once however often it is named.
+    assert 100_000 <= host.disk_usage([str(blob), str(blob)]) < 100_000 + 64 * 1024
+    assert host.disk_usage([]) == 0
+
+
+def test_host_functions_here(tmp_path):
+    _exercise(
+        tmp_path,
+        lambda path, text: path.read_text() == text or pytest.fail(path),
+        lambda link, target: os.readlink(link) == target or pytest.fail(link),
+    )
+
+
+def test_host_functions_over_ssh(remote_host, tmp_path):
+    h = remote_host
+    # A directory of the host's own: its state directory is not this machine's.
+    base = h.state_dir / "host-test"
+    with nix.on_host(h.address):
+        assert host.remote() == h.address
+        _exercise(
+            base,
+            lambda path, text: h.run("cat", str(path)) == text or pytest.fail(path),
+            lambda link, target: h.run("readlink", str(link)).strip() == target or pytest.fail(),
+        )
+        store = host.usage(h.store_dir)
+    assert not (base / "roots").exists()  # nothing happened here
+    blocks, free, size = (
+        int(w) for w in h.run("stat", "-f", "-c", "%b %f %S", str(h.store_dir)).split()
+    )
+    assert store.size == blocks * size
+    # Usage moves while we look; within a few MiB of what stat says.
+    assert abs(store.used - (blocks - free) * size) < 8 << 20
+
+
+def test_a_host_lock_is_exclusive_and_goes_with_its_connection(remote_host):
+    h = remote_host
+    lock = h.state_dir / "lock"
+    h.run("mkdir", "-p", str(h.state_dir))
+    with nix.on_host(h.address):
+        first = host.HostLock(lock)
+        first.__enter__()
+        with pytest.raises(host.Held) as held:
+            host.HostLock(lock).__enter__()
+        assert "@" in held.value.holder
+        first.__exit__(None, None, None)
+        with host.HostLock(lock):
+            pass
+        # The connection is lost (its ssh killed): the host's side ends, and the lock goes.
+        second = host.HostLock(lock)
+        second.__enter__()
+        assert second._proc is not None
+        second._proc.kill()
+        for _ in range(100):
+            try:
+                with host.HostLock(lock):
+                    break
+            except host.Held:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the lock outlived its connection")
+
+
+def test_usage_is_streamed_from_the_host(remote_host):
+    h = remote_host
+    # The host's store is an empty tmpfs: 1 MiB in it, so that its usage shows.
+    h.run("sh", "-c", f"head -c 1048576 /dev/zero > {h.store_dir}/blob")
+    seen: list[int] = []
+    got = threading.Event()
+
+    def each(used: int) -> None:
+        seen.append(used)
+        if len(seen) >= 3:
+            got.set()
+
+    with nix.on_host(h.address):
+        stream = host.UsageStream(h.store_dir, 0.05, each)
+        try:
+            assert got.wait(20), "no samples from the host"
+        finally:
+            stream.close()
+    assert all(used >= 1 << 20 for used in seen)
