@@ -15,3 +15,8 @@ class ClosureError(InputError):
 
 class NixError(BudgetSolveError):
     """A nix command failed or printed something we cannot read."""
+
+
+class ConnectionLostError(NixError):
+    """ssh to the host failed (exit code 255): the host's state is as the last command
+    that got through left it."""

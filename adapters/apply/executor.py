@@ -30,7 +30,7 @@ from adapters.apply.measure import Calibration, PeakSampler
 from adapters.apply.planning import InfeasibleError, Planned, plan_apply
 from adapters.apply.roots import Roots
 from adapters.nixstore import host, nix
-from solver.errors import BudgetSolveError, NixError
+from solver.errors import BudgetSolveError, ConnectionLostError, NixError
 from solver.instance import Problem, build_instance
 from solver.plan import Plan, one_step
 from solver.planner import Result
@@ -349,6 +349,13 @@ class Executor:
             journal.update(step=k, phase=Phase.BUILD)
             try:
                 measured = self._step(journal, k)
+            except ConnectionLostError as e:
+                # Not a failed step: the journal on the host stays as it is (running), and
+                # the next run resumes from wherever the host stands.
+                raise ApplyError(
+                    f"step {k} of {journal.steps}: lost the connection to {host.remote()} ({e}); "
+                    "run the same command again to resume"
+                ) from e
             except (BudgetSolveError, OSError) as e:
                 self._fail(journal, k, e, rollback_to_start)
             journal.measured[k - 1] = measured

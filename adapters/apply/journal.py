@@ -270,9 +270,7 @@ def check_state_dir(state: Path) -> None:
     if st.kind != "directory":
         raise InputError(f"state directory {where}{state} is not a directory")
     if st.uid != st.our_uid:
-        raise InputError(
-            f"state directory {where}{state} belongs to another user (uid {st.uid})"
-        )
+        raise InputError(f"state directory {where}{state} belongs to another user (uid {st.uid})")
     if st.mode & 0o022:
         raise InputError(
             f"state directory {where}{state} is writable by others (mode {st.mode:o}); "

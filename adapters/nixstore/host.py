@@ -86,7 +86,7 @@ def links(directory: str | Path) -> dict[str, str]:
         return {p.name: os.readlink(p) for p in directory.iterdir() if p.is_symlink()}
     script = (
         'cd -- "$1" 2>/dev/null || exit 0; for f in * .[!.]*; do '
-        "if [ -L \"$f\" ]; then printf '%s\\0%s\\0' \"$f\" \"$(readlink -- \"$f\")\"; fi; done"
+        'if [ -L "$f" ]; then printf \'%s\\0%s\\0\' "$f" "$(readlink -- "$f")"; fi; done'
     )
     fields = _sh(script, str(directory)).stdout.split("\0")
     return dict(zip(fields[0:-1:2], fields[1::2], strict=True))
@@ -247,7 +247,7 @@ def disk_usage(paths: Iterable[str]) -> int:
     if not paths:
         return 0
     # du counts each inode once over all its arguments; missing ones are only warned of.
-    script = 'du -s -B1 -c --files0-from=- 2>/dev/null | tail -n 1'
+    script = "du -s -B1 -c --files0-from=- 2>/dev/null | tail -n 1"
     out = _sh(script, input="".join(f"{p}\0" for p in paths), check=False).stdout
     try:
         return int(out.split()[0])
@@ -283,7 +283,7 @@ class UsageStream:
     def __init__(self, path: str | Path, interval: float, each: Callable[[int], None]) -> None:
         ssh = process.current_remote()
         assert ssh is not None, "a usage stream is for another host"
-        loop = f'while {_STATFS}; do sleep {interval:g}; done'
+        loop = f"while {_STATFS}; do sleep {interval:g}; done"
         command = shlex.join(["sh", "-c", loop, "sh", str(path)])
         self._proc = subprocess.Popen(
             [*ssh, "--", command],

@@ -4,6 +4,7 @@ The environment is inherited as it is: NIX_STORE_DIR, NIX_STATE_DIR, NIX_CONF_DI
 NIX_REMOTE select the store exactly as they do for the nix commands a user types.
 """
 
+import atexit
 import contextvars
 import functools
 import hashlib
@@ -11,6 +12,8 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -70,7 +73,29 @@ def ssh_command(host: str) -> list[str]:
         options = shlex.split(os.environ.get("NIX_SSHOPTS", ""))
     except ValueError as e:
         raise InputError(f"NIX_SSHOPTS: {e}") from None
-    return ["ssh", *options, "-o", "BatchMode=yes", host]
+    # One connection for all our commands to a host, as nixos-rebuild shares its own:
+    # each command is then a session on it, not a new login.
+    shared = ["-o", "ControlMaster=auto", "-o", f"ControlPath={_control_dir()}/%C"]
+    return ["ssh", *options, "-o", "BatchMode=yes", *shared, "-o", "ControlPersist=60", host]
+
+
+@functools.cache
+def _control_dir() -> str:
+    """A directory of our own for the shared connections' sockets, removed at exit with
+    the connections (`ssh -O exit`)."""
+    directory = tempfile.mkdtemp(prefix="budget-solve-ssh-")
+    atexit.register(_close_connections, directory)
+    return directory
+
+
+def _close_connections(directory: str) -> None:
+    for socket in Path(directory).iterdir():
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "-"],
+            capture_output=True,
+            check=False,
+        )
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def on_host(host: str | None) -> AbstractContextManager[None]:

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from solver.errors import NixError
+from solver.errors import ConnectionLostError, NixError
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,11 @@ def run(
         else:
             status = f"failed with exit code {result.returncode}"
         reason = last_error_line(result.stderr)
-        raise NixError(f"{describe(shown)} {status}" + (f": {reason}" if reason else ""))
+        message = f"{describe(shown)} {status}" + (f": {reason}" if reason else "")
+        # ssh exits 255 when the connection fails or breaks, and passes on any other code.
+        if remote is not None and result.returncode == 255:
+            raise ConnectionLostError(message)
+        raise NixError(message)
     return result
 
 
