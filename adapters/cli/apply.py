@@ -59,7 +59,7 @@ from solver.units import format_size
 @click.option(
     "--limit",
     required=True,
-    type=LimitOrAuto(deferred=True),
+    type=LimitOrAuto(),
     help="Disk budget, or `auto` for the size of the store's filesystem (on --target-host "
     "when given).",
 )
@@ -71,6 +71,12 @@ from solver.units import format_size
     "collection and disk are the host's. The target is read here, and each step copies "
     "there what this machine has of it (`nix copy`); the host substitutes the rest. The "
     "host needs Nix, sh and coreutils. Not with --nixos yet.",
+)
+@click.option(
+    "--sudo",
+    is_flag=True,
+    help="With --target-host: run every command on the host as root through `sudo` (it "
+    "must not ask for a password), as nixos-rebuild --sudo.",
 )
 @click.option(
     "--substituter",
@@ -171,6 +177,7 @@ def apply(
     target: str | None,
     limit: int | str,
     target_host: str | None,
+    sudo: bool,
     substituter: tuple[str, ...],
     nixos: bool,
     flake: str | None,
@@ -218,11 +225,17 @@ def apply(
     builder: Builder
     if target_host is not None and nixos:
         raise click.UsageError("--target-host works with --profile; not with --nixos yet")
+    if limit == "auto":
+        # An option, checked with the others: before the profile is looked at.
+        limit = filesystem_limit(target_host)
+    assert isinstance(limit, int)
+    if sudo and target_host is None:
+        raise click.UsageError("--sudo is for --target-host; here, run budget-solve as root")
     if target_host is not None and plain_first:
         raise click.UsageError("--target-host does not take --plain-first yet")
     # On --target-host, everything below runs there (its profile, journal, roots, disk),
     # except what names the target, which is read here.
-    with nix.on_host(target_host):
+    with nix.on_host(target_host, sudo=sudo):
         if nixos:
             builder = _nixos_builder(
                 profile,
@@ -268,9 +281,6 @@ def apply(
         passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
         # Checked before anything is locked or written: a wrong --profile is one line.
         nix.profile_system(builder.profile)
-        if limit == "auto":
-            limit = filesystem_limit(target_host)
-        assert isinstance(limit, int)
         monitor = None if quiet or no_nom else nix.log_monitor()
 
         with (

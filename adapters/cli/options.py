@@ -88,24 +88,15 @@ QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress mes
 
 
 class LimitOrAuto(Size):
-    """A byte size, or `auto`: the size of the filesystem that holds the store (here, or
-    with `deferred`, the string "auto" for the command to measure where it plans: on a
-    --target-host, say)."""
+    """A byte size, or `auto`, the string: the command measures the filesystem that holds
+    the store where it plans (`filesystem_limit`: here, or on a --target-host)."""
 
     name = "SIZE|auto"
 
-    def __init__(self, *, deferred: bool = False) -> None:
-        self.deferred = deferred
-
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value != "auto":
-            return super().convert(value, param, ctx)
-        if self.deferred:
+        if value == "auto":
             return "auto"
-        try:
-            return filesystem_limit(None)
-        except InputError as e:
-            self.fail(str(e), param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def filesystem_limit(host: str | None) -> int:
@@ -118,11 +109,13 @@ def filesystem_limit(host: str | None) -> int:
         try:
             size = size_bytes(store)
         except OSError as e:
-            raise InputError(f"auto: cannot measure the filesystem of {where}: {e.strerror}") from e
+            raise InputError(
+                f"--limit auto: cannot measure the filesystem of {where}: {e.strerror}"
+            ) from e
     if size <= 0:
         # Some filesystems (procfs, some overlays and FUSE mounts) report no blocks.
         raise InputError(
-            f"auto: the filesystem of {where} reports a size of 0; give the budget as a "
+            f"--limit auto: the filesystem of {where} reports a size of 0; give the budget as a "
             "size, for example --limit 9G"
         )
     return size

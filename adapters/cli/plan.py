@@ -40,7 +40,7 @@ from solver.units import format_size
 @click.option(
     "--limit",
     required=True,
-    type=LimitOrAuto(deferred=True),
+    type=LimitOrAuto(),
     help="Disk budget for the store: 9G, 9.5GiB, 512M, or auto (the size of the filesystem "
     "that holds the store, on --target-host when given).",
 )

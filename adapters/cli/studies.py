@@ -8,15 +8,24 @@ from pathlib import Path
 import click
 
 from adapters.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
     QUIET_OPTION,
     WORKERS_OPTION,
     Finite,
     plot_option,
 )
 from adapters.cli.plots import fleet_figure, save_png, scenario_figure
-from adapters.cli.text import Spinner, fleet_progress, render_fleet, render_scenario
+from adapters.cli.text import (
+    Spinner,
+    fleet_progress,
+    render_fleet,
+    render_rollout,
+    render_scenario,
+)
 from adapters.studies.fleet import load as load_fleet
 from adapters.studies.fleet import run as run_fleet
+from adapters.studies.rollout import roll_out
 from adapters.studies.scenario import load as load_scenario
 from adapters.studies.scenario import run as run_scenario
 
@@ -83,21 +92,80 @@ def scenario(
     metavar="ADDRESS",
     help="Solve on a Dask distributed cluster (tcp://host:8786) instead of local processes.",
 )
+@click.option(
+    "--apply",
+    "roll",
+    is_flag=True,
+    help="Upgrade every host that has an `ssh:` address to the file's `apply:` target, "
+    "each through its own plan (`apply --target-host HOST --limit auto`), instead of "
+    "planning capacity.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="With --apply: hosts upgraded at once.",
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --apply: once this many hosts have failed, start no more.",
+)
+@click.option(
+    "--time-limit",
+    type=Finite(min=0.1, max=86_400),
+    default=60.0,
+    show_default=True,
+    help="With --apply: seconds each host's planner may spend.",
+)
 @QUIET_OPTION
+@click.pass_context
 def fleet(
+    ctx: click.Context,
     file: Path,
     as_json: bool,
     plot: Path | None,
     workers: int | None,
     scheduler: str | None,
+    roll: bool,
+    parallel: int,
+    max_failures: int,
+    time_limit: float,
     quiet: bool,
 ) -> None:
-    """Plan one update across a fleet of small hosts.
+    """Plan one update across a fleet of small hosts, or roll it out (--apply).
 
     Reports per host whether the update fits in one step, in k steps, or not at all (and
     the disk it would need), fleet totals, and the smallest disk size with which every
     host upgrades in at most 1, 2, 3 steps. Hosts with identical closures are solved once.
+
+    With --apply, upgrades the hosts over SSH instead, a few at a time, and reports per
+    host: done (steps, measured peak), failed (at which step, and why), skipped (no
+    address, or a disk too small for any plan), not started (--max-failures was
+    reached). Each host's journal is on the host: running the command again resumes
+    interrupted hosts. Exit status: 0, 1 when a host failed, 2 for a bad file.
     """
+    if roll:
+        if plot is not None or scheduler is not None:
+            raise click.UsageError("--apply takes no --plot or --scheduler")
+        with Spinner(enabled=not quiet) as progress:
+            progress("reading the fleet")
+            spec = load_fleet(file)
+            rollout = roll_out(
+                spec,
+                parallel=parallel,
+                max_failures=max_failures,
+                time_limit=time_limit,
+                progress=progress,
+            )
+        if as_json:
+            click.echo(json.dumps(rollout.to_json(), indent=2))
+        else:
+            render_rollout(rollout, sys.stdout)
+        ctx.exit(EXIT_FAILED if rollout.counts()["failed"] else EXIT_OK)
     with Spinner(enabled=not quiet) as progress:
         progress("reading the fleet")
         spec = load_fleet(file)

@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import TextIO
 
 from adapters.studies.fleet import FleetProgress, Report
+from adapters.studies.rollout import Rollout
 from adapters.studies.scenario import Outcome
 from adapters.ticker import Ticker
 from solver.planner import Result, Status
@@ -202,6 +203,28 @@ def render_scenario(outcome: Outcome, out: TextIO) -> None:
             f"{format_size(r.budget):>10}  {len(r.plan):>5}  {format_size(r.peak_bytes):>10}  "
             f"{r.status.value:<10}  {note}\n"
         )
+
+
+def render_rollout(rollout: Rollout, out: TextIO) -> None:
+    """Per host of `fleet --apply`: done (steps, measured peak), failed (at which step,
+    why), skipped (why, and the disk it would need), not started."""
+    counts = rollout.counts()
+    out.write(
+        f"{rollout.fleet}: done {counts['done']}   failed {counts['failed']}   "
+        f"skipped {counts['skipped']}   not started {counts['not started']}\n\n"
+    )
+    for h in rollout.hosts:
+        if h.status == "done":
+            peak = format_size(h.measured_peak_bytes) if h.measured_peak_bytes else "-"
+            what = f"{h.steps} step{'s' if h.steps != 1 else ''}, measured peak {peak}"
+        elif h.status == "failed":
+            at = f"at step {h.failed_step}: " if h.failed_step else ""
+            what = f"{at}{h.reason}"
+        elif h.needed_bytes:
+            what = f"{h.reason} (a plan needs {format_size(h.needed_bytes)} of store)"
+        else:
+            what = h.reason or ""
+        out.write(f"{h.name:<20} {h.status:<12} {what}\n")
 
 
 def render_fleet(report: Report, out: TextIO, *, max_hosts: int = 40) -> None:

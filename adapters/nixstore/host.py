@@ -8,7 +8,6 @@ host needs Nix, sh and coreutils: nothing of ours.
 """
 
 import os
-import shlex
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -28,15 +27,27 @@ def remote() -> str | None:
 
 
 def _sh(
-    script: str, *args: str, check: bool = True, input: str | None = None
+    script: str, *args: str, label: str, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return process.run(["sh", "-c", script, "sh", *args], check=check, input=input)
+    """`sh -c SCRIPT sh ARGS...` on the host; errors name it `label`."""
+    argv = ["sh", "-c", script, "sh", *args]
+    return process.run(argv, check=check, input=input, label=label)
+
+
+def _test(condition: str, path: str | Path) -> bool:
+    """`[ CONDITION ]` on the host, answered in its output: an exit code would not tell
+    "no" from a failure of ssh or sudo."""
+    script = f"if {condition}; then echo yes; else echo no; fi"
+    out = _sh(script, str(path), label=f"looking at {path}").stdout.strip()
+    if out not in ("yes", "no"):
+        raise NixError(f"{remote()}: testing {path} printed {out!r}")
+    return out == "yes"
 
 
 def lexists(path: str | Path) -> bool:
     if remote() is None:
         return os.path.lexists(path)
-    return _sh('[ -e "$1" ] || [ -L "$1" ]', str(path), check=False).returncode == 0
+    return _test('[ -e "$1" ] || [ -L "$1" ]', path)
 
 
 def existing(paths: Iterable[str]) -> list[str]:
@@ -48,33 +59,36 @@ def existing(paths: Iterable[str]) -> list[str]:
         'while IFS= read -r p; do if [ -e "$p" ] || [ -L "$p" ]; then '
         "printf '%s\\n' \"$p\"; fi; done"
     )
-    found = set(_sh(script, input="".join(f"{p}\n" for p in paths)).stdout.splitlines())
+    listed = "".join(f"{p}\n" for p in paths)
+    found = set(
+        _sh(script, input=listed, label=f"looking for {len(paths)} paths").stdout.split("\n")
+    )
     return [p for p in paths if p in found]
 
 
 def is_symlink(path: str | Path) -> bool:
     if remote() is None:
         return os.path.islink(path)
-    return _sh('[ -L "$1" ]', str(path), check=False).returncode == 0
+    return _test('[ -L "$1" ]', path)
 
 
 def is_dir(path: str | Path) -> bool:
     if remote() is None:
         return os.path.isdir(path)
-    return _sh('[ -d "$1" ]', str(path), check=False).returncode == 0
+    return _test('[ -d "$1" ]', path)
 
 
 def readlink(path: str | Path) -> str:
     if remote() is None:
         return os.readlink(path)
-    return _sh('readlink -- "$1"', str(path)).stdout.rstrip("\n")
+    return _sh('readlink -- "$1"', str(path), label=f"readlink {path}").stdout.rstrip("\n")
 
 
 def realpath(path: str | Path) -> str:
     """Every link resolved, as os.path.realpath (a missing end is kept as named)."""
     if remote() is None:
         return os.path.realpath(path)
-    return _sh('readlink -m -- "$1"', str(path)).stdout.rstrip("\n")
+    return _sh('readlink -m -- "$1"', str(path), label=f"readlink -m {path}").stdout.rstrip("\n")
 
 
 def links(directory: str | Path) -> dict[str, str]:
@@ -88,7 +102,7 @@ def links(directory: str | Path) -> dict[str, str]:
         'cd -- "$1" 2>/dev/null || exit 0; for f in * .[!.]*; do '
         'if [ -L "$f" ]; then printf \'%s\\0%s\\0\' "$f" "$(readlink -- "$f")"; fi; done'
     )
-    fields = _sh(script, str(directory)).stdout.split("\0")
+    fields = _sh(script, str(directory), label=f"listing {directory}").stdout.split("\0")
     return dict(zip(fields[0:-1:2], fields[1::2], strict=True))
 
 
@@ -105,7 +119,7 @@ def unlink_links(directory: str | Path, prefix: str = "") -> None:
         'cd -- "$1" 2>/dev/null || exit 0; for f in "$2"* ".$2"*; do '
         'case "$f" in "$2"*) if [ -L "$f" ]; then rm -f -- "$f"; fi;; esac; done'
     )
-    _sh(script, str(directory), prefix)
+    _sh(script, str(directory), prefix, label=f"removing links {directory}/{prefix}*")
 
 
 def symlink(link: str | Path, target: str) -> None:
@@ -122,7 +136,7 @@ def symlink(link: str | Path, target: str) -> None:
         'd=$(dirname -- "$1"); t="$d/.$(basename -- "$1").tmp"; '
         'mkdir -p -- "$d" && rm -f -- "$t" && ln -s -- "$2" "$t" && mv -fT -- "$t" "$1"'
     )
-    _sh(script, str(link), target)
+    _sh(script, str(link), target, label=f"linking {link}")
 
 
 def read_bytes(path: str | Path) -> bytes | None:
@@ -132,7 +146,7 @@ def read_bytes(path: str | Path) -> bytes | None:
             return Path(path).read_bytes()
         except FileNotFoundError:
             return None
-    result = _sh('[ -e "$1" ] || exit 3; cat -- "$1"', str(path), check=False)
+    result = _sh('[ -e "$1" ] || exit 3; cat -- "$1"', str(path), check=False, label="cat")
     if result.returncode == 3:
         return None
     if result.returncode != 0:
@@ -152,21 +166,21 @@ def write_atomic(path: str | Path, data: str, *, mode: int = 0o644) -> None:
         'if cat > "$t" && chmod "$2" "$t" && sync -- "$t" && mv -f -- "$t" "$1"; '
         'then sync -- "$d"; else rm -f -- "$t"; exit 1; fi'
     )
-    _sh(script, str(path), f"{mode:o}", input=data)
+    _sh(script, str(path), f"{mode:o}", input=data, label=f"writing {path}")
 
 
 def unlink(path: str | Path) -> None:
     if remote() is None:
         Path(path).unlink(missing_ok=True)
     else:
-        _sh('rm -f -- "$1"', str(path))
+        _sh('rm -f -- "$1"', str(path), label=f"rm {path}")
 
 
 def make_dirs(path: str | Path, mode: int = 0o755) -> None:
     if remote() is None:
         Path(path).mkdir(mode=mode, parents=True, exist_ok=True)
     else:
-        _sh('mkdir -p -m "$2" -- "$1"', str(path), f"{mode:o}")
+        _sh('mkdir -p -m "$2" -- "$1"', str(path), f"{mode:o}", label=f"mkdir {path}")
 
 
 @dataclass(frozen=True)
@@ -197,12 +211,12 @@ def owner(path: str | Path) -> Owner | None:
         )
         return Owner(kind, st.st_uid, stat.S_IMODE(st.st_mode), os.geteuid())
     script = (
-        '[ -e "$1" ] || [ -L "$1" ] || exit 3; '
+        'if ! [ -e "$1" ] && ! [ -L "$1" ]; then echo missing; exit 0; fi; '
         'if [ -L "$1" ]; then k=symlink; elif [ -d "$1" ]; then k=directory; else k=other; fi; '
         'echo "$k $(stat -c "%u %a" -- "$1") $(id -u)"'
     )
-    result = _sh(script, str(path), check=False)
-    if result.returncode == 3:
+    result = _sh(script, str(path), label=f"stat {path}")
+    if result.stdout.strip() == "missing":
         return None
     try:
         kind, uid, mode, ours = result.stdout.split()
@@ -236,7 +250,7 @@ def usage(path: str | Path) -> Usage:
     if remote() is None:
         st = os.statvfs(path)
         return Usage(st.f_blocks * st.f_frsize, (st.f_blocks - st.f_bfree) * st.f_frsize)
-    return _usage(_sh(_STATFS, str(path)).stdout, path)
+    return _usage(_sh(_STATFS, str(path), label=f"stat -f {path}").stdout, path)
 
 
 def disk_usage(paths: Iterable[str]) -> int:
@@ -248,7 +262,8 @@ def disk_usage(paths: Iterable[str]) -> int:
         return 0
     # du counts each inode once over all its arguments; missing ones are only warned of.
     script = "du -s -B1 -c --files0-from=- 2>/dev/null | tail -n 1"
-    out = _sh(script, input="".join(f"{p}\0" for p in paths), check=False).stdout
+    listed = "".join(f"{p}\0" for p in paths)
+    out = _sh(script, input=listed, label=f"du of {len(paths)} paths").stdout
     try:
         return int(out.split()[0])
     except (ValueError, IndexError):
@@ -281,12 +296,9 @@ class UsageStream:
     `each`, from one long-running ssh command (a command per sample would be too slow)."""
 
     def __init__(self, path: str | Path, interval: float, each: Callable[[int], None]) -> None:
-        ssh = process.current_remote()
-        assert ssh is not None, "a usage stream is for another host"
         loop = f"while {_STATFS}; do sleep {interval:g}; done"
-        command = shlex.join(["sh", "-c", loop, "sh", str(path)])
         self._proc = subprocess.Popen(
-            [*ssh, "--", command],
+            process.on_remote(["sh", "-c", loop, "sh", str(path)]),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -329,15 +341,12 @@ class HostLock:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> "HostLock":
-        ssh = process.current_remote()
-        assert ssh is not None, "a host lock is for another host"
         script = (
             'exec 9>>"$1" || exit 1; if ! flock -n 9; then cat -- "$1"; exit 75; fi; '
             'echo "$$@$(uname -n)" > "$1"; echo locked; exec cat > /dev/null'
         )
-        command = shlex.join(["sh", "-c", script, "sh", str(self.file)])
         proc = subprocess.Popen(
-            [*ssh, "--", command],
+            process.on_remote(["sh", "-c", script, "sh", str(self.file)]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

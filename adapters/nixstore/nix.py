@@ -98,9 +98,10 @@ def _close_connections(directory: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def on_host(host: str | None) -> AbstractContextManager[None]:
-    """Within the block, every nix command runs on `host` over SSH (None: here)."""
-    return process.remote(ssh_command(host) if host is not None else None)
+def on_host(host: str | None, *, sudo: bool = False) -> AbstractContextManager[None]:
+    """Within the block, every nix command runs on `host` over SSH (None: here), as root
+    through `sudo` there with `sudo`."""
+    return process.remote(ssh_command(host) if host is not None else None, sudo=sudo)
 
 
 def copy_to(address: str, paths: Sequence[str]) -> None:

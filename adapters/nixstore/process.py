@@ -43,18 +43,38 @@ _remote: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar
 )
 
 
+# Whether commands on the host run through `sudo` (nixos-rebuild's --sudo).
+_sudo: contextvars.ContextVar[bool] = contextvars.ContextVar("sudo", default=False)
+
+
 def current_remote() -> tuple[str, ...] | None:
     """The ssh command that `run` runs commands through now, None when here."""
     return _remote.get()
 
 
+def on_remote(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """The local command that runs `argv` on the current host: one shell command there,
+    with `env` set on that side, as root through `sudo` when asked."""
+    ssh = _remote.get()
+    assert ssh is not None, "on_remote() is for a block run on another host"
+    assignments = [f"{name}={value}" for name, value in (env or {}).items()]
+    command = ["env", *assignments, *argv] if assignments else list(argv)
+    if _sudo.get():
+        # Never a password prompt: no one may be there to type it.
+        command = ["sudo", "--non-interactive", "--", *command]
+    return [*ssh, "--", shlex.join(command)]
+
+
 @contextlib.contextmanager
-def remote(ssh: Sequence[str] | None) -> Iterator[None]:
-    """Within the block, `run` runs every command through `ssh` (None: here again)."""
+def remote(ssh: Sequence[str] | None, *, sudo: bool = False) -> Iterator[None]:
+    """Within the block, `run` runs every command through `ssh` (None: here again), with
+    `sudo` on the host when asked."""
     token = _remote.set(tuple(ssh) if ssh is not None else None)
+    sudo_token = _sudo.set(sudo and ssh is not None)
     try:
         yield
     finally:
+        _sudo.reset(sudo_token)
         _remote.reset(token)
 
 
@@ -170,24 +190,23 @@ def run(
     input: str | None = None,
     timeout: float | None = None,
     stream: bool = False,
+    label: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `argv` (never through a shell), capturing stdout and stderr as text.
 
     `env` adds variables on top of the inherited environment, so NIX_STORE_DIR and
     friends always reach Nix. With `check=True` a non-zero exit raises `NixError`.
     `stream`: a build whose log also goes, line by line, to the `streaming` sink.
+    `label`: what errors call the command instead of its argv (a script, say).
     """
     argv = list(argv)
     if not argv:
         raise ValueError("run() needs a command")
-    shown = argv
     remote = _remote.get()
+    where = f"{remote[-1]}: " if remote is not None else ""
+    shown = where + (label if label is not None else describe(argv))
     if remote is not None:
-        shown = [f"{remote[-1]}:", *argv]
-        # On another host: one shell command there, with `env` set on that side.
-        assignments = [f"{name}={value}" for name, value in (env or {}).items()]
-        command = shlex.join(["env", *assignments, *argv] if assignments else argv)
-        argv, env = [*remote, "--", command], None
+        argv, env = on_remote(argv, env), None
     logger.debug("running %s", shlex.join(argv))
     full_env = {**os.environ, **env} if env is not None else None
     sink = _sink.get() if stream else None
@@ -218,7 +237,7 @@ def run(
     except PermissionError as e:
         raise NixError(f"{argv[0]} cannot be executed: {e.strerror}") from e
     except subprocess.TimeoutExpired as e:
-        raise NixError(f"{describe(shown)} timed out after {timeout:g} s") from e
+        raise NixError(f"{shown} timed out after {timeout:g} s") from e
     if result.stderr:
         logger.debug("%s stderr: %s", argv[0], result.stderr.rstrip())
     if check and result.returncode != 0:
@@ -227,7 +246,7 @@ def run(
         else:
             status = f"failed with exit code {result.returncode}"
         reason = last_error_line(result.stderr)
-        message = f"{describe(shown)} {status}" + (f": {reason}" if reason else "")
+        message = f"{shown} {status}" + (f": {reason}" if reason else "")
         # ssh exits 255 when the connection fails or breaks, and passes on any other code.
         if remote is not None and result.returncode == 255:
             raise ConnectionLostError(message)

@@ -12,8 +12,11 @@ how big their disks must be.
       web: examples/nixos-current.json
       db: {generate: {paths: 1500, components: 90, seed: 3}}
     hosts:
-      - {name: web-01, disk: 10G, profile: web}
+      - {name: web-01, disk: 10G, profile: web, ssh: root@web-01}
       - {name: db-01, disk: 20G, current: db-01.json}
+    apply:                       # for `fleet --apply`: what each host with `ssh:` gets
+      profile: /nix/var/nix/profiles/per-user/root/env
+      target: /nix/store/...-env # read here; a host may name its own `target:`
 
 Hosts with identical closures (and the same update) are solved once; the distinct
 closures are solved in parallel on local processes, or on a Dask cluster.
@@ -46,6 +49,16 @@ class Host:
     name: str
     disk: int
     closure: str  # key of its distinct closure
+    ssh: str | None = None  # [USER@]HOST, for `fleet --apply`
+    target: str | None = None  # its own target for `fleet --apply`, else the fleet's
+
+
+@dataclass(frozen=True)
+class Apply:
+    """What `fleet --apply` upgrades on each host: a profile there, to a target here."""
+
+    profile: str
+    target: str | None
 
 
 @dataclass
@@ -60,6 +73,7 @@ class Fleet:
     max_steps: int = 3
     seed: int = 0
     notes: list[str] = field(default_factory=list)
+    apply: Apply | None = None
 
     def budget(self, host: Host) -> int:
         return max(0, host.disk - self.overhead)
@@ -80,7 +94,16 @@ def load(path: Path) -> Fleet:
         data,
         where,
         required=["update", "hosts"],
-        optional=["name", "description", "overhead", "reserve", "max_steps", "profiles", "seed"],
+        optional=[
+            "name",
+            "description",
+            "overhead",
+            "reserve",
+            "max_steps",
+            "profiles",
+            "seed",
+            "apply",
+        ],
     )
     base = path.parent
     profiles: dict[str, Closure] = {}
@@ -108,7 +131,12 @@ def load(path: Path) -> Fleet:
     seen: set[str] = set()
     for i, value in enumerate(m["hosts"]):
         hw = at.item(m["hosts"], i)
-        h = y.mapping(value, hw, required=["name", "disk"], optional=["profile", "current"])
+        h = y.mapping(
+            value,
+            hw,
+            required=["name", "disk"],
+            optional=["profile", "current", "ssh", "target"],
+        )
         raw_name = h["name"]
         if isinstance(raw_name, int | float) and not isinstance(raw_name, bool):
             raw_name = str(raw_name)  # `name: 42` is a host called 42
@@ -133,7 +161,11 @@ def load(path: Path) -> Fleet:
                 key = key_of(read_current(source, hw.key(h, "current"), base), label)
                 if isinstance(source, str):
                     by_source[source] = key
-        hosts.append(Host(name, disk, key))
+        ssh = y.string(h["ssh"], hw.key(h, "ssh")) if "ssh" in h else None
+        own = y.string(h["target"], hw.key(h, "target")) if "target" in h else None
+        if own is not None and ssh is None:
+            raise hw.key(h, "target").error("a target is for a host with an ssh: address")
+        hosts.append(Host(name, disk, key, ssh, own))
 
     uw = where.key(m, "update")
     if not isinstance(m["update"], list) or not m["update"]:
@@ -155,7 +187,14 @@ def load(path: Path) -> Fleet:
                     raise item.error(f"{labels[key]}: {e}".replace(f"{item.path}: ", "")) from e
             if n == 0:
                 changes.extend(parsed)
+    apply = None
+    if "apply" in m:
+        aw = where.key(m, "apply")
+        a = y.mapping(m["apply"], aw, required=["profile"], optional=["target"])
+        target = y.string(a["target"], aw.key(a, "target")) if "target" in a else None
+        apply = Apply(y.string(a["profile"], aw.key(a, "profile")), target)
     return Fleet(
+        apply=apply,
         name=y.string(m.get("name", path.stem), where.key(m, "name")),
         hosts=hosts,
         closures={k: c for k, c in closures.items() if k in used},

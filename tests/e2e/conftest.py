@@ -129,3 +129,31 @@ def remote_host(nix_store, tmp_path, monkeypatch):
         yield host
     finally:
         remote.stop(host, pid)
+
+
+@pytest.fixture
+def two_remote_hosts(nix_store, tmp_path, monkeypatch):
+    """Two hosts over SSH (127.0.0.1 and 127.0.0.2, one port, one key), each with a store
+    of its own at the same paths."""
+    from tests.e2e import remote
+
+    nix_store.store_dir.mkdir(exist_ok=True)
+    nix_store.state_dir.mkdir(exist_ok=True)
+    first, first_pid = remote.start(
+        tmp_path / "remote-a", nix_store.store_dir, nix_store.state_dir, monkeypatch
+    )
+    try:
+        second, second_pid = remote.start(
+            tmp_path / "remote-b",
+            nix_store.store_dir,
+            nix_store.state_dir,
+            monkeypatch,
+            address="127.0.0.2",
+            like=(first.port, first.user_key),
+        )
+        try:
+            yield first, second
+        finally:
+            remote.stop(second, second_pid)
+    finally:
+        remote.stop(first, first_pid)

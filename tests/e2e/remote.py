@@ -26,6 +26,9 @@ class RemoteHost:
     store_dir: Path
     state_dir: Path
     backing: Path
+    bin: Path
+    port: int
+    user_key: Path
 
     def run(self, *argv: str) -> str:
         """Run a command on the host; its stdout. Fails the test on error."""
@@ -45,19 +48,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(root: Path, store_dir: Path, state_dir: Path, monkeypatch) -> tuple[RemoteHost, int]:
-    """The host, and its sshd's pid (the caller stops it)."""
+def start(
+    root: Path,
+    store_dir: Path,
+    state_dir: Path,
+    monkeypatch,
+    *,
+    address: str = "127.0.0.1",
+    like: tuple[int, Path] | None = None,
+) -> tuple[RemoteHost, int]:
+    """The host, and its sshd's pid (the caller stops it).
+
+    `like`: the port and user key of a host started before; this one listens on another
+    loopback address with them, so that one $NIX_SSHOPTS reaches both.
+    """
     if os.geteuid() != 0 or not SSHD.exists():
         if os.environ.get("CI"):
             pytest.fail("a second host needs root and openssh-server, and under CI it must run")
         pytest.skip("a second host needs root and openssh-server")
     root.mkdir()
+    # Programs of the host's own, before its PATH (a stand-in sudo, say).
+    (root / "bin").mkdir()
     backing = root / "disk"
     (backing / "store").mkdir(parents=True)
     (backing / "var").mkdir()
     sh("mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(backing / "store"))
-    for key in ("host", "user"):
+    for key in ("host", "user") if like is None else ("host",):
         sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key))
+    port, user_key = like if like is not None else (_free_port(), root / "user")
     # What the login runs: the remote's store and state over the test store's paths.
     env = " ".join(
         f"{name}={shlex.quote(os.environ[name])}"
@@ -66,21 +84,21 @@ def start(root: Path, store_dir: Path, state_dir: Path, monkeypatch) -> tuple[Re
     mounts = (
         f"mount --bind {backing / 'store'} {store_dir} && "
         f"mount --bind {backing / 'var'} {state_dir} && "
-        f'export {env} NIX_LOG_DIR={root / "log"} && exec sh -c "$SSH_ORIGINAL_COMMAND"'
+        f'export {env} NIX_LOG_DIR={root / "log"} PATH={root / "bin"}:"$PATH" && '
+        'exec sh -c "$SSH_ORIGINAL_COMMAND"'
     )
     login = root / "login.sh"
     login.write_text(
         f"#!/bin/sh\nexec unshare --mount --propagation private sh -c {shlex.quote(mounts)}\n"
     )
     login.chmod(0o755)
-    public = (root / "user.pub").read_text().strip()
+    public = user_key.with_suffix(".pub").read_text().strip()
     keys = root / "authorized_keys"
     keys.write_text(f'command="{login}",no-pty,no-port-forwarding {public}\n')
     keys.chmod(0o600)
-    port = _free_port()
     config = root / "sshd_config"
     config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host'}\n"
+        f"Port {port}\nListenAddress {address}\nHostKey {root / 'host'}\n"
         f"AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\n"
         f"UsePAM no\nPidFile {root / 'sshd.pid'}\n"
@@ -98,10 +116,12 @@ def start(root: Path, store_dir: Path, state_dir: Path, monkeypatch) -> tuple[Re
     pid = int(written)
     monkeypatch.setenv(
         "NIX_SSHOPTS",
-        f"-p {port} -i {root / 'user'} -o StrictHostKeyChecking=no "
+        f"-p {port} -i {user_key} -o StrictHostKeyChecking=no "
         "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
     )
-    host = RemoteHost("root@127.0.0.1", store_dir, state_dir, backing)
+    host = RemoteHost(
+        f"root@{address}", store_dir, state_dir, backing, root / "bin", port, user_key
+    )
     host.run("true")
     return host, pid
 

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,47 @@ def test_an_interrupted_run_over_ssh_resumes_from_the_hosts_journal(
     (journal,) = host.run("sh", "-c", f"ls {host.state_dir}/budget-solve/*/journal.json").split()
     assert json.loads(host.run("cat", journal))["status"] == "done"
     host.run("nix-store", "--verify", "--check-contents")
+
+
+def _stand_in_sudo(host, body: str) -> Path:
+    """A `sudo` on the host's PATH that logs its command line, then runs `body`."""
+    log = host.bin.parent / "sudo.log"
+    script = host.bin / "sudo"
+    script.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$*" | tr "\\n" " " >> {log}\necho >> {log}\n{body}\n'
+    )
+    script.chmod(0o755)
+    return log
+
+
+def test_sudo_runs_every_command_on_the_host_through_sudo(remote_host, nix_store, capsys):
+    host = remote_host
+    profile, _old, new = _host_with_old_system(host, nix_store)
+    # As root's sudo does: the options, then the command, run as root.
+    log = _stand_in_sudo(
+        host, '[ "$1" = --non-interactive ] && shift\n[ "$1" = -- ] && shift\nexec "$@"'
+    )
+    budget = _host_used(host) + 14 * MiB
+    host.remount(budget)
+    code, doc, err = apply_remote(capsys, host, profile, new, budget, "--sudo")
+    assert code == 0, err
+    assert doc["status"] == "done"
+    assert host.run("readlink", "-f", str(profile)).strip() == new
+    calls = log.read_text().splitlines()
+    assert all(call.startswith("--non-interactive -- ") for call in calls)
+    said = "\n".join(calls)
+    # Switching, collecting, the lock, the disk samples, the journal: all through sudo.
+    for what in ("nix-env --profile", "nix-store --gc", "flock -n 9", "stat -f", "mktemp"):
+        assert what in said, what
+
+
+def test_sudo_that_wants_a_password_is_one_line(remote_host, nix_store, capsys):
+    host = remote_host
+    profile, old, new = _host_with_old_system(host, nix_store)
+    _stand_in_sudo(host, 'echo "sudo: a password is required" >&2\nexit 1')
+    code, _doc, err = apply_remote(capsys, host, profile, new, "1G", "--sudo")
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: ") and "a password is required" in line
+    # Nothing changed on the host.
+    assert host.run("readlink", "-f", str(profile)).strip() == old

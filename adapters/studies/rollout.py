@@ -1,0 +1,165 @@
+"""`fleet --apply`: the update rolled out, each host through its own plan.
+
+Every host with an `ssh:` address runs `budget-solve apply --target-host ADDRESS
+--limit auto` in a process of its own (its own connection, lock and journal, which live
+on the host), `parallel` at a time. Once `max_failures` hosts have failed, no host starts;
+those running finish. A host whose disk is too small for any plan is skipped, with the
+disk it would need; one without an address is skipped too. Rerunning the same command
+resumes every interrupted host from its journal and finds the finished ones done.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.studies.fleet import Fleet, Host
+from solver.errors import InputError
+
+# What `apply` exits with (adapters/cli/options.py): done, failed, bad input, no plan.
+_DONE, _FAILED, _BAD, _NO_PLAN = 0, 1, 2, 3
+_STEP = re.compile(r"\bstep (\d+) of (\d+)\b")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class HostResult:
+    name: str
+    address: str | None
+    # "done", "failed", "skipped" (disk too small, or no address), "not started" (the
+    # failure limit was reached first).
+    status: str
+    steps: int | None = None
+    measured_peak_bytes: int | None = None
+    failed_step: int | None = None
+    reason: str | None = None
+    needed_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Rollout:
+    fleet: str
+    hosts: list[HostResult]
+
+    def counts(self) -> dict[str, int]:
+        out = {"done": 0, "failed": 0, "skipped": 0, "not started": 0}
+        for h in self.hosts:
+            out[h.status] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fleet": self.fleet,
+            "hosts": [asdict(h) for h in self.hosts],
+            "totals": self.counts(),
+        }
+
+
+def roll_out(
+    fleet: Fleet,
+    *,
+    parallel: int,
+    max_failures: int,
+    time_limit: float,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Rollout:
+    if fleet.apply is None:
+        raise InputError(f"fleet {fleet.name}: --apply needs an `apply:` section (profile, target)")
+    results: dict[str, HostResult] = {}
+    todo: list[Host] = []
+    for host in fleet.hosts:
+        if host.ssh is None:
+            results[host.name] = HostResult(host.name, None, "skipped", reason="no ssh: address")
+        elif (host.target or fleet.apply.target) is None:
+            raise InputError(f"host {host.name}: no target (apply: target, or its own target:)")
+        else:
+            todo.append(host)
+    failures = 0
+    running: dict[Future[HostResult], Host] = {}
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        while todo or running:
+            while todo and len(running) < parallel and failures < max_failures:
+                host = todo.pop(0)
+                progress(f"upgrading {host.name} ({host.ssh})")
+                running[pool.submit(_apply, fleet, host, time_limit)] = host
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                host = running.pop(future)
+                result = future.result()
+                results[host.name] = result
+                failures += result.status == "failed"
+                progress(f"{host.name}: {result.status}")
+    for host in todo:
+        results[host.name] = HostResult(
+            host.name,
+            host.ssh,
+            "not started",
+            reason=f"{failures} host(s) failed (--max-failures {max_failures})",
+        )
+    return Rollout(fleet.name, [results[h.name] for h in fleet.hosts])
+
+
+def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
+    """`budget-solve apply` for one host, in a process of its own."""
+    assert fleet.apply is not None and host.ssh is not None
+    target = host.target or fleet.apply.target
+    assert target is not None
+    argv = [
+        sys.executable,
+        "-m",
+        "adapters.cli",
+        "apply",
+        "--json",
+        "--quiet",
+        "--target-host",
+        host.ssh,
+        "--profile",
+        fleet.apply.profile,
+        "--target",
+        target,
+        "--limit",
+        "auto",
+        "--time-limit",
+        f"{time_limit:g}",
+    ]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, check=False, cwd=ROOT, stdin=subprocess.DEVNULL
+    )
+    doc = _json(proc.stdout)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    reason = errors[-1].removeprefix("error:").strip() if errors else proc.stderr.strip()[-300:]
+    if proc.returncode == _DONE and doc.get("status") == "done":
+        steps = doc.get("steps", [])
+        peaks = [s["measured_peak_bytes"] for s in steps if s.get("measured_peak_bytes")]
+        return HostResult(host.name, host.ssh, "done", len(steps), max(peaks) if peaks else None)
+    if proc.returncode == _NO_PLAN:
+        return HostResult(
+            host.name,
+            host.ssh,
+            "skipped",
+            reason=f"disk too small: {reason}",
+            needed_bytes=doc.get("min_feasible_budget_bytes"),
+        )
+    step = _STEP.search(reason)
+    return HostResult(
+        host.name,
+        host.ssh,
+        "failed",
+        failed_step=int(step.group(1)) if step else None,
+        reason=reason or f"apply exited with {proc.returncode}",
+    )
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
