@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from solver.components import Change
 from solver.cpsat import SolveStatus, UpgradeModel
 from solver.instance import build_instance
-from solver.orders import _generations
 from solver.plan import Generation, State, canonical, evaluate, final, initial
 from solver.squeeze import _Layout, _Moves, squeeze
 from solver.validate import validate
@@ -16,6 +15,7 @@ from tests.helpers import GiB, SystemBuilder, instance_of
 from tests.oracle import exhaustive
 from tests.test_oracle import tiny_problems
 from tests.test_orders import single_change_orders
+from tests.test_windows import four_steps_around_a_shared_library
 
 
 def _assigned(inst, steps: list[int], k: int) -> list[Generation]:
@@ -106,17 +106,8 @@ def test_a_squeezed_plan_is_valid_and_never_beats_the_oracle(case, data):
 
 
 def test_four_steps_become_three_where_merging_cannot():
-    """Four packages, each 2 GiB old and new, and a 3 GiB library the first two share.
-    Merging any two steps of the alternating order overflows; spreading finds three."""
-    old, new = SystemBuilder("old"), SystemBuilder("new")
-    lib_old = old.add("lib-1", 3 * GiB)
-    lib_new = new.add("lib-2", 3 * GiB)
-    old_pkgs = [old.add(f"p{i}-1", 2 * GiB, refs=[lib_old] if i < 2 else []) for i in range(4)]
-    new_pkgs = [new.add(f"p{i}-2", 2 * GiB, refs=[lib_new] if i < 2 else []) for i in range(4)]
-    problem, inst = instance_of(old.system(old_pkgs), new.system(new_pkgs))
-    order = [inst.index(n) for n in ("p0", "p2", "p1", "p3")]
-    start = evaluate(inst, _generations(inst, [(c, True, True) for c in order]))
-    budget = start.peak_bytes
+    """Merging any two steps of the alternating order overflows; spreading finds three."""
+    problem, inst, start, budget = four_steps_around_a_shared_library()
     best = exhaustive(problem).min_steps(budget)
     assert best == 3
     shorter = squeeze(inst, budget, start, seconds=10, workers=1)

@@ -69,22 +69,26 @@ def test_a_drop_inside_the_ends_is_not_a_window():
     assert restrict(inst, start, start, True, False) is not None
 
 
-def test_four_steps_become_three_where_merging_cannot():
-    """Four packages, each 2 GiB old and new, and a 3 GiB library the first two share. One
-    change per step never merges under 9 GiB+: any two in one step hold 4 GiB more. The
-    window sees the whole way and regroups."""
+def four_steps_around_a_shared_library():
+    """Four packages, each 2 GiB old and new, and a 3 GiB library the first two share,
+    changed one per step alternating the library's users (both libraries stay on disk
+    for longest), under the budget of that order's peak: (problem, inst, start, budget)."""
     old, new = SystemBuilder("old"), SystemBuilder("new")
     lib_old = old.add("lib-1", 3 * GiB)
     lib_new = new.add("lib-2", 3 * GiB)
     old_pkgs = [old.add(f"p{i}-1", 2 * GiB, refs=[lib_old] if i < 2 else []) for i in range(4)]
     new_pkgs = [new.add(f"p{i}-2", 2 * GiB, refs=[lib_new] if i < 2 else []) for i in range(4)]
     problem, inst = instance_of(old.system(old_pkgs), new.system(new_pkgs))
-    oracle = exhaustive(problem)
-    # Alternating the shared library's users keeps both libraries on disk for longest.
     order = [inst.index(n) for n in ("p0", "p2", "p1", "p3")]
     start = evaluate(inst, _generations(inst, [(c, True, True) for c in order]))
-    budget = start.peak_bytes
-    best = oracle.min_steps(budget)
+    return problem, inst, start, start.peak_bytes
+
+
+def test_four_steps_become_three_where_merging_cannot():
+    """One change per step never merges under 9 GiB+: any two in one step hold 4 GiB
+    more. The window sees the whole way and regroups."""
+    problem, inst, start, budget = four_steps_around_a_shared_library()
+    best = exhaustive(problem).min_steps(budget)
     assert best is not None and best < len(start)
     shorter = compress(inst, budget, start, seconds=10, workers=1)
     assert len(shorter) == best
