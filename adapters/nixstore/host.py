@@ -8,7 +8,6 @@ host needs Nix, sh and coreutils: nothing of ours.
 """
 
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ def remote() -> str | None:
 
 def _sh(
     script: str, *args: str, label: str, check: bool = True, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
+) -> process.Completed:
     """`sh -c SCRIPT sh ARGS...` on the host; errors name it `label`."""
     argv = ["sh", "-c", script, "sh", *args]
     return process.run(argv, check=check, input=input, label=label)
@@ -297,12 +296,8 @@ class UsageStream:
 
     def __init__(self, path: str | Path, interval: float, each: Callable[[int], None]) -> None:
         loop = f"while {_STATFS}; do sleep {interval:g}; done"
-        self._proc = subprocess.Popen(
-            process.on_remote(["sh", "-c", loop, "sh", str(path)]),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
+        self._proc = process.start(
+            process.on_remote(["sh", "-c", loop, "sh", str(path)]), errors=False
         )
         self._path = path
         self._each = each
@@ -318,8 +313,7 @@ class UsageStream:
                 return
 
     def close(self) -> None:
-        self._proc.terminate()
-        self._proc.wait()
+        process.finish(self._proc, grace=5.0)
         self._thread.join()
 
 
@@ -338,19 +332,15 @@ class HostLock:
 
     def __init__(self, file: Path) -> None:
         self.file = file
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: process.Running | None = None
 
     def __enter__(self) -> "HostLock":
         script = (
             'exec 9>>"$1" || exit 1; if ! flock -n 9; then cat -- "$1"; exit 75; fi; '
             'echo "$$@$(uname -n)" > "$1"; echo locked; exec cat > /dev/null'
         )
-        proc = subprocess.Popen(
-            process.on_remote(["sh", "-c", script, "sh", str(self.file)]),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        proc = process.start(
+            process.on_remote(["sh", "-c", script, "sh", str(self.file)]), feed=True
         )
         assert proc.stdout is not None and proc.stderr is not None
         first = proc.stdout.readline().strip()
@@ -368,10 +358,5 @@ class HostLock:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._proc is not None:
-            assert self._proc.stdin is not None
-            self._proc.stdin.close()
-            try:
-                self._proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+            process.finish(self._proc)
             self._proc = None

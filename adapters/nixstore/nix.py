@@ -12,7 +12,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -90,11 +89,7 @@ def _control_dir() -> str:
 
 def _close_connections(directory: str) -> None:
     for socket in Path(directory).iterdir():
-        subprocess.run(
-            ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "-"],
-            capture_output=True,
-            check=False,
-        )
+        process.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "-"], check=False)
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -47,6 +47,40 @@ _remote: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar
 _sudo: contextvars.ContextVar[bool] = contextvars.ContextVar("sudo", default=False)
 
 
+# A command that is running, and one that has run (their output as text).
+Running = subprocess.Popen[str]
+Completed = subprocess.CompletedProcess[str]
+
+
+def start(argv: Sequence[str], *, feed: bool = False, errors: bool = True) -> Running:
+    """A long-running command, started: its output as text pipes (stderr only with
+    `errors`); its input a pipe with `feed` (closing it tells the command to end), else
+    empty."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if errors else subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
+
+
+def finish(proc: Running, *, grace: float = 30.0) -> None:
+    """End a command from `start`: its input closed (with `feed`) or a SIGTERM, then
+    SIGKILL if it is still there after `grace` seconds."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def current_remote() -> tuple[str, ...] | None:
     """The ssh command that `run` runs commands through now, None when here."""
     return _remote.get()

@@ -10,21 +10,19 @@ resumes every interrupted host from its journal and finds the finished ones done
 
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from adapters.nixstore import process
 from adapters.studies.fleet import Fleet, Host
 from solver.errors import InputError
 
 # What `apply` exits with (adapters/cli/options.py): done, failed, bad input, no plan.
 _DONE, _FAILED, _BAD, _NO_PLAN = 0, 1, 2, 3
 _STEP = re.compile(r"\bstep (\d+) of (\d+)\b")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -129,9 +127,7 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
         "--time-limit",
         f"{time_limit:g}",
     ]
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, check=False, cwd=ROOT, stdin=subprocess.DEVNULL
-    )
+    proc = process.run(argv, check=False)
     doc = _json(proc.stdout)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     reason = errors[-1].removeprefix("error:").strip() if errors else proc.stderr.strip()[-300:]
