@@ -95,18 +95,19 @@ def _spread(
     """`gens` changed until no step overflows the budget, or None when the moves and the
     windows settle first or `deadline` (a time.monotonic() value) comes."""
     inst = layout.inst
-    current, over = gens, _Moves(layout, budget, gens).over()
+    # The moves of the plan in hand: built once per plan, for its overflow and a descent.
+    first = _Moves(layout, budget, gens)
+    current, over = gens, first.over()
+    moves: _Moves | None = first
     settled: set[tuple[int, int]] = set()
     tried: dict[tuple[int, int], int] = {}
     turns = itertools.count()
-    moves_due = True
     while sum(over) and time.monotonic() < deadline:
-        if moves_due:
+        if moves is not None:
             # The moves settle in one descent; they are due again once a window changed.
-            moves_due = False
-            moves = _Moves(layout, budget, current)
             moved = moves.descend(deadline)
             moved_over = moves.over()
+            moves = None
             log.debug("squeeze: moves leave %d bytes over", sum(moved_over))
             if sum(moved_over) < sum(over):
                 current, over = moved, moved_over
@@ -119,14 +120,13 @@ def _spread(
         tried[window] = next(turns)
         left = deadline - time.monotonic()
         better = _rebalance(inst, budget, current, a, width, min(left, WINDOW_SECONDS), workers)
-        better_over = None if better is None else _Moves(layout, budget, better).over()
-        log.debug("squeeze: window %d+%d: %s", a, width, better_over and sum(better_over))
-        if better is None or better_over is None or sum(better_over) >= sum(over):
+        rebalanced = None if better is None else _Moves(layout, budget, better)
+        log.debug("squeeze: window %d+%d: %s", a, width, rebalanced and sum(rebalanced.over()))
+        if better is None or rebalanced is None or sum(rebalanced.over()) >= sum(over):
             settled.add(window)
         else:
-            current, over = better, better_over
+            current, over, moves = better, rebalanced.over(), rebalanced
             settled = {w for w in settled if w[0] + w[1] <= a or w[0] >= a + width}
-            moves_due = True
     if sum(over):
         log.debug("squeeze: %d bytes over the budget left in %d steps", sum(over), len(over))
         return None
@@ -276,8 +276,10 @@ class _Moves:
         np.add.at(needs, self.step[moving] - 1, self.scratch[moving])
         return needs
 
-    def _score(self, needs: npt.NDArray[np.int64]) -> tuple[int, int]:
-        return int(np.maximum(0, needs - self.budget).sum()), int(needs.sum())
+    def _scores(self, needs: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+        """Per row of needs (a plan's steps): bytes over the budget, then bytes in all."""
+        over = np.maximum(0, needs - self.budget).sum(axis=-1)
+        return list(zip(over.tolist(), needs.sum(axis=-1).tolist(), strict=True))
 
     def _priced(self, c: int) -> npt.NDArray[np.int64]:
         """needs[b-1, j-1]: the needs of every step with c moved to step b."""
@@ -325,16 +327,14 @@ class _Moves:
 
     def descend(self, deadline: float) -> list[Generation]:
         """Best single moves, component by component, until none lowers the score."""
-        score = self._score(self.needs)
+        (score,) = self._scores(self.needs[None, :])
         improved = True
         while improved and score[0] and time.monotonic() < deadline:
             improved = False
             for c in self.moving:
                 if not score[0]:
                     break
-                needs = self._priced(c)
-                over = np.maximum(0, needs - self.budget).sum(axis=1)
-                scores = list(zip(over.tolist(), needs.sum(axis=1).tolist(), strict=True))
+                scores = self._scores(self._priced(c))
                 to = min(range(self.k), key=scores.__getitem__)
                 if scores[to] < score and to + 1 != self.step[c]:
                     self._move(c, to + 1)
