@@ -259,22 +259,21 @@ class LockedError(BudgetSolveError):
 def check_state_dir(state: Path) -> None:
     """Refuse a state directory another user could swap files in: a symlink, not ours,
     or writable by group or others. It is created (mode 0700) when missing."""
-    where = f"{host.remote()}:" if host.remote() else ""
+    where = host.named(state)
     st = host.owner(state)
     if st is None:
         host.make_dirs(state.parent)
         host.make_dirs(state, mode=0o700)
         return
     if st.kind == "symlink":
-        raise InputError(f"state directory {where}{state} is a symlink; refusing to use it")
+        raise InputError(f"state directory {where} is a symlink; refusing to use it")
     if st.kind != "directory":
-        raise InputError(f"state directory {where}{state} is not a directory")
+        raise InputError(f"state directory {where} is not a directory")
     if st.uid != st.our_uid:
-        raise InputError(f"state directory {where}{state} belongs to another user (uid {st.uid})")
+        raise InputError(f"state directory {where} belongs to another user (uid {st.uid})")
     if st.mode & 0o022:
         raise InputError(
-            f"state directory {where}{state} is writable by others (mode {st.mode:o}); "
-            f"chmod go-w it"
+            f"state directory {where} is writable by others (mode {st.mode:o}); chmod go-w it"
         )
 
 
@@ -299,7 +298,7 @@ class ProfileLock:
                 self._remote.__enter__()
             except host.Held as held:
                 raise LockedError(
-                    f"another budget-solve apply is running on {host.remote()}:{self.profile} "
+                    f"another budget-solve apply is running on {host.named(self.profile)} "
                     f"(pid {held.holder})"
                 ) from None
             return self

@@ -416,8 +416,7 @@ def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
             "to continue"
         )
     else:
-        on = f"{host.remote()}:" if host.remote() else ""
-        click.echo(f"done: {on}{profile} points at {host.realpath(profile)}")
+        click.echo(f"done: {host.named(profile)} points at {host.realpath(profile)}")
 
 
 Command = TypeVar("Command", bound=Callable[..., Any])

@@ -9,6 +9,7 @@ import click
 
 from adapters.apply.measure import size_bytes
 from adapters.nixstore import nix
+from adapters.nixstore.host import named
 from solver.errors import InputError
 from solver.units import parse_size
 
@@ -102,10 +103,8 @@ class LimitOrAuto(Size):
 def filesystem_limit(host: str | None) -> int:
     """`--limit auto`: the size of the filesystem that holds the store, here or on `host`."""
     store = nix.store_dir()
-    where = f"{host}:{store}" if host else store
-    if host is not None:
-        size = nix.host_filesystem_size(host)
-    else:
+    with nix.on_host(host):
+        where = named(store)
         try:
             size = size_bytes(store)
         except OSError as e:

@@ -8,6 +8,7 @@ host needs Nix, sh and coreutils: nothing of ours.
 """
 
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,12 @@ def remote() -> str | None:
     """The host commands run on now (`user@host`), None for this machine."""
     ssh = process.current_remote()
     return ssh[-1] if ssh is not None else None
+
+
+def named(path: str | Path) -> str:
+    """`path` as messages name it: `HOST:PATH` on another host."""
+    where = remote()
+    return f"{where}:{path}" if where is not None else str(path)
 
 
 def _sh(
@@ -195,8 +202,6 @@ class Owner:
 def owner(path: str | Path) -> Owner | None:
     """None when `path` does not exist (a dangling link exists)."""
     if remote() is None:
-        import stat
-
         try:
             st = os.lstat(path)
         except FileNotFoundError:

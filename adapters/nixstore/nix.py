@@ -126,17 +126,6 @@ def host_closure(host: str, path: str) -> Closure:
         return live_closure(resolved, source=f"{host}:{path}")
 
 
-def host_filesystem_size(host: str) -> int:
-    """Bytes of the filesystem that holds the store on `host` (`--limit auto`)."""
-    with on_host(host):
-        out = process.run(["stat", "-f", "-c", "%b %S", store_dir()], check=True).stdout
-    try:
-        blocks, block_size = (int(word) for word in out.split())
-    except ValueError:
-        raise NixError(f"{host}: stat -f printed {out.strip()!r}, not a block count") from None
-    return blocks * block_size
-
-
 def store_dir() -> str:
     """The store directory Nix uses here: $NIX_STORE_DIR, else /nix/store."""
     # Nix also honours the older NIX_STORE; empty values count as unset, as in Nix.
@@ -461,22 +450,19 @@ def resolve_profile(profile: Path) -> Path:
 def profile_system(profile: Path) -> str:
     """The store path a profile's current generation is, checked: every problem with it
     is an InputError that names the profile."""
-    where = f"{host.remote()}:" if host.remote() else ""
+    where = host.named(profile)
     if not host.lexists(profile):
-        raise InputError(f"profile {where}{profile}: no such profile")
+        raise InputError(f"profile {where}: no such profile")
     if not host.is_symlink(profile):
         kind = "a directory" if host.is_dir(profile) else "a file"
-        raise InputError(
-            f"profile {where}{profile}: {kind}, not a profile (a link to a generation)"
-        )
+        raise InputError(f"profile {where}: {kind}, not a profile (a link to a generation)")
     system = host.realpath(profile)
     if not is_store_path(system):
         raise InputError(
-            f"profile {where}{profile}: links to {system}, which is not a store path in "
-            f"{store_dir()}"
+            f"profile {where}: links to {system}, which is not a store path in {store_dir()}"
         )
     if not host.existing([system]):
-        raise InputError(f"profile {where}{profile}: its generation {system} is not in the store")
+        raise InputError(f"profile {where}: its generation {system} is not in the store")
     return system
 
 
