@@ -11,6 +11,7 @@ from solver.plan import (
     Generation,
     Plan,
     State,
+    absence_gaps,
     evaluate,
     final,
     glue_of,
@@ -137,17 +138,8 @@ def greedy_sequence(inst: Instance, *, drop_non_vital: bool = False) -> list[Gen
 
 
 def jump_needs(inst: Instance, gens: Sequence[Generation]) -> npt.NDArray[np.int64]:
-    """needs[s, e]: disk need of going from generation s straight to e (for s < e).
-
-    The union of two generations is what each stores less what they share, and what every
-    pair shares is one matrix product.
-    """
-    present = presence_matrix(inst, gens).astype(np.float64)
-    sizes = group_sizes(inst).astype(np.float64)
-    # Exact: float64 holds integers to 2**53 bytes, far beyond any store.
-    stored = present @ sizes
-    shared = present @ (present * sizes).T
-    union = np.rint(stored[:, None] + stored[None, :] - shared).astype(np.int64)
+    """needs[s, e]: disk need of going from generation s straight to e (for s < e)."""
+    union = _unions(inst, gens)
     last = len(gens) - 1
     glue = np.array([glue_of(inst, i, last) for i in range(len(gens))], dtype=np.int64)
     scratch = np.cumsum(scratch_by_step(inst, gens), dtype=np.int64)
@@ -160,6 +152,35 @@ def jump_needs(inst: Instance, gens: Sequence[Generation]) -> npt.NDArray[np.int
         + inst.reserve
     )
     return needs
+
+
+def _unions(inst: Instance, gens: Sequence[Generation]) -> npt.NDArray[np.int64]:
+    """union[s, e]: bytes of the groups on disk in generation s or e (for s <= e)."""
+    sizes = group_sizes(inst)
+    count = len(gens)
+    states = np.asarray(gens, dtype=np.int8).reshape(count, inst.size)
+    gaps = absence_gaps(inst, states)
+    if gaps is not None:
+        # A forward plan: a group is off the disk of both s and e exactly when its gap
+        # holds both, lo <= s and e < hi. Its bytes go to cell (lo, hi); the sum over
+        # lo <= s and hi >= e + 1 is two running sums.
+        lo, hi = gaps
+        gap = lo < hi
+        cells = np.bincount(
+            lo[gap] * (count + 1) + hi[gap], weights=sizes[gap], minlength=(count + 1) ** 2
+        )
+        # Exact: float64 holds integers to 2**53 bytes, far beyond any store.
+        missing = np.rint(cells).astype(np.int64).reshape(count + 1, count + 1)
+        missing = np.cumsum(missing, axis=0)
+        missing = np.cumsum(missing[:, ::-1], axis=1)[:, ::-1]
+        return int(sizes.sum()) - missing[:count, 1:]
+    # Any plan: what each generation stores less what every pair shares, one matrix
+    # product (exact in float64, as above).
+    present = presence_matrix(inst, gens).astype(np.float64)
+    weights = sizes.astype(np.float64)
+    stored = present @ weights
+    shared = present @ (present * weights).T
+    return np.rint(stored[:, None] + stored[None, :] - shared).astype(np.int64)
 
 
 def merge_greedy(inst: Instance, gens: Sequence[Generation], budget: int) -> list[Generation]:
@@ -181,23 +202,28 @@ def merge_optimal(inst: Instance, gens: Sequence[Generation], budget: int) -> li
     """Fewest steps, then lowest peak, that keep `gens` in order (a shortest path over jumps)."""
     needs = jump_needs(inst, gens)
     last = len(gens) - 1
-    inf = (len(gens) + 1, 0)
-    best: list[tuple[int, int]] = [(0, 0)] + [inf] * last
-    came: list[int] = [0] * len(gens)
+    # best (steps, peak) to reach each generation, and the generation it came from.
+    steps = np.full(len(gens), len(gens) + 1, dtype=np.int64)
+    peak = np.zeros(len(gens), dtype=np.int64)
+    came = np.zeros(len(gens), dtype=np.int64)
+    steps[0] = 0
     for s in range(last):
-        if best[s] == inf:
+        if steps[s] > last:
             continue
-        for e in range(s + 1, last + 1):
-            need = int(needs[s, e])
-            if need > budget and e > s + 1:
-                continue
-            cand = (best[s][0] + 1, max(best[s][1], need))
-            if cand < best[e]:
-                best[e] = cand
-                came[e] = s
+        # Jumps from s that fit the budget; the next generation is always reachable.
+        ends = np.flatnonzero(needs[s, s + 1 :] <= budget) + s + 1
+        if not len(ends) or ends[0] != s + 1:
+            ends = np.concatenate(([s + 1], ends))
+        cand = np.maximum(peak[s], needs[s, ends])
+        better = (steps[s] + 1 < steps[ends]) | (
+            (steps[s] + 1 == steps[ends]) & (cand < peak[ends])
+        )
+        steps[ends[better]] = steps[s] + 1
+        peak[ends[better]] = cand[better]
+        came[ends[better]] = s
     path = [last]
     while path[-1] != 0:
-        path.append(came[path[-1]])
+        path.append(int(came[path[-1]]))
     return [gens[i] for i in reversed(path)]
 
 

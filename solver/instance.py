@@ -7,6 +7,10 @@ and their sizes summed; real closures collapse a lot this way (docs/model.md).
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import numpy.typing as npt
 
 from solver.closure import Closure
 from solver.components import Change, Component, Split, split_components
@@ -22,6 +26,25 @@ class Group:
     old_users: tuple[int, ...]
     new_users: tuple[int, ...]
     paths: int
+
+
+@dataclass(frozen=True)
+class Users:
+    """The users of every group on one side, flattened for numpy's reduceat: group g's run
+    from starts[g] and end with a dummy user, the number of components, who is none."""
+
+    users: npt.NDArray[np.int64]
+    starts: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, lists: Iterable[tuple[int, ...]], dummy: int) -> "Users":
+        users: list[int] = []
+        starts: list[int] = []
+        for group_users in lists:
+            starts.append(len(users))
+            users.extend(group_users)
+            users.append(dummy)
+        return cls(np.asarray(users, dtype=np.int64), np.asarray(starts, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -51,6 +74,15 @@ class Instance:
     @property
     def size(self) -> int:
         return len(self.names)
+
+    @cached_property
+    def old_users(self) -> Users:
+        """Every group's old users, for the numpy accounting (solver/plan.py)."""
+        return Users.of((g.old_users for g in self.groups), self.size)
+
+    @cached_property
+    def new_users(self) -> Users:
+        return Users.of((g.new_users for g in self.groups), self.size)
 
     def index(self, name: str) -> int:
         try:

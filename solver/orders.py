@@ -15,7 +15,6 @@ room for merging.
 
 import itertools
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -32,24 +31,6 @@ ORDER_SECONDS = 1.0
 Move = tuple[int, bool, bool]  # (component, leaves old, enters new)
 
 
-@dataclass(frozen=True)
-class _Flat:
-    """Users of every group, flattened for numpy's reduceat, with one dummy user each."""
-
-    users: npt.NDArray[np.int64]
-    starts: npt.NDArray[np.int64]
-
-
-def _flatten(lists: list[tuple[int, ...]], dummy: int) -> _Flat:
-    users: list[int] = []
-    starts: list[int] = []
-    for group_users in lists:
-        starts.append(len(users))
-        users.extend(group_users)
-        users.append(dummy)
-    return _Flat(np.asarray(users, dtype=np.int64), np.asarray(starts, dtype=np.int64))
-
-
 class _Orders:
     """Needs of every step of an order of moves, in O(groups) numpy work."""
 
@@ -59,9 +40,8 @@ class _Orders:
         self.comp = np.asarray([c for c, _, _ in moves], dtype=np.int64)
         self.leaves = np.asarray([leaves for _, leaves, _ in moves], dtype=np.bool_)
         self.enters = np.asarray([enters for _, _, enters in moves], dtype=np.bool_)
-        n = inst.size
-        self.old = _flatten([g.old_users for g in inst.groups], n)
-        self.new = _flatten([g.new_users for g in inst.groups], n)
+        self.old = inst.old_users
+        self.new = inst.new_users
         self.sizes = np.fromiter((g.size for g in inst.groups), dtype=np.int64)
         self.total = int(self.sizes.sum())
         self.scratch = np.asarray([*inst.scratch, 0], dtype=np.int64)

@@ -107,19 +107,60 @@ class Plan:
         return len(self.steps)
 
 
+# The general presence computation gathers every (group, user) pair for a block of
+# generations at a time: this many pairs per block bound its memory (32 MiB).
+PAIRS_PER_BLOCK = 2**25
+
+# A component's states in the only order a monotone plan visits them: old, absent, new.
+_RANK = np.array([0, 2, 1], dtype=np.int8)  # indexed by State
+
+
 def presence_matrix(inst: Instance, generations: Sequence[Generation]) -> npt.NDArray[np.bool_]:
     """present[i, g]: is group g on disk in generation i."""
     states = np.asarray(generations, dtype=np.int8).reshape(len(generations), inst.size)
-    present = np.zeros((len(generations), len(inst.groups)), dtype=np.bool_)
-    is_old = states == State.OLD
-    is_new = states == State.NEW
-    for g, group in enumerate(inst.groups):
-        col = present[:, g]
-        for c in group.old_users:
-            col |= is_old[:, c]
-        for c in group.new_users:
-            col |= is_new[:, c]
+    gaps = absence_gaps(inst, states)
+    if gaps is not None:
+        lo, hi = gaps
+        at = np.arange(len(states))[:, None]
+        absent: npt.NDArray[np.bool_] = (lo <= at) & (at < hi)
+        return ~absent
+    # Any plan: a group is present where one of its old users is old or one of its new
+    # users new; the dummy user that ends every group's run is neither.
+    padded = np.pad(states, ((0, 0), (0, 1)), constant_values=-1)
+    old, new = inst.old_users, inst.new_users
+    rows = max(1, PAIRS_PER_BLOCK // max(1, len(old.users) + len(new.users)))
+    present = np.empty((len(states), len(inst.groups)), dtype=np.bool_)
+    for top in range(0, len(states), rows):
+        block = padded[top : top + rows]
+        present[top : top + rows] = np.logical_or.reduceat(
+            block[:, old.users] == State.OLD, old.starts, axis=1
+        ) | np.logical_or.reduceat(block[:, new.users] == State.NEW, new.starts, axis=1)
     return present
+
+
+def absence_gaps(
+    inst: Instance, states: npt.NDArray[np.int8]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """Where each group is off the disk, when every component of the plan goes only
+    forward (old, maybe absent, new): generations lo[g] <= i < hi[g], empty when lo >= hi.
+    None for any other plan.
+
+    Forward, a group is on disk until its last old user leaves its old state and again
+    from when its first new user enters its new one: that leaves one gap at most.
+    """
+    count = len(states)
+    if inst.size == 0 or np.any(np.diff(_RANK[states], axis=0) < 0):
+        return None
+    not_old = states != State.OLD
+    is_new = states == State.NEW
+    # leaves[c]: the first generation c is not old in; enters[c]: the first it is new in
+    # (count: never). The dummy user leaves at once and never enters.
+    leaves = np.append(np.where(not_old.any(axis=0), not_old.argmax(axis=0), count), 0)
+    enters = np.append(np.where(is_new.any(axis=0), is_new.argmax(axis=0), count), count)
+    old, new = inst.old_users, inst.new_users
+    lo = np.maximum.reduceat(leaves[old.users], old.starts)
+    hi = np.minimum.reduceat(enters[new.users], new.starts)
+    return lo, hi
 
 
 def group_sizes(inst: Instance) -> npt.NDArray[np.int64]:

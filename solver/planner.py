@@ -116,7 +116,11 @@ WINDOW_SHARE = 0.2
 SQUEEZE_SHARE = 0.15
 SQUEEZE_FAR_SHARE = 0.4
 # ... and a probe of the lower bound on steps from below (_raise_bound) this much each.
-PROBE_SECONDS = 3.0
+PROBE_SECONDS = 1.0
+# No probe, and no model for the peak, with more (group, user) pairs times slots than
+# this: building it alone takes seconds (25,000 paths all rebuilt: 250,000 pairs, 3 s for
+# 7 slots), and on such models neither has been decided in its time.
+LARGE_MODEL = 500_000
 # Without a plan under a budget below the proven floor, the smallest budget that works
 # is searched for this share of the time limit.
 MIN_BUDGET_SHARE = 0.15
@@ -354,10 +358,13 @@ def _raise_bound(
     undecided. Each probe gets PROBE_SECONDS; a plan it finds is optimal.
     """
     while bound < len(best) - 1 and stage_end - time.monotonic() > 0:
+        if _model_work(inst, bound) > LARGE_MODEL:
+            break
         progress(f"proving that {bound} steps are too few")
         trial = UpgradeModel(inst, budget, bound)
         left = stage_end - time.monotonic()
         stage = trial.solve("steps", time_limit=min(left, PROBE_SECONDS), workers=workers)
+        log.debug("probe of %d steps: %s", bound, stage.status.value)
         if stage.status is SolveStatus.INFEASIBLE:
             bound += 1
             continue
@@ -452,9 +459,10 @@ def _lower_peak(
     Returns the plan, the proven bound on its peak, and whether the peak and the
     absence are proven minimal.
     """
-    # Without time for another model, what is proven is what the floor says.
-    if clock.left() <= 0:
-        log.debug("no time left to lower the peak of %d steps", len(best))
+    # Without time for another model, or with one too large to decide anything in its
+    # share, what is proven is what the floor says.
+    if clock.left() <= 0 or _model_work(inst, len(best)) > LARGE_MODEL:
+        log.debug("no model to lower the peak of %d steps", len(best))
         return best, floor, best.peak_bytes == floor, not best.absent_steps
     model = UpgradeModel(inst, budget, len(best))
     model.hint(best.generations)
@@ -496,6 +504,11 @@ def _lower_peak(
             best = found
     clock.lap("cpsat_absence")
     return best, peak_bound, proven_peak, stage.status is SolveStatus.OPTIMAL
+
+
+def _model_work(inst: Instance, slots: int) -> int:
+    """(group, user) pairs times slots: what building a model of `slots` steps costs."""
+    return (len(inst.old_users.users) + len(inst.new_users.users)) * slots
 
 
 def plan_checked(

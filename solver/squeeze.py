@@ -24,6 +24,7 @@ the local search moves each component once, from old to new.
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,8 @@ MAX_WIDTH = 5
 WINDOW_SECONDS = 3.0
 # A window whose overflow has not dropped for this long is taken as it is.
 PATIENCE = 1.0
+# The moves price this many components in one numpy pass.
+PRICED_TOGETHER = 16
 
 
 def squeeze(
@@ -281,37 +284,50 @@ class _Moves:
         over = np.maximum(0, needs - self.budget).sum(axis=-1)
         return list(zip(over.tolist(), needs.sum(axis=-1).tolist(), strict=True))
 
-    def _priced(self, c: int) -> npt.NDArray[np.int64]:
-        """needs[b-1, j-1]: the needs of every step with c moved to step b."""
-        groups, now = self.groups[c], self.step[c]
+    def _priced(self, cs: Sequence[int]) -> npt.NDArray[np.int64]:
+        """needs[i, b-1, j-1]: the needs of every step with cs[i] alone moved to step b.
+
+        The components are priced together, in one pass over the rows of all their
+        groups: numpy's cost per call, not the bytes, is what a single one would pay.
+        """
+        k, width = self.k, self.k + 2
+        runs = [self.groups[c] for c in cs]
+        groups = np.concatenate(runs)
+        owner = np.repeat(np.arange(len(cs)), [len(run) for run in runs])
+        is_old = np.concatenate([self.is_old[c] for c in cs])
+        is_new = np.concatenate([self.is_new[c] for c in cs])
+        now = self.step[np.asarray(cs, dtype=np.int64)]
+        rows = np.arange(len(groups))
+        # User counts of each row's group without its component.
         old_count, new_count = self.old_count[groups], self.new_count[groups]
-        old_count[self.is_old[c], now] -= 1
-        new_count[self.is_new[c], now] -= 1
+        old_count[rows[is_old], now[owner[is_old]]] -= 1
+        new_count[rows[is_new], now[owner[is_new]]] -= 1
         last_old, first_new = self._ends(old_count, new_count)
         to = self.steps[None, :]
-        last_old = np.where(
-            self.is_old[c][:, None], np.maximum(last_old[:, None], to), last_old[:, None]
-        )
+        last_old = np.where(is_old[:, None], np.maximum(last_old[:, None], to), last_old[:, None])
         first_new = np.where(
-            self.is_new[c][:, None], np.minimum(first_new[:, None], to), first_new[:, None]
+            is_new[:, None], np.minimum(first_new[:, None], to), first_new[:, None]
         )
         # A group is off disk in the steps strictly between the two: bytes off disk per
-        # (target, step) by a difference array over the steps, one bincount per side.
+        # (component, target, step) by a difference array over the steps.
         sizes = np.where(self.kept[groups], 0, self.sizes[groups]).astype(np.float64)
         start, stop = last_old + 1, first_new
-        weights = np.broadcast_to((sizes[:, None] * (start < stop)), start.shape).ravel()
-        width, k = self.k + 2, self.k
-        rows = np.arange(k)[None, :] * width
-        off = np.bincount((rows + start).ravel(), weights, minlength=k * width) - np.bincount(
-            (rows + stop).ravel(), weights, minlength=k * width
+        weights = (sizes[:, None] * (start < stop)).ravel()
+        cells = len(cs) * k * width
+        base = ((owner[:, None] * k + np.arange(k)[None, :]) * width).ravel()
+        off = np.bincount(base + start.ravel(), weights, minlength=cells) - np.bincount(
+            base + stop.ravel(), weights, minlength=cells
         )
-        off_after = np.rint(off.reshape(k, width).cumsum(axis=1)[:, 1 : k + 1]).astype(np.int64)
-        off_now = np.rint(sizes @ ~self.present[groups]).astype(np.int64)
-        delta = off_now[None, :] - off_after
-        needs: npt.NDArray[np.int64] = self.needs[None, :] + delta
-        if self.scratch[c]:
-            needs[:, now - 1] -= self.scratch[c]
-            needs[self.steps - 1, self.steps - 1] += self.scratch[c]
+        off_after = np.rint(off.reshape(len(cs), k, width).cumsum(axis=2)[:, :, 1 : k + 1])
+        absent = (sizes[:, None] * ~self.present[groups]).ravel()
+        steps = (owner[:, None] * k + np.arange(k)[None, :]).ravel()
+        off_now = np.rint(np.bincount(steps, absent, minlength=len(cs) * k)).reshape(len(cs), k)
+        delta = (off_now[:, None, :] - off_after).astype(np.int64)
+        needs: npt.NDArray[np.int64] = self.needs[None, None, :] + delta
+        for i, c in enumerate(cs):
+            if self.scratch[c]:
+                needs[i, :, now[i] - 1] -= self.scratch[c]
+                needs[i, self.steps - 1, self.steps - 1] += self.scratch[c]
         return needs
 
     def _move(self, c: int, to: int) -> None:
@@ -331,15 +347,20 @@ class _Moves:
         improved = True
         while improved and score[0] and time.monotonic() < deadline:
             improved = False
-            for c in self.moving:
-                if not score[0]:
-                    break
-                scores = self._scores(self._priced(c))
-                to = min(range(self.k), key=scores.__getitem__)
-                if scores[to] < score and to + 1 != self.step[c]:
-                    self._move(c, to + 1)
-                    score = scores[to]
-                    improved = True
+            at = 0
+            while at < len(self.moving) and score[0]:
+                # Priced a batch at a time; a move makes the rest of its batch stale.
+                batch = self.moving[at : at + PRICED_TOGETHER]
+                at += len(batch)
+                for i, scores in enumerate(map(self._scores, self._priced(batch))):
+                    c = batch[i]
+                    to = min(range(self.k), key=scores.__getitem__)
+                    if scores[to] < score and to + 1 != self.step[c]:
+                        self._move(c, to + 1)
+                        score = scores[to]
+                        improved = True
+                        at -= len(batch) - i - 1
+                        break
         return self.generations()
 
     def over(self) -> list[int]:

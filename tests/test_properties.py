@@ -8,9 +8,16 @@ from hypothesis import strategies as st
 from solver.bounds import steps_lower_bound
 from solver.closure import Closure, PathInfo
 from solver.components import split_components
-from solver.greedy import greedy_batches, greedy_sequence, merge_greedy
+from solver.greedy import greedy_batches, greedy_sequence, jump_needs, merge_greedy
 from solver.instance import Problem, build_instance
-from solver.plan import evaluate, one_step
+from solver.plan import (
+    State,
+    evaluate,
+    glue_of,
+    one_step,
+    presence_matrix,
+    scratch_by_step,
+)
 from solver.planner import Status, plan_upgrade
 from solver.synthetic import fake_hash, propagate
 from solver.validate import validate
@@ -106,3 +113,38 @@ def test_steps_lower_bound_never_above_a_fitting_plan(case):
     result = plan_upgrade(inst, budget, time_limit=5, workers=1)
     if result.plan is not None and result.steps_proven_seconds is not None:
         assert bound <= len(result.plan)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(budgeted(max_pkgs=8), st.data())
+def test_numpy_accounting_matches_every_group_counted_by_hand(case, data):
+    # Forward plans (old, maybe absent, new) take the gap shortcut, any other plan the
+    # general path; both must agree with the definition of a group on disk.
+    _, inst, _, _ = case
+    state = st.sampled_from([State.OLD, State.NEW, State.ABSENT])
+    gens = data.draw(
+        st.lists(st.tuples(*[state] * inst.size), min_size=2, max_size=6), label="generations"
+    )
+    if data.draw(st.booleans(), label="forward"):
+        rank = {State.OLD: 0, State.ABSENT: 1, State.NEW: 2}
+        columns = [sorted(column, key=rank.__getitem__) for column in zip(*gens, strict=True)]
+        gens = [tuple(g) for g in zip(*columns, strict=True)] if columns else gens
+    present = presence_matrix(inst, gens)
+    for i, gen in enumerate(gens):
+        for g, group in enumerate(inst.groups):
+            by_hand = any(gen[c] == State.OLD for c in group.old_users) or any(
+                gen[c] == State.NEW for c in group.new_users
+            )
+            assert present[i, g] == by_hand
+    needs = jump_needs(inst, gens)
+    for s in range(len(gens)):
+        for e in range(s + 1, len(gens)):
+            plan = evaluate(inst, [gens[s], gens[e]])
+            # A two-generation plan has the end glues; needs[s, e] the glue of places s, e.
+            last = len(gens) - 1
+            glue = glue_of(inst, s, last) + glue_of(inst, e, last)
+            glue_here = glue_of(inst, 0, 1) + glue_of(inst, 1, 1)
+            scratch = sum(scratch_by_step(inst, gens)[s + 1 : e + 1])
+            built = scratch_by_step(inst, plan.generations)[1]
+            alone = plan.steps[0].peak_bytes - glue_here - built
+            assert needs[s, e] == alone + glue + scratch

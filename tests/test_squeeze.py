@@ -52,12 +52,14 @@ def test_every_move_is_priced_as_evaluate_prices_the_moved_plan(case, data):
     ]
     if not moves.moving:
         return
-    c = data.draw(st.sampled_from(moves.moving))
-    priced = moves._priced(c)
-    for to in range(1, k + 1):
-        moved = [to if d == c else s for d, s in enumerate(steps)]
-        expected = [s.peak_bytes for s in evaluate(inst, _assigned(inst, moved, k)).steps]
-        assert [int(n) for n in priced[to - 1]] == expected
+    # Components are priced together: each as if it alone moved.
+    batch = data.draw(st.lists(st.sampled_from(moves.moving), min_size=1, max_size=4))
+    for c, priced in zip(batch, moves._priced(batch), strict=True):
+        for to in range(1, k + 1):
+            moved = [to if d == c else s for d, s in enumerate(steps)]
+            expected = [s.peak_bytes for s in evaluate(inst, _assigned(inst, moved, k)).steps]
+            assert [int(n) for n in priced[to - 1]] == expected
+    c = batch[0]
     # Making the move keeps the running needs exact.
     to = data.draw(st.integers(1, k))
     moves._move(c, to)
