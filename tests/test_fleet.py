@@ -114,3 +114,22 @@ def test_fleet_schema_errors(tmp_path, text, message):
     with pytest.raises(InputError) as e:
         fl.load(tmp_path / "f.yaml")
     assert e.match(message.replace("f.yaml", str(tmp_path / "f.yaml")))
+
+
+def test_a_fleet_to_roll_out_needs_no_update(tmp_path, capsys):
+    example = ROOT / "scenarios" / "examples" / "nixos-current.json"
+    hosts = f"hosts:\n  - {{name: a, disk: 9G, current: {example}, ssh: root@a}}\n"
+    path = tmp_path / "f.yaml"
+    path.write_text(f"apply: {{profile: /nix/var/nix/profiles/system}}\n{hosts}")
+    fleet = fl.load(path)
+    assert fleet.changes == [] and fleet.apply is not None
+    # Planning capacity needs one: one line, exit 2.
+    with pytest.raises(SystemExit) as e:
+        main(["fleet", str(path)])
+    assert e.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {path}: no update: to plan")
+    # Without apply: either, the update is missing.
+    path.write_text(hosts)
+    with pytest.raises(InputError, match="missing key 'update'"):
+        fl.load(path)

@@ -7,7 +7,7 @@ import pytest
 
 from adapters.nixstore import formats, nix, process
 from solver.closure import Closure, PathInfo
-from solver.errors import ClosureError, NixError
+from solver.errors import ClosureError, InputError, NixError
 from tests.helpers import fake_path
 
 GLIBC = fake_path("glibc-2.39-52")
@@ -249,3 +249,16 @@ def test_verbs_always_check(fake):
     fake.stdout = ""
     nix.gc_roots()
     assert all(kwargs.get("check") is True for _, kwargs in fake.calls)
+
+
+def test_a_host_may_name_its_store_protocol():
+    assert nix.host_address("root@vps1") == "root@vps1"
+    assert nix.host_address("ssh://me@vps2") == "me@vps2"
+    assert nix._store_uri("me@vps2") == "ssh://me@vps2"
+    assert nix.host_address("ssh-ng://me@vps3") == "me@vps3"
+    # The copies to that address go through the host's nix-daemon from then on.
+    assert nix._store_uri("me@vps3") == "ssh-ng://me@vps3"
+    assert nix.ssh_command("ssh-ng://me@vps3")[-1] == "me@vps3"
+    for bad in ("ftp://vps1", "ssh://", "ssh-ng://vps1/store"):
+        with pytest.raises(InputError, match="expected \\[USER@\\]HOST"):
+            nix.host_address(bad)

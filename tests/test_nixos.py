@@ -291,7 +291,9 @@ def test_etc_nixos_flake_is_implied(tmp_path, monkeypatch):
     etc.mkdir()
     (etc / "flake.nix").write_text("{ outputs = _: {}; }")
     monkeypatch.setattr(cli_apply, "ETC_NIXOS", etc)
-    builder = cli_apply._nixos_builder(None, None, None, (), str(tmp_path), (), "switch", "pin")
+    builder = cli_apply._nixos_builder(
+        None, None, None, (), str(tmp_path), (), "switch", "pin", None
+    )
     assert builder.flake == nixos.Flake(f"path:{etc}", socket.gethostname())
     assert builder.configuration is None
 

@@ -66,6 +66,11 @@ class Builder(Protocol):
         """Build the generation `spec` describes; its top-level store path."""
         ...
 
+    def realise(self, drv: str, out_link: Path) -> str:
+        """Build the derivation `drv` (on the host the block is on, or wherever this
+        builder builds) so that its output is there, rooted at `out_link`; the output."""
+        ...
+
     def activate(self, path: str) -> None:
         """Make `path` the profile's new current generation."""
         ...

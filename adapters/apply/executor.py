@@ -453,11 +453,14 @@ class Executor:
         path: str = spec["path"]
         self._ship([path])
         drv = spec.get("drv")
+        if drv:
+            # Where no cache has it (a NixOS system's glue), the host builds it from this.
+            self._ship([drv], derivation=True)
         subs = self.builder.substituters
         if drv and nix.invalid_paths([path]) and not nix.invalid_paths([drv]):
             # Build it (its packages still come from the substituters): the system's glue
             # is in no cache.
-            return nix.realise_path(drv, root=self.roots.build(root), substituters=subs)
+            return self.builder.realise(drv, self.roots.build(root))
         try:
             return nix.realise_path(path, root=self.roots.build(root), substituters=subs)
         except NixError:
@@ -470,15 +473,16 @@ class Executor:
             name = f"budget-solve-generation-{i}"
             return self.builder.build(rebuild, name, self.roots.build(root))
 
-    def _ship(self, paths: list[str]) -> None:
+    def _ship(self, paths: list[str], *, derivation: bool = False) -> None:
         """On another host: copy there what this machine has of `paths` (the target, the
-        new packages of a generation); the host fetches the rest from its substituters."""
+        new packages of a generation; with `derivation`, the closures of derivations);
+        the host fetches the rest from its substituters."""
         address = host.remote()
         if address is None or not paths:
             return
         with nix.on_host(None):
             here = set(paths) - set(nix.invalid_paths(paths))
-        nix.copy_to(address, [p for p in paths if p in here])
+        nix.copy_to(address, [p for p in paths if p in here], derivation=derivation)
 
     def _step(self, journal: Journal, k: int) -> int:
         steps = journal.steps

@@ -5,11 +5,18 @@ version with the one from the old nixpkgs revision (from the running system's fl
 channel), so whole packages come from one revision or the other and stay substitutable;
 only the glue is built. The system is then set as the `system` profile's generation and
 activated with `switch-to-configuration`.
+
+On a --target-host every configuration is evaluated here: the host gets each step's
+derivation closure (`nix copy --derivation`, small next to the outputs) and realises it,
+fetching the packages from its substituters and building only the glue, then switches.
+With a build host the derivations go there instead; the built system is copied from it to
+the target, which fetches from its own substituters what they have.
 """
 
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -18,7 +25,7 @@ from typing import Any, Final, Self
 
 from adapters.apply.builder import Target
 from adapters.files import write_atomic
-from adapters.nixstore import nix
+from adapters.nixstore import host, nix
 from adapters.nixstore.estimate import closure_from_derivation
 from solver.closure import Closure
 from solver.components import Change, Component
@@ -206,7 +213,7 @@ def activate(toplevel: str, activation: Activation) -> None:
 
 def booted_system(run_dir: Path = Path("/run")) -> str | None:
     link = run_dir / "booted-system"
-    return os.path.realpath(link) if link.is_symlink() else None
+    return host.realpath(link) if host.is_symlink(link) else None
 
 
 def instantiate_argv(
@@ -264,12 +271,9 @@ def remove_booted_root(run_dir: Path) -> list[Path]:
     """Drop the GC root NixOS keeps for /run/booted-system (the user said so)."""
     booted = str(run_dir / "booted-system")
     gcroots = nix.state_dir() / "gcroots"
-    removed = []
-    if gcroots.is_dir():
-        for link in gcroots.iterdir():
-            if link.is_symlink() and os.readlink(link) == booted:
-                link.unlink()
-                removed.append(link)
+    removed = [gcroots / name for name, to in host.links(gcroots).items() if to == booted]
+    for link in removed:
+        host.unlink(link)
     return removed
 
 
@@ -290,6 +294,7 @@ class NixosBuilder:
         activation: Activation = Activation.SWITCH,
         booted: BootedSystem = BootedSystem.PIN,
         run_dir: Path = Path("/run"),
+        build_host: str | None = None,
     ) -> None:
         if flake is None and configuration is None:
             raise InputError("give --flake FLAKE#HOST or -I nixos-config=PATH")
@@ -305,27 +310,45 @@ class NixosBuilder:
         self.run_dir = run_dir
         self.reboots = booted is BootedSystem.REBOOT
         self._identity: str | None = None
+        self._here: tempfile.TemporaryDirectory[str] | None = None
+        # Where each step's system is built (`user@host`), when not where it goes.
+        self.build_host = build_host
 
     def _step(self, keep_old: Sequence[str], drop: Sequence[str] = ()) -> StepConfig:
         return StepConfig(tuple(keep_old), self.old_nixpkgs, self.configuration, tuple(drop))
 
     def non_vital(self) -> list[str]:
-        return tagged_non_vital(self.flake, self.configuration, self.include)
+        with nix.on_host(None):
+            return tagged_non_vital(self.flake, self.configuration, self.include)
 
-    def identity(self) -> str:
-        if self._identity is None:
-            self._identity = instantiate_system(
-                self._step(()),
-                step_file=self.state / "steps" / "target.json",
-                root=self.state / "roots" / "target-eval.drv",
+    def _evaluated(self, step: StepConfig, name: str) -> str:
+        """The step's system evaluated on this machine: its top-level derivation.
+
+        Its step file and GC root go to the state directory here; on another host, whose
+        state directory that is, to a directory of this machine's own for the run."""
+        where = self.state
+        if host.remote() is not None:
+            if self._here is None:
+                self._here = tempfile.TemporaryDirectory(prefix="budget-solve-eval-")
+            where = Path(self._here.name)
+        with nix.on_host(None):
+            return instantiate_system(
+                step,
+                step_file=where / "steps" / f"{name}.json",
+                root=where / "roots" / f"{name}.drv",
                 flake=self.flake,
                 include=self.include,
             )
+
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = self._evaluated(self._step(()), "target-eval")
         return self._identity
 
     def target(self, old: Closure) -> Target:
         drv = self.identity()
-        closure = closure_from_derivation(drv, substituters=self.substituters, like=old)
+        with nix.on_host(None):
+            closure = closure_from_derivation(drv, substituters=self.substituters, like=old)
         return Target(drv, closure.roots[0], closure, drv=drv)
 
     def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
@@ -342,14 +365,29 @@ class NixosBuilder:
         return {"keep_old": sorted(keep), "drop": sorted(drop)}
 
     def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
-        return build_system(
-            self._step(spec["keep_old"], spec.get("drop", ())),
-            step_file=self.state / "steps" / f"{name}.json",
-            out_link=out_link,
-            flake=self.flake,
-            include=self.include,
-            substituters=self.substituters,
-        )
+        step = self._step(spec["keep_old"], spec.get("drop", ()))
+        address = host.remote()
+        if address is None and self.build_host is None:
+            return build_system(
+                step,
+                step_file=self.state / "steps" / f"{name}.json",
+                out_link=out_link,
+                flake=self.flake,
+                include=self.include,
+                substituters=self.substituters,
+            )
+        drv = self._evaluated(step, name)
+        if address is not None:
+            nix.copy_to(address, [drv], derivation=True)
+        return self.realise(drv, out_link)
+
+    def realise(self, drv: str, out_link: Path) -> str:
+        if self.build_host is None:
+            return nix.realise_path(drv, root=out_link, substituters=self.substituters)
+        with nix.built_on(self.build_host, drv, substituters=self.substituters) as built:
+            nix.copy_to(host.remote(), [built], source=self.build_host)
+            # There now: this only roots it.
+            return nix.realise_path(built, root=out_link)
 
     def activate(self, path: str) -> None:
         activate(path, self.activation)

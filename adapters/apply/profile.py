@@ -65,5 +65,8 @@ class ProfileBuilder:
             substituters=self.substituters,
         )
 
+    def realise(self, drv: str, out_link: Path) -> str:
+        return nix.realise_path(drv, root=out_link, substituters=self.substituters)
+
     def activate(self, path: str) -> None:
         nix.set_profile(self.profile, path)

@@ -69,8 +69,18 @@ from solver.units import format_size
     help="Upgrade another machine over SSH, as nixos-rebuild names it ($NIX_SSHOPTS "
     "applies): --profile is a profile there, and its journal, lock, GC roots, garbage "
     "collection and disk are the host's. The target is read here, and each step copies "
-    "there what this machine has of it (`nix copy`); the host substitutes the rest. The "
-    "host needs Nix, sh and coreutils. Not with --nixos yet.",
+    "there what this machine has of it (`nix copy`); the host substitutes the rest. With "
+    "--nixos every step is evaluated here, and the host gets its derivations (`nix copy "
+    "--derivation`), realises them and switches. The host needs Nix, sh and coreutils. "
+    "Name it ssh-ng://[USER@]HOST for copies through its `nix-daemon --stdio`.",
+)
+@click.option(
+    "--build-host",
+    metavar="[USER@]HOST",
+    help="With --nixos: build each step's system on HOST (as its SSH user), then copy it "
+    "to the target (`nix copy --from ssh://HOST`; the target fetches from its own "
+    "substituters what they have), as nixos-rebuild --build-host. HOST needs Nix and "
+    "the substituters.",
 )
 @click.option(
     "--sudo",
@@ -177,6 +187,7 @@ def apply(
     target: str | None,
     limit: int | str,
     target_host: str | None,
+    build_host: str | None,
     sudo: bool,
     substituter: tuple[str, ...],
     nixos: bool,
@@ -223,8 +234,6 @@ def apply(
         --old-nixpkgs ./flake.lock.old --limit 9G --booted-system reboot
     """
     builder: Builder
-    if target_host is not None and nixos:
-        raise click.UsageError("--target-host works with --profile; not with --nixos yet")
     if limit == "auto":
         # An option, checked with the others: before the profile is looked at.
         limit = filesystem_limit(target_host)
@@ -246,8 +255,14 @@ def apply(
                 substituter,
                 activation,
                 booted_system,
+                build_host,
             )
         else:
+            if build_host is not None:
+                raise click.UsageError(
+                    "--build-host is for --nixos: a profile's generations are links to "
+                    "store paths, made where they go"
+                )
             for name, value in (
                 ("--flake", flake),
                 ("-I", include),
@@ -334,6 +349,7 @@ def _nixos_builder(
     substituters: Sequence[str],
     activation: str,
     booted_system: str,
+    build_host: str | None,
 ) -> NixosBuilder:
     if profile is not None or target is not None:
         raise click.UsageError(
@@ -351,13 +367,15 @@ def _nixos_builder(
     return NixosBuilder(
         old_nixpkgs=_old_nixpkgs(old_nixpkgs) if old_nixpkgs else _running_nixpkgs(),
         state=state_dir_for(system_profile()),
-        flake=Flake.parse(flake) if flake else None,
+        # As nixos-rebuild: FLAKE alone names the configuration of the host it goes to.
+        flake=Flake.parse(flake, host.hostname()) if flake else None,
         configuration=configuration,
         include=rest,
         substituters=substituters,
         activation=Activation(activation),
         booted=BootedSystem(booted_system),
         run_dir=Path(os.environ.get("BUDGET_SOLVE_RUN_DIR") or "/run"),
+        build_host=build_host,
     )
 
 

@@ -30,6 +30,7 @@ from adapters.cli.options import (
     filesystem_limit,
 )
 from adapters.cli.text import Spinner, render
+from adapters.nixstore import host, nix
 from adapters.nixstore.loading import load_problem
 from solver.errors import InputError
 from solver.planner import PEAK_GAP, Result, plan_checked
@@ -162,7 +163,7 @@ def plan(
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
         if target is None:
             progress("evaluating the configuration")
-            target, tagged = _evaluate(flake, include, Path(scratch))
+            target, tagged = _evaluate(flake, include, Path(scratch), target_host)
             non_vital = tuple(sorted({*non_vital, *tagged}))
         if limit == "auto":
             progress("measuring the disk")
@@ -206,16 +207,23 @@ def _print(result: Result, as_json: bool) -> None:
         render(result, sys.stdout)
 
 
-def _evaluate(flake: str | None, include: Sequence[str], scratch: Path) -> tuple[str, list[str]]:
+def _evaluate(
+    flake: str | None, include: Sequence[str], scratch: Path, target_host: str | None
+) -> tuple[str, list[str]]:
     """The top-level derivation of a NixOS configuration, rooted in `scratch` while the
     plan is made (the step module with nothing kept old: the plain new system), and the
-    packages the configuration tags as non-vital (`budgetSolve.nonVital`)."""
+    packages the configuration tags as non-vital (`budgetSolve.nonVital`). It is
+    evaluated here; FLAKE without #HOST names the configuration of the host planned for,
+    as nixos-rebuild takes it."""
     configuration, rest = split_include(include)
     if flake is None and configuration is None:
         raise click.UsageError("-I nixos-config=PATH names the configuration to evaluate")
     # Nothing is kept old, so the old nixpkgs is never read.
     step = StepConfig((), "/", configuration)
-    parsed = Flake.parse(flake) if flake else None
+    parsed = None
+    if flake:
+        with nix.on_host(target_host):
+            parsed = Flake.parse(flake, host.hostname())
     drv = instantiate_system(
         step,
         step_file=scratch / "step.json",

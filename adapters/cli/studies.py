@@ -28,6 +28,7 @@ from adapters.studies.fleet import run as run_fleet
 from adapters.studies.rollout import roll_out
 from adapters.studies.scenario import load as load_scenario
 from adapters.studies.scenario import run as run_scenario
+from solver.errors import InputError
 
 
 @click.command()
@@ -169,6 +170,11 @@ def fleet(
     with Spinner(enabled=not quiet) as progress:
         progress("reading the fleet")
         spec = load_fleet(file)
+        if not spec.changes:
+            raise InputError(
+                f"{file}: no update: to plan (a fleet without one can only be rolled out, "
+                "with --apply)"
+            )
         report = run_fleet(
             spec,
             workers=workers or os.cpu_count() or 1,

@@ -8,6 +8,7 @@ host needs Nix, sh and coreutils: nothing of ours.
 """
 
 import os
+import socket
 import stat
 import threading
 from collections.abc import Callable, Iterable
@@ -24,6 +25,13 @@ def remote() -> str | None:
     """The host commands run on now (`user@host`), None for this machine."""
     ssh = process.current_remote()
     return ssh[-1] if ssh is not None else None
+
+
+def hostname() -> str:
+    """The host's name, as nixos-rebuild picks a flake's configuration by it."""
+    if remote() is None:
+        return socket.gethostname()
+    return _sh("uname -n", label="uname -n").stdout.strip()
 
 
 def named(path: str | Path) -> str:

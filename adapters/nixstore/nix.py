@@ -65,9 +65,27 @@ _log_format: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
 )
 
 
+# The store protocol `nix copy` speaks to each host, by address: `ssh` (the host runs
+# `nix-store --serve`) unless it was named ssh-ng://ADDRESS (`nix-daemon --stdio`).
+_PROTOCOLS: dict[str, str] = {}
+
+
+def host_address(host: str) -> str:
+    """`[USER@]HOST`, `ssh://[USER@]HOST` or `ssh-ng://[USER@]HOST` as an SSH address; the
+    protocol is kept for the copies to that address."""
+    scheme, sep, address = host.partition("://")
+    if not sep:
+        return host
+    if scheme not in ("ssh", "ssh-ng") or not address or "/" in address:
+        raise InputError(f"{host}: expected [USER@]HOST, ssh://[USER@]HOST or ssh-ng://[USER@]HOST")
+    _PROTOCOLS[address] = scheme
+    return address
+
+
 def ssh_command(host: str) -> list[str]:
     """`ssh` to `host` as Nix and nixos-rebuild run it: with `$NIX_SSHOPTS`, and never
     asking for a password (no one may be there to type it)."""
+    host = host_address(host)
     try:
         options = shlex.split(os.environ.get("NIX_SSHOPTS", ""))
     except ValueError as e:
@@ -99,13 +117,53 @@ def on_host(host: str | None, *, sudo: bool = False) -> AbstractContextManager[N
     return process.remote(ssh_command(host) if host is not None else None, sudo=sudo)
 
 
-def copy_to(address: str, paths: Sequence[str]) -> None:
-    """`nix copy` the closures of `paths` from this store to `address`'s over SSH; what
-    the host has already is not sent again. Run here, whatever host the block is on."""
+def copy_to(
+    address: str | None,
+    paths: Sequence[str],
+    *,
+    derivation: bool = False,
+    source: str | None = None,
+) -> None:
+    """`nix copy` the closures of `paths` from this store to `address`'s over SSH (None:
+    to this store, from `source`); what the host has already is not sent again. Run
+    here, whatever host the block is on.
+
+    `derivation`: `paths` are derivations, and what goes is their closures (the
+    derivations and sources they need), not their outputs. `source`: from that host's
+    store instead of this one's; the destination then fetches from its own substituters
+    what they have, and only the rest passes through here."""
     if not paths:
         return
+    argv = [*NIX, "copy", *(["--derivation"] * derivation)]
+    if address is not None:
+        argv += ["--to", _store_uri(address)]
+    if source is not None:
+        argv += ["--from", _store_uri(source), "--substitute-on-destination"]
     with on_host(None):
-        process.run([*NIX, "copy", "--to", f"ssh://{address}", *paths], check=True, stream=True)
+        process.run([*argv, *paths], check=True, stream=True)
+
+
+def _store_uri(host: str) -> str:
+    address = host_address(host)
+    return f"{_PROTOCOLS.get(address, 'ssh')}://{address}"
+
+
+@contextmanager
+def built_on(address: str, drv: str, *, substituters: Iterable[str] = ()) -> Iterator[str]:
+    """`drv` built on `address` (its derivation closure copied there first), as
+    nixos-rebuild --build-host does; within the block, its output, kept there by a GC
+    root in a temporary directory of that host's, removed after."""
+    copy_to(address, [drv], derivation=True)
+    with on_host(address):
+        made = process.run(["mktemp", "-d", "-t", "budget-solve-build.XXXXXX"], check=True)
+        directory = made.stdout.strip()
+    try:
+        with on_host(address):
+            built = realise_path(drv, root=Path(directory) / "result", substituters=substituters)
+        yield built
+    finally:
+        with on_host(address):
+            process.run(["rm", "-rf", "--", directory], check=False)
 
 
 def live_closure(path: str, *, source: str) -> Closure:

@@ -93,8 +93,9 @@ def load(path: Path) -> Fleet:
     m = y.mapping(
         data,
         where,
-        required=["update", "hosts"],
+        required=["hosts"],
         optional=[
+            "update",
             "name",
             "description",
             "overhead",
@@ -167,14 +168,18 @@ def load(path: Path) -> Fleet:
             raise hw.key(h, "target").error("a target is for a host with an ssh: address")
         hosts.append(Host(name, disk, key, ssh, own))
 
-    uw = where.key(m, "update")
-    if not isinstance(m["update"], list) or not m["update"]:
-        raise uw.error("expected a non-empty list of changes")
     notes: list[str] = []
     seed = y.integer(m.get("seed", 0), where.key(m, "seed"))
     changes: list[Edit] = []
     used = {h.closure for h in hosts}
-    for i, value in enumerate(m["update"]):
+    if "update" not in m and "apply" not in m:
+        raise where.error(
+            "missing key 'update' (only a fleet to roll out, with apply:, goes without)"
+        )
+    uw = where.key(m, "update")
+    if "update" in m and (not isinstance(m["update"], list) or not m["update"]):
+        raise uw.error("expected a non-empty list of changes")
+    for i, value in enumerate(m.get("update", [])):
         item = uw.item(m["update"], i)
         for n, key in enumerate(sorted(used)):
             # Every change must apply to every closure that a host runs; the first

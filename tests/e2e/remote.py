@@ -38,6 +38,11 @@ class RemoteHost:
             pytest.fail(f"on the host: {shlex.join(argv)} failed:\n{result.stderr}")
         return result.stdout
 
+    def setenv(self, name: str, value: str) -> None:
+        """Set a variable in every later login's environment (the host's own env file)."""
+        with (self.bin.parent / "env").open("a") as env:
+            env.write(f"export {name}={shlex.quote(value)}\n")
+
     def remount(self, size: int) -> None:
         sh("mount", "-o", f"remount,size={size}", str(self.backing / "store"))
 
@@ -85,6 +90,7 @@ def start(
         f"mount --bind {backing / 'store'} {store_dir} && "
         f"mount --bind {backing / 'var'} {state_dir} && "
         f'export {env} NIX_LOG_DIR={root / "log"} PATH={root / "bin"}:"$PATH" && '
+        f"if [ -f {root / 'env'} ]; then . {root / 'env'}; fi && "
         'exec sh -c "$SSH_ORIGINAL_COMMAND"'
     )
     login = root / "login.sh"

@@ -26,7 +26,6 @@ def test_fleet_apply_upgrades_skips_and_stops_at_the_failure_limit(
     fleet.write_text(
         f"""
 name: two boxes
-update: [{{grow_all: 1%}}]
 profiles:
   box: {{generate: {{paths: 60, components: 8, seed: 1}}}}
 apply: {{profile: {profile}, target: {new}}}
