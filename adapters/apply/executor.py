@@ -212,15 +212,18 @@ class Executor:
         self.roots.drop_drvs()
         self._cleanup()
         target = planned.target
-        what = target.path
-        if target.drv is not None and nix.invalid_paths([target.path]):
-            what = target.drv
+        root = self.roots.build("plain")
         self.progress("trying the plain upgrade first")
         with PeakSampler(self.store_dir) as sampler:
             try:
-                path = nix.realise_path(
-                    what, root=self.roots.build("plain"), substituters=self.builder.substituters
-                )
+                # On another host: what this machine has of the target goes there first.
+                self._ship([target.path])
+                if target.drv is not None and nix.invalid_paths([target.path]):
+                    self._ship([target.drv], derivation=True)
+                    path = self.builder.realise(target.drv, root)
+                else:
+                    subs = self.builder.substituters
+                    path = nix.realise_path(target.path, root=root, substituters=subs)
             except NixError as e:
                 if "No space left on device" not in str(e):
                     raise ApplyError(f"the plain upgrade failed: {e}") from e

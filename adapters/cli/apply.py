@@ -240,8 +240,6 @@ def apply(
     assert isinstance(limit, int)
     if sudo and target_host is None:
         raise click.UsageError("--sudo is for --target-host; here, run budget-solve as root")
-    if target_host is not None and plain_first:
-        raise click.UsageError("--target-host does not take --plain-first yet")
     # On --target-host, everything below runs there (its profile, journal, roots, disk),
     # except what names the target, which is read here.
     with nix.on_host(target_host, sudo=sudo):

@@ -133,6 +133,28 @@ def test_apply_over_ssh_reaches_the_target_where_a_plain_copy_fills_the_disk(
     host.run("nix-store", "--verify", "--check-contents")
 
 
+@pytest.mark.parametrize("room", [0, 64 * MiB])
+def test_plain_first_over_ssh(remote_host, nix_store, capsys, room):
+    """--plain-first copies the whole target to the host first: where that fills its disk,
+    what the copy left is collected and the staged plan takes over; with room, the plain
+    upgrade is the one step."""
+    host = remote_host
+    profile, _old, new = _host_with_old_system(host, nix_store)
+    budget = _host_used(host) + 14 * MiB + room
+    host.remount(budget)
+    code, doc, err = apply_remote(capsys, host, profile, new, budget, "--plain-first")
+    assert code == 0, err
+    assert doc["status"] == "done"
+    assert host.run("readlink", "-f", str(profile)).strip() == new
+    if room:
+        assert doc["plain_upgrade"] == "done" and len(doc["steps"]) == 1
+    else:
+        assert doc["plain_upgrade"] == "out of space" and len(doc["steps"]) >= 2
+    for step in doc["steps"]:
+        assert step["measured_peak_bytes"] <= budget
+    host.run("nix-store", "--verify", "--check-contents")
+
+
 def _spawn_remote_apply(host, profile, new, limit) -> subprocess.Popen[bytes]:
     argv = ["apply", "--quiet", "--json", "--target-host", host.address, "--profile", str(profile)]
     return spawn_apply([*argv, "--target", new, "--limit", str(limit), "--time-limit", "5"])

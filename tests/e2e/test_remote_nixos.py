@@ -121,3 +121,15 @@ def test_a_build_host_builds_what_the_target_cannot(
     # The build host built them; its temporary GC roots are gone.
     assert builder.run("nix-store", "--check-validity", m["new"]) == ""
     assert "budget-solve-build" not in builder.run("sh", "-c", "ls ${TMPDIR:-/tmp}")
+
+
+def test_plain_first_on_a_roomy_host_is_one_switch(
+    remote_host, nix_store, tmp_path, monkeypatch, capsys
+):
+    m = _machine(remote_host, nix_store, tmp_path, monkeypatch)
+    m["budget"] += 40 * MiB
+    remote_host.remount(m["budget"])
+    doc = _apply(capsys, remote_host, m, "--plain-first")
+    assert doc["status"] == "done" and doc["plain_upgrade"] == "done"
+    assert remote_host.run("readlink", "-f", str(m["profile"])).strip() == m["new"]
+    assert m["log"].read_text().split() == [m["new"], "switch"]
