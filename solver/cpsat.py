@@ -91,18 +91,25 @@ def default_workers() -> int:
 
 
 class _Stagnation(cp_model.CpSolverSolutionCallback):
-    """Stops a search whose objective has not improved for `patience` seconds."""
+    """Stops a search whose objective has not improved for `patience` seconds by more
+    than `gain` (a fraction of it): improvements smaller than the gap the caller accepts
+    do not keep it going."""
 
-    def __init__(self, solver: cp_model.CpSolver, patience: float) -> None:
+    def __init__(self, solver: cp_model.CpSolver, patience: float, gain: float = 0.0) -> None:
         super().__init__()
         self._solver = solver
         self._patience = patience
+        self._gain = gain
+        self._counted: float | None = None
         self._last = time.monotonic()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def on_solution_callback(self) -> None:
-        self._last = time.monotonic()
+        value = self.objective_value
+        if self._counted is None or self._counted - value > self._gain * abs(self._counted):
+            self._counted = value
+            self._last = time.monotonic()
 
     def _watch(self) -> None:
         while not self._done.wait(0.05):
@@ -412,7 +419,7 @@ class UpgradeModel:
         if patience is None or deterministic:
             code = solver.solve(m)
         else:
-            with _Stagnation(solver, patience) as watch:
+            with _Stagnation(solver, patience, gap) as watch:
                 code = solver.solve(m, watch)
         seconds = time.monotonic() - start
         status = {

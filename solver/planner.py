@@ -98,9 +98,10 @@ class Result:
 
 
 # Once the fewest steps are known, the peak stage gets at most this share of the time
-# limit, and stops sooner when CP-SAT has not lowered the peak for PATIENCE seconds: the
-# last megabytes are rarely worth the user's wait (--time-limit is a cap, not a target).
-PEAK_SHARE = 0.1
+# limit, and stops sooner when CP-SAT has not lowered the peak by more than the peak gap
+# for PATIENCE seconds: the last megabytes are rarely worth the user's wait (--time-limit
+# is a cap, not a target).
+PEAK_SHARE = 0.05
 PATIENCE = 2.0
 # ... but never less than this, so that small plans get their lowest peak on a busy machine.
 PEAK_SECONDS = 3.0
