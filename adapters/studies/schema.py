@@ -33,9 +33,16 @@ class YamlSequence(list[Any]):
 MAX_BYTES = 1 << 20
 
 
+# No study file nests deeper; a deeper one is refused at once, not after the parser has
+# recursed through it.
+MAX_DEPTH = 64
+
+
 class _Loader(yaml.SafeLoader):
     """Plain data only, and none of YAML's aliases: a few bytes of `*alias` can expand to
     gigabytes ("billion laughs"), and no schema here needs them."""
+
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -44,7 +51,13 @@ class _Loader(yaml.SafeLoader):
                 f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
                 "allowed here; write the value out"
             )
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            raise InputError(f"invalid YAML: nested too deeply (more than {MAX_DEPTH} levels)")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> YamlMapping:

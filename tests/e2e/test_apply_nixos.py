@@ -256,3 +256,21 @@ def test_holding_back_a_package_is_what_makes_it_fit(machine, capsys, tmp_path, 
             "-editor-held-back", ""
         ), linked
     assert "-editor-2.0" in activated[-1] and "-held-back" not in activated[-1]
+
+
+def test_a_build_host_builds_the_systems_this_machine_cannot(
+    machine, capsys, remote_host, monkeypatch
+):
+    """--build-host without --target-host: the systems are built on the other host and
+    copied here, where nothing may be built."""
+    m = machine | {"capsys": capsys}
+    monkeypatch.setenv("NIX_CONFIG", "max-jobs = 0")
+    build = ("--booted-system", "drop", "--build-host", remote_host.address)
+    code, out, err = apply(m, *classic(m), *build)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "done" and len(doc["steps"]) >= 2
+    assert os.path.realpath(m["profile"]) == m["new"]
+    for step in doc["steps"]:
+        assert step["measured_peak_bytes"] <= m["budget"]
+    assert remote_host.run("nix-store", "--check-validity", m["new"]) == ""
