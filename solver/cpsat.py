@@ -21,7 +21,7 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from solver.components import Change
-from solver.instance import Instance
+from solver.instance import Group, Instance
 from solver.plan import Generation, State, canonical, evaluate
 
 log = logging.getLogger(__name__)
@@ -201,15 +201,14 @@ class UpgradeModel:
         m.add(self.used[0] == 1)
 
         self._any: dict[tuple[tuple[int, ...], int, bool], Lit] = {}
-        self._covers = {
-            new: _covers({self._moving(g.new_users if new else g.old_users) for g in inst.groups})
-            for new in (False, True)
-        }
+        # Each group's users that change in one step, never absent, on either side.
+        moving = [(self._moving(g.old_users), self._moving(g.new_users)) for g in inst.groups]
+        self._covers = {new: _covers({users[new] for users in moving}) for new in (False, True)}
         rows: list[LinearTerms] = [[] for _ in range(k)]
         fixed = [0] * k
         for gi, group in enumerate(inst.groups):
             for j in range(1, k + 1):
-                lits = self._presence_lits(group.old_users, group.new_users, j)
+                lits = self._presence_lits(group, moving[gi], j)
                 if any(lit is True for lit in lits):
                     fixed[j - 1] += group.size
                     continue
@@ -242,12 +241,15 @@ class UpgradeModel:
             m.add(self.peak >= expr + inst.always + inst.reserve)
             self.rows.append(expr)
 
-    def _presence_lits(self, olds: Sequence[int], news: Sequence[int], j: int) -> list[Lit]:
-        """Literals any of which puts a group on disk during transition j."""
+    def _presence_lits(
+        self, group: Group, moving: tuple[tuple[int, ...], tuple[int, ...]], j: int
+    ) -> list[Lit]:
+        """Literals any of which puts a group on disk during transition j; `moving`: its
+        old and new users that change in one step, never absent."""
         inst = self.inst
         lits: list[Lit] = []
-        vital_old = self._moving(olds)
-        vital_new = self._moving(news)
+        olds, news = group.old_users, group.new_users
+        vital_old, vital_new = moving
         if vital_old:
             lits.append(self._old_lit(vital_old, j))
         if vital_new:
