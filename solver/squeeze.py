@@ -313,15 +313,18 @@ class _Moves:
         sizes = np.where(self.kept[groups], 0, self.sizes[groups]).astype(np.float64)
         start, stop = last_old + 1, first_new
         weights = (sizes[:, None] * (start < stop)).ravel()
+        # Each row's cell in a (component, k) table: per target step for what the move
+        # leaves off disk, per step for what is off disk now.
+        pair = owner[:, None] * k + np.arange(k)[None, :]
         cells = len(cs) * k * width
-        base = ((owner[:, None] * k + np.arange(k)[None, :]) * width).ravel()
+        base = (pair * width).ravel()
         off = np.bincount(base + start.ravel(), weights, minlength=cells) - np.bincount(
             base + stop.ravel(), weights, minlength=cells
         )
         off_after = np.rint(off.reshape(len(cs), k, width).cumsum(axis=2)[:, :, 1 : k + 1])
         absent = (sizes[:, None] * ~self.present[groups]).ravel()
-        steps = (owner[:, None] * k + np.arange(k)[None, :]).ravel()
-        off_now = np.rint(np.bincount(steps, absent, minlength=len(cs) * k)).reshape(len(cs), k)
+        off_now = np.rint(np.bincount(pair.ravel(), absent, minlength=len(cs) * k))
+        off_now = off_now.reshape(len(cs), k)
         delta = (off_now[:, None, :] - off_after).astype(np.int64)
         needs: npt.NDArray[np.int64] = self.needs[None, None, :] + delta
         for i, c in enumerate(cs):
@@ -352,8 +355,8 @@ class _Moves:
                 # Priced a batch at a time; a move makes the rest of its batch stale.
                 batch = self.moving[at : at + PRICED_TOGETHER]
                 at += len(batch)
-                for i, scores in enumerate(map(self._scores, self._priced(batch))):
-                    c = batch[i]
+                for i, (c, needs) in enumerate(zip(batch, self._priced(batch), strict=True)):
+                    scores = self._scores(needs)
                     to = min(range(self.k), key=scores.__getitem__)
                     if scores[to] < score and to + 1 != self.step[c]:
                         self._move(c, to + 1)

@@ -259,6 +259,9 @@ def test_a_host_may_name_its_store_protocol():
     # The copies to that address go through the host's nix-daemon from then on.
     assert nix._store_uri("me@vps3") == "ssh-ng://me@vps3"
     assert nix.ssh_command("ssh-ng://me@vps3")[-1] == "me@vps3"
+    # Named again without one, it is plain ssh again: nothing carries over.
+    nix.ssh_command("me@vps3")
+    assert nix._store_uri("me@vps3") == "ssh://me@vps3"
     for bad in ("ftp://vps1", "ssh://", "ssh-ng://vps1/store"):
         with pytest.raises(InputError, match="expected \\[USER@\\]HOST"):
             nix.host_address(bad)

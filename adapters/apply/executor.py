@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from pathlib import Path
 from typing import Any, NoReturn
 
 from adapters.apply.builder import ApplyError, Builder, generation_entries
@@ -216,14 +217,9 @@ class Executor:
         self.progress("trying the plain upgrade first")
         with PeakSampler(self.store_dir) as sampler:
             try:
-                # On another host: what this machine has of the target goes there first.
-                self._ship([target.path])
-                if target.drv is not None and nix.invalid_paths([target.path]):
-                    self._ship([target.drv], derivation=True)
-                    path = self.builder.realise(target.drv, root)
-                else:
-                    subs = self.builder.substituters
-                    path = nix.realise_path(target.path, root=root, substituters=subs)
+                path = self._built_there(target.path, target.drv, root) or nix.realise_path(
+                    target.path, root=root, substituters=self.builder.substituters
+                )
             except NixError as e:
                 if "No space left on device" not in str(e):
                     raise ApplyError(f"the plain upgrade failed: {e}") from e
@@ -451,19 +447,13 @@ class Executor:
         """Generation i on disk: the start or the target fetched, or an intermediate built."""
         spec = journal.specs[i]
         if "path" not in spec:
-            self._ship(spec.get("entries", []))
+            nix.ship(spec.get("entries", []))
             return self.builder.build(spec, f"budget-solve-generation-{i}", self.roots.build(root))
         path: str = spec["path"]
-        self._ship([path])
-        drv = spec.get("drv")
-        if drv:
-            # Where no cache has it (a NixOS system's glue), the host builds it from this.
-            self._ship([drv], derivation=True)
+        built = self._built_there(path, spec.get("drv"), self.roots.build(root))
+        if built is not None:
+            return built
         subs = self.builder.substituters
-        if drv and nix.invalid_paths([path]) and not nix.invalid_paths([drv]):
-            # Build it (its packages still come from the substituters): the system's glue
-            # is in no cache.
-            return self.builder.realise(drv, self.roots.build(root))
         try:
             return nix.realise_path(path, root=self.roots.build(root), substituters=subs)
         except NixError:
@@ -476,16 +466,17 @@ class Executor:
             name = f"budget-solve-generation-{i}"
             return self.builder.build(rebuild, name, self.roots.build(root))
 
-    def _ship(self, paths: list[str], *, derivation: bool = False) -> None:
-        """On another host: copy there what this machine has of `paths` (the target, the
-        new packages of a generation; with `derivation`, the closures of derivations);
-        the host fetches the rest from its substituters."""
-        address = host.remote()
-        if address is None or not paths:
-            return
-        with nix.on_host(None):
-            here = set(paths) - set(nix.invalid_paths(paths))
-        nix.copy_to(address, [p for p in paths if p in here], derivation=derivation)
+    def _built_there(self, path: str, drv: str | None, root: Path) -> str | None:
+        """`path` built from `drv`, rooted at `root`, when the host lacks it and has the
+        derivation (a NixOS system's glue is in no cache); None when it is to be fetched.
+        On another host, what this machine has of both goes there first."""
+        nix.ship([path])
+        if not drv:
+            return None
+        nix.ship([drv], derivation=True)
+        if nix.invalid_paths([path]) and not nix.invalid_paths([drv]):
+            return self.builder.realise(drv, root)
+        return None
 
     def _step(self, journal: Journal, k: int) -> int:
         steps = journal.steps

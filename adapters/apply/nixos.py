@@ -15,7 +15,6 @@ the target, which fetches from its own substituters what they have.
 
 import json
 import os
-import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,15 +63,16 @@ class Flake:
 
     @classmethod
     def parse(cls, text: str, default_host: str | None = None) -> Self:
-        """`FLAKE#HOST`, or `FLAKE` alone for this machine's hostname (as nixos-rebuild)."""
-        ref, sep, host = text.partition("#")
+        """`FLAKE#HOST`, or `FLAKE` alone for the name of the host the block is on (this
+        machine's, or a --target-host's), as nixos-rebuild takes it."""
+        ref, sep, name = text.partition("#")
         if not sep:
-            host = default_host if default_host is not None else socket.gethostname()
-        if not ref or not host:
+            name = default_host if default_host is not None else host.hostname()
+        if not ref or not name:
             raise InputError(f"--flake {text!r}: expected FLAKE[#HOST], e.g. /etc/nixos#myhost")
         if "://" not in ref and ":" not in ref.split("/", 1)[0] and ref.startswith(("/", ".")):
             ref = f"path:{os.path.abspath(ref)}"
-        return cls(ref, host)
+        return cls(ref, name)
 
 
 def old_nixpkgs_from_revision(revision: str) -> dict[str, Any]:
@@ -377,8 +377,8 @@ class NixosBuilder:
                 substituters=self.substituters,
             )
         drv = self._evaluated(step, name)
-        if address is not None:
-            nix.copy_to(address, [drv], derivation=True)
+        if self.build_host is None:
+            nix.ship([drv], derivation=True)
         return self.realise(drv, out_link)
 
     def realise(self, drv: str, out_link: Path) -> str:

@@ -97,13 +97,10 @@ def plan_apply(
         ignore_links=[*replaced, *builder.moved_roots()],
         ignore_under=roots.temporary(),
     )
-    if remote is not None and target.drv is not None:
-        with nix.on_host(None):
-            evaluated_here = not nix.invalid_paths([target.drv])
-        if evaluated_here:
-            # A NixOS system evaluated here: the host gets its derivation now, to build
-            # the target's glue in the last step; it is counted with the other roots.
-            nix.copy_to(remote, [target.drv], derivation=True)
+    if target.drv is not None:
+        # A NixOS system evaluated here: the host gets its derivation now, to build the
+        # target's glue in the last step; it is counted with the other roots.
+        nix.ship([target.drv], derivation=True)
     drvs = _derivations(old, target)
     held = [p for p in builder.pinned() if p != target.path]
     extra = []

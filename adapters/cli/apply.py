@@ -365,8 +365,8 @@ def _nixos_builder(
     return NixosBuilder(
         old_nixpkgs=_old_nixpkgs(old_nixpkgs) if old_nixpkgs else _running_nixpkgs(),
         state=state_dir_for(system_profile()),
-        # As nixos-rebuild: FLAKE alone names the configuration of the host it goes to.
-        flake=Flake.parse(flake, host.hostname()) if flake else None,
+        # Within the block on the target host: FLAKE alone names its configuration.
+        flake=Flake.parse(flake) if flake else None,
         configuration=configuration,
         include=rest,
         substituters=substituters,

@@ -30,7 +30,7 @@ from adapters.cli.options import (
     filesystem_limit,
 )
 from adapters.cli.text import Spinner, render
-from adapters.nixstore import host, nix
+from adapters.nixstore import nix
 from adapters.nixstore.loading import load_problem
 from solver.errors import InputError
 from solver.planner import PEAK_GAP, Result, plan_checked
@@ -223,7 +223,7 @@ def _evaluate(
     parsed = None
     if flake:
         with nix.on_host(target_host):
-            parsed = Flake.parse(flake, host.hostname())
+            parsed = Flake.parse(flake)
     drv = instantiate_system(
         step,
         step_file=scratch / "step.json",

@@ -65,20 +65,27 @@ _log_format: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
 )
 
 
-# The store protocol `nix copy` speaks to each host, by address: `ssh` (the host runs
-# `nix-store --serve`) unless it was named ssh-ng://ADDRESS (`nix-daemon --stdio`).
+# The store protocol `nix copy` speaks to each host, by address, as it was last named:
+# `ssh` (the host runs `nix-store --serve`), or `ssh-ng` for ssh-ng://ADDRESS
+# (`nix-daemon --stdio`).
 _PROTOCOLS: dict[str, str] = {}
+
+
+def _split_host(host: str) -> tuple[str | None, str]:
+    """The protocol a host is named with (None: none) and its SSH address."""
+    scheme, sep, address = host.partition("://")
+    if not sep:
+        return None, host
+    if scheme not in ("ssh", "ssh-ng") or not address or "/" in address:
+        raise InputError(f"{host}: expected [USER@]HOST, ssh://[USER@]HOST or ssh-ng://[USER@]HOST")
+    return scheme, address
 
 
 def host_address(host: str) -> str:
     """`[USER@]HOST`, `ssh://[USER@]HOST` or `ssh-ng://[USER@]HOST` as an SSH address; the
-    protocol is kept for the copies to that address."""
-    scheme, sep, address = host.partition("://")
-    if not sep:
-        return host
-    if scheme not in ("ssh", "ssh-ng") or not address or "/" in address:
-        raise InputError(f"{host}: expected [USER@]HOST, ssh://[USER@]HOST or ssh-ng://[USER@]HOST")
-    _PROTOCOLS[address] = scheme
+    protocol (`ssh` when none is named) is kept for the copies to that address."""
+    scheme, address = _split_host(host)
+    _PROTOCOLS[address] = scheme or "ssh"
     return address
 
 
@@ -143,9 +150,22 @@ def copy_to(
         process.run([*argv, *paths], check=True, stream=True)
 
 
+def ship(paths: Sequence[str], *, derivation: bool = False) -> None:
+    """On another host (the block's): copy there what this machine has of `paths` (with
+    `derivation`, the closures of derivations); the host fetches the rest from its
+    substituters. Nothing to do here."""
+    address = host.remote()
+    if address is None or not paths:
+        return
+    with on_host(None):
+        here = set(paths) - set(invalid_paths(paths))
+    copy_to(address, [p for p in paths if p in here], derivation=derivation)
+
+
 def _store_uri(host: str) -> str:
-    address = host_address(host)
-    return f"{_PROTOCOLS.get(address, 'ssh')}://{address}"
+    """The store URI of a host, by the protocol it is named with or was last named with."""
+    scheme, address = _split_host(host)
+    return f"{scheme or _PROTOCOLS.get(address, 'ssh')}://{address}"
 
 
 @contextmanager
