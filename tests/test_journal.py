@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from adapters.apply import journal as journal_module
 from adapters.apply.journal import (
     VERSION,
     CalibrationRecord,
@@ -23,12 +24,16 @@ def journal(path):
     return Journal(
         profile="/nix/var/nix/profiles/p",
         target="/nix/store/" + "a" * 32 + "-target",
+        budget=1 << 30,
         status=RunStatus.RUNNING,
         start_generation=3,
         newest_generation=3,
-        created=[4],
         paths=["/nix/store/" + "b" * 32 + "-start", None, "/nix/store/" + "a" * 32 + "-target"],
-        specs=[{"path": "s"}, {"entries": []}, {"path": "t"}],
+        specs=[
+            {"path": "/nix/store/" + "b" * 32 + "-start"},
+            {"entries": []},
+            {"path": "/nix/store/" + "a" * 32 + "-target"},
+        ],
         summaries=["upgrade a", "upgrade b"],
         plan={"status": "optimal"},
         model_peaks=[10, 12],
@@ -58,6 +63,8 @@ def test_missing_journal_is_none(tmp_path):
 def _damaged(tmp_path, change):
     doc = journal(tmp_path / "j.json").to_json()
     change(doc)
+    # Damaged as a faulty writer would leave it: with a digest of what it wrote.
+    doc["digest"] = journal_module._digest(doc)
     (tmp_path / "j.json").write_text(json.dumps(doc))
     with pytest.raises(InputError) as e:
         Journal.load(tmp_path / "j.json")
@@ -78,10 +85,14 @@ def _damaged(tmp_path, change):
             "calibration.ratio",
         ),
         (lambda d: d.update(status="paused"), "status: unknown value 'paused'"),
-        (lambda d: d.update(created=[True]), "created[0]"),
+        (lambda d: d.update(model_peaks=[True, 1]), "model_peaks[0]"),
+        (lambda d: d.update(budget=0), "budget: a positive number"),
+        (lambda d: d.update(start_generation=9), "start_generation"),
+        (lambda d: d.update(paths=[None, None, "/nix/store/x"]), "the start and the target"),
+        (lambda d: d["specs"][-1].update(path="/nix/store/x"), "specs[2].path"),
         (lambda d: d.update(step=7), "step: between 0 and 2"),
         (lambda d: d.update(version=1), "journal version 1"),
-        (lambda d: d.update(version="2"), "journal version '2'"),
+        (lambda d: d.update(version="3"), "journal version '3'"),
     ],
 )
 def test_damaged_fields_are_named(tmp_path, change, named):
@@ -120,10 +131,44 @@ def test_state_dir_checks(tmp_path):
     fresh = tmp_path / "a" / "state"
     check_state_dir(fresh)
     assert fresh.is_dir() and (fresh.stat().st_mode & 0o777) == 0o700
+    assert all((fresh / name).is_dir() for name in ("roots", "keep", "drvs", "steps"))
     link = tmp_path / "link"
     link.symlink_to(fresh)
-    with pytest.raises(InputError, match="is a symlink"):
+    with pytest.raises(InputError, match="is a symbolic link"):
         check_state_dir(link)
     fresh.chmod(0o777)
     with pytest.raises(InputError, match="writable by others"):
         check_state_dir(fresh)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        # Each is a field a run acts on: what it deletes, where it ends, what it builds.
+        lambda d: d.update(start_generation=1),
+        lambda d: d.update(newest_generation=0),
+        lambda d: d["paths"].__setitem__(-1, "/nix/store/" + "c" * 32 + "-other"),
+        lambda d: d["specs"][-1].update(drv="/nix/store/" + "d" * 32 + "-evil.drv"),
+        lambda d: d.update(budget=1 << 40),
+        lambda d: d.update(status="running", step=0),
+    ],
+)
+def test_an_edited_journal_is_refused(tmp_path, edit):
+    written = journal(tmp_path / "j.json")
+    written.save()
+    doc = json.loads((tmp_path / "j.json").read_text())
+    edit(doc)
+    (tmp_path / "j.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError) as e:
+        Journal.load(tmp_path / "j.json")
+    assert "was changed since budget-solve wrote it" in str(e.value)
+
+
+def test_the_digest_covers_the_whole_document(tmp_path):
+    written = journal(tmp_path / "j.json")
+    written.save()
+    doc = json.loads((tmp_path / "j.json").read_text())
+    assert doc["digest"] == journal_module._digest(doc)
+    # Rewritten by hand in another key order and spacing: the same document, accepted.
+    (tmp_path / "j.json").write_text(json.dumps(dict(reversed(list(doc.items()))), indent=4))
+    assert Journal.load(tmp_path / "j.json") == written

@@ -5,8 +5,12 @@ take the profile's lock, read the current system and the target and root the tar
 plan (garbage still on disk is measured and not counted), show the plan (`--dry-run`
 stops here), then collect garbage and run the steps. Each step builds a generation, makes
 it current, deletes the one it replaced and collects garbage. Only the start generation
-and generations this run created are ever deleted. The journal names the plan, the step
-and what was created, so a rerun after a crash or a power cut resumes.
+and generations this run created are ever deleted, and both are recognised on the profile
+itself, not taken from the journal's word: the start while it points at the start system,
+and the run's own as numbers newer than all at the start that point at generations of
+this plan. The journal names the plan and the step, so a rerun after a crash or a power
+cut resumes; it resumes only the plan for this profile, target and budget, and a run ends
+well only where the command line's target is current.
 """
 
 import logging
@@ -118,6 +122,8 @@ class Executor:
         self.state = state_dir_for(self.profile)
         self.roots = Roots(self.state)
         self.store_dir = nix.store_dir()
+        # The target the command line names, once known: the run is done only there.
+        self._target: str | None = None
 
     def _cleanup(self) -> None:
         """Remove our temporary roots and collect: leftovers of a failed or killed step go."""
@@ -151,7 +157,7 @@ class Executor:
         journal = Journal.load(self.state / "journal.json")
         current = host.realpath(self.profile)
         if journal is not None and journal.status is RunStatus.RUNNING:
-            if self._resumable(journal, current):
+            if self._resumable(journal, current, limit):
                 done = journal.paths.index(current)
                 if self._awaiting_reboot(current):
                     return self._result(journal, ApplyStatus.REBOOT)
@@ -197,11 +203,12 @@ class Executor:
                 would_delete=[start] if start is not None else [],
                 garbage_bytes=planned.garbage_bytes,
             )
+        self._target = planned.target.path
         if plain_first:
             plain = self._plain(planned)
             if plain is not None:
                 return plain
-        journal = self._start(planned, current)
+        journal = self._start(planned, current, limit)
         staged = self._execute(journal, 0, rollback_to_start)
         return replace(staged, plain="out of space") if plain_first else staged
 
@@ -250,7 +257,7 @@ class Executor:
             ApplyStatus.DONE, doc, [record], _calibration_json(calibration), plain="done"
         )
 
-    def _start(self, planned: Planned, current: str) -> Journal:
+    def _start(self, planned: Planned, current: str, limit: int) -> Journal:
         """Collect garbage (keeping what step 1 needs and has on disk), write the journal."""
         plan = planned.result.plan
         assert plan is not None and planned.checked is not None
@@ -274,10 +281,10 @@ class Executor:
         journal = Journal(
             profile=str(self.profile),
             target=self.builder.identity(),
+            budget=limit,
             status=RunStatus.RUNNING,
             start_generation=nix.current_generation(self.profile),
             newest_generation=max(nix.generations(self.profile), default=0),
-            created=[],
             paths=[current] + [None] * (len(gens) - 2) + [planned.target.path],
             specs=specs,
             summaries=[s.summary() for s in plan.steps],
@@ -306,11 +313,12 @@ class Executor:
         if present:
             log.info("keeping %d paths the first step needs", len(present))
 
-    def _resumable(self, journal: Journal, current: str) -> bool:
-        """The journal is this profile's, for this target, and the profile is on its plan."""
+    def _resumable(self, journal: Journal, current: str, limit: int) -> bool:
+        """The journal is this profile's, for this target and budget, the profile is on
+        its plan, and its last generation is the target the command line names."""
         if journal.profile != str(self.profile) or current not in journal.paths:
             return False
-        if journal.target != self.builder.identity():
+        if journal.target != self.builder.identity() or journal.budget != limit:
             return False
         for path in journal.paths:
             if path is not None and not nix.is_store_path(path):
@@ -318,25 +326,30 @@ class Executor:
                     f"{journal.path}: names {path!r}, not a store path of {self.store_dir}; "
                     f"remove it to plan afresh"
                 )
-        target = self._target_path()
-        if target is not None and journal.paths[-1] != target:
+        self._target = self._target_path(current)
+        if journal.paths[-1] != self._target:
             raise ApplyError(
                 f"{journal.path}: its last generation {journal.paths[-1]} is not the target "
-                f"{target}; remove it to plan afresh"
+                f"{self._target}; remove it to plan afresh"
             )
         return True
 
-    def _target_path(self) -> str | None:
-        """The target's top-level path, as far as it is known without sizing it."""
+    def _target_path(self, current: str) -> str:
+        """The top-level path of the target the command line names, found again (not
+        taken from the journal): cheaply for a store path or a derivation here, else as
+        planning reads it."""
         identity = self.builder.identity()
         # The target is named here, where it was evaluated, whatever host the run changes.
         with nix.on_host(None):
-            if not identity.endswith(".drv"):
-                return os.path.realpath(identity) if identity.startswith("/") else None
-            if nix.invalid_paths([identity]):
-                return None
-            outputs = nix.query_outputs(identity)
-        return outputs[0] if outputs else None
+            if identity.startswith("/") and not identity.endswith(".drv"):
+                resolved = nix.resolve_store_path(identity)
+                if resolved is not None and nix.is_store_path(os.path.realpath(identity)):
+                    return resolved
+            if nix.is_store_path(identity) and identity.endswith(".drv"):
+                if not nix.invalid_paths([identity]):
+                    return nix.query_outputs(identity)[0]
+        old = nix.live_closure(current, source=host.named(current))
+        return self.builder.target(old).path
 
     def _awaiting_reboot(self, current: str) -> bool:
         booted = self.builder.booted()
@@ -362,9 +375,9 @@ class Executor:
             if k < steps and self.builder.reboots:
                 return self._result(journal, ApplyStatus.REBOOT)
         final = host.realpath(self.profile)
-        if final != journal.paths[-1]:
+        if final != self._target:
             journal.update(status=RunStatus.FAILED, error=f"ended at {final}")
-            raise ApplyError(f"the profile ended at {final}, not at the target {journal.paths[-1]}")
+            raise ApplyError(f"the profile ended at {final}, not at the target {self._target}")
         journal.update(status=RunStatus.DONE)
         self.roots.drop_drvs()
         self.roots.drop_keeps()
@@ -415,15 +428,17 @@ class Executor:
         return ApplyResult(status, journal.plan, records, _calibration_json(calibration))
 
     def _owned(self, journal: Journal) -> set[int]:
-        """Generations this run may delete: the start, which the plan replaces, and the
-        ones it created, recorded or (when a crash came between switch and record)
-        recognised: newer than every generation at the start, and at a path of the plan."""
-        owned = set(journal.created)
-        if journal.start_generation is not None:
-            owned.add(journal.start_generation)
+        """Generations this run may delete, as the profile shows them: the start, which
+        the plan replaces, while it points at the start system; and the ones it created,
+        newer than every generation at the start and pointing at a generation of the plan.
+        A generation that points elsewhere is someone else's, whatever the journal says."""
+        owned = set()
         planned = {p for p in journal.paths[1:] if p is not None}
         for number, path in nix.generations(self.profile).items():
-            if number > journal.newest_generation and host.realpath(path) in planned:
+            system = host.realpath(path)
+            if number == journal.start_generation and system == journal.paths[0]:
+                owned.add(number)
+            elif number > journal.newest_generation and system in planned:
                 owned.add(number)
         return owned
 
@@ -438,8 +453,6 @@ class Executor:
         before = nix.current_generation(self.profile)
         self.builder.activate(path)
         after = nix.current_generation(self.profile)
-        if after is not None and after != before:
-            journal.update(created=[*journal.created, after])
         if before is not None and before != after and before in self._owned(journal):
             nix.delete_generations(self.profile, [before])
 
@@ -475,6 +488,9 @@ class Executor:
             return None
         nix.ship([drv], derivation=True)
         if nix.invalid_paths([path]) and not nix.invalid_paths([drv]):
+            if path not in nix.query_outputs(drv):
+                # Never build what does not give the generation asked for.
+                raise ApplyError(f"{drv} does not build {path}; refusing to build it")
             return self.builder.realise(drv, root)
         return None
 

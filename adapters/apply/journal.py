@@ -1,9 +1,13 @@
-"""The apply engine's state on disk: the journal (which plan, which step, what this run
-created) and the lock that keeps a second run off the same profile.
+"""The apply engine's state on disk: the journal (which plan, which step) and the lock
+that keeps a second run off the same profile.
 
 The journal is written atomically (adapters/files.py), so a power cut leaves the old or
 the new one. It is read back field by field: a damaged, foreign or older file is an
-`InputError` that names the field and says how to start afresh, never a traceback.
+`InputError` that names the field and says how to start afresh, never a traceback. It
+carries a digest of itself, so that a journal changed by anything but budget-solve is
+refused too. It is checked, not believed: what a run deletes and where it ends are
+decided from the profile and the command line (adapters/apply/executor.py), and the
+journal only says where a plan stands.
 """
 
 import errno
@@ -11,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
@@ -21,7 +26,7 @@ from typing import Any, TypeVar
 from adapters.nixstore import host, nix
 from solver.errors import BudgetSolveError, InputError
 
-VERSION = 2
+VERSION = 3
 # A journal is small: a few hundred bytes per step. Anything far larger is not ours.
 MAX_BYTES = 64 << 20
 
@@ -57,13 +62,14 @@ class Journal:
 
     profile: str  # the resolved profile the plan runs on
     target: str  # the builder's identity of the target
+    budget: int  # --limit, in bytes: a rerun with another budget plans afresh
     status: RunStatus
-    # Generation numbers this run may delete: the start (the plan replaces it) and the
-    # ones it created. Nothing else of the profile is ever deleted.
+    # The profile's generation when the run started: the plan replaces it (deleted only
+    # while it still points at the start, paths[0]).
     start_generation: int | None
-    # The newest generation number when the run started: later ones can only be ours.
+    # The newest generation number when the run started: the run's own generations are
+    # the newer ones that point at a generation of this plan.
     newest_generation: int
-    created: list[int]
     # Top-level store path of every generation, start to target (None: not built yet).
     paths: list[str | None]
     specs: list[dict[str, Any]]
@@ -114,6 +120,11 @@ class Journal:
                 f"{path}: journal version {version!r} is not the one this budget-solve "
                 f"writes ({VERSION}){fix}"
             )
+        if data.get("digest") != _digest(data):
+            raise InputError(
+                f"{path}: the journal was changed since budget-solve wrote it (its digest "
+                f"does not match){fix}"
+            )
         try:
             return cls._parse(data, path)
         except _BadField as e:
@@ -125,10 +136,10 @@ class Journal:
         journal = cls(
             profile=get.of("profile", str),
             target=get.of("target", str),
+            budget=get.of("budget", int),
             status=get.enum("status", RunStatus),
             start_generation=get.optional("start_generation", int),
             newest_generation=get.of("newest_generation", int),
-            created=get.list_of("created", int),
             paths=get.list_of("paths", str, optional=True),
             specs=get.list_of("specs", dict),
             summaries=get.list_of("summaries", str),
@@ -160,6 +171,18 @@ class Journal:
             raise _BadField(f"step: between 0 and {steps} expected")
         if journal.calibration.ratio <= 0:
             raise _BadField("calibration.ratio: a positive number expected")
+        if journal.budget <= 0:
+            raise _BadField("budget: a positive number of bytes expected")
+        if journal.start_generation is not None and not (
+            0 < journal.start_generation <= journal.newest_generation
+        ):
+            raise _BadField("start_generation: a generation up to newest_generation expected")
+        if journal.paths[0] is None or journal.paths[-1] is None:
+            raise _BadField("paths: the start and the target must be named")
+        # The start and the target are fetched or built by their specs: the same paths.
+        for end, spec in ((0, journal.specs[0]), (steps, journal.specs[-1])):
+            if spec.get("path") != journal.paths[end]:
+                raise _BadField(f"specs[{end}].path: {journal.paths[end]!r} expected")
         return journal
 
     def to_json(self) -> dict[str, Any]:
@@ -167,6 +190,7 @@ class Journal:
         out["status"] = self.status.value
         out["phase"] = self.phase.value
         out["calibration"] = asdict(self.calibration)
+        out["digest"] = _digest(out)
         return out
 
     def save(self) -> None:
@@ -183,6 +207,13 @@ class Journal:
 
     def remove(self) -> None:
         host.unlink(self.path)
+
+
+def _digest(doc: dict[str, Any]) -> str:
+    """SHA-256 of the document without its digest, in one canonical form."""
+    body = {key: value for key, value in doc.items() if key != "digest"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
 class _BadField(Exception):  # noqa: N818 (internal, caught at once)
@@ -256,25 +287,17 @@ class LockedError(BudgetSolveError):
     """Another apply holds the profile's lock."""
 
 
+# What the state directory holds besides the journal and the lock (adapters/apply/roots.py
+# and the builders' step files).
+SUBDIRS = ("roots", "keep", "drvs", "steps")
+
+
 def check_state_dir(state: Path) -> None:
-    """Refuse a state directory another user could swap files in: a symlink, not ours,
-    or writable by group or others. It is created (mode 0700) when missing."""
-    where = host.named(state)
-    st = host.owner(state)
-    if st is None:
-        host.make_dirs(state.parent)
-        host.make_dirs(state, mode=0o700)
-        return
-    if st.kind == "symlink":
-        raise InputError(f"state directory {where} is a symlink; refusing to use it")
-    if st.kind != "directory":
-        raise InputError(f"state directory {where} is not a directory")
-    if st.uid != st.our_uid:
-        raise InputError(f"state directory {where} belongs to another user (uid {st.uid})")
-    if st.mode & 0o022:
-        raise InputError(
-            f"state directory {where} is writable by others (mode {st.mode:o}); chmod go-w it"
-        )
+    """Make the state directory and its subdirectories, or refuse them when another user
+    could change what is in them: a symbolic link, not ours, writable by others, here or
+    in the directories above (`host.ensure_private`). Nothing is read, written or deleted
+    under `state` before this."""
+    host.ensure_private(state.parent, state, *(state / name for name in SUBDIRS))
 
 
 class ProfileLock:
@@ -302,7 +325,20 @@ class ProfileLock:
                     f"(pid {held.holder})"
                 ) from None
             return self
-        fd = os.open(self.file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            # O_NOFOLLOW: a link put in the lock's place must not have its file truncated.
+            fd = os.open(
+                self.file,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                0o600,
+            )
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise InputError(f"{self.file} is a symbolic link; refusing to use it") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError(f"{self.file} is not a regular file; refusing to use it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -331,7 +367,8 @@ class ProfileLock:
 
 def state_dir_for(profile: Path) -> Path:
     """Where the journal, the lock and our temporary GC roots live for one profile."""
-    base = os.environ.get("BUDGET_SOLVE_STATE_DIR")
+    # The host's own: on --target-host, its environment and its Nix state directory.
+    base = host.environment("BUDGET_SOLVE_STATE_DIR")
     root = Path(base) if base else nix.state_dir() / "budget-solve"
     digest = hashlib.sha256(str(profile.absolute()).encode()).hexdigest()[:16]
     return root / f"{profile.name}-{digest}"

@@ -7,6 +7,7 @@ usage only through these, so one engine runs an upgrade here and one over SSH, a
 host needs Nix, sh and coreutils: nothing of ours.
 """
 
+import errno
 import os
 import socket
 import stat
@@ -18,7 +19,7 @@ from types import TracebackType
 
 from adapters.files import write_atomic as write_here
 from adapters.nixstore import process
-from solver.errors import NixError
+from solver.errors import InputError, NixError
 
 
 def remote() -> str | None:
@@ -32,6 +33,23 @@ def hostname() -> str:
     if remote() is None:
         return socket.gethostname()
     return _sh("uname -n", label="uname -n").stdout.strip()
+
+
+# The variables read from each host's login environment: (host, name) -> value.
+_ENVIRONMENT: dict[tuple[str, str], str | None] = {}
+
+
+def environment(name: str) -> str | None:
+    """A variable of the host's environment (None or empty: unset): here, ours; over SSH,
+    what a command there sees. Read once per host."""
+    where = remote()
+    if where is None:
+        return os.environ.get(name) or None
+    key = (where, name)
+    if key not in _ENVIRONMENT:
+        out = _sh('printf "%s" "$(printenv -- "$1")"', name, label=f"printenv {name}").stdout
+        _ENVIRONMENT[key] = out or None
+    return _ENVIRONMENT[key]
 
 
 def named(path: str | Path) -> str:
@@ -121,19 +139,47 @@ def links(directory: str | Path) -> dict[str, str]:
 
 
 def unlink_links(directory: str | Path, prefix: str = "") -> None:
-    """Remove the symlinks in `directory` whose names start with `prefix`."""
+    """Remove the symlinks in `directory` whose names start with `prefix`: the links
+    themselves, never what they point at. A `directory` that is itself a link is refused
+    (`InputError`): what it points at is not ours to empty."""
     directory = Path(directory)
     if remote() is None:
-        if directory.is_dir():
-            for link in directory.iterdir():
-                if link.is_symlink() and link.name.startswith(prefix):
-                    link.unlink()
+        _unlink_links_here(directory, prefix)
         return
     script = (
-        'cd -- "$1" 2>/dev/null || exit 0; for f in "$2"* ".$2"*; do '
+        'if [ -L "$1" ]; then echo link; exit 0; fi; cd -P -- "$1" 2>/dev/null || exit 0; '
+        'for f in "$2"* ".$2"*; do '
         'case "$f" in "$2"*) if [ -L "$f" ]; then rm -f -- "$f"; fi;; esac; done'
     )
-    _sh(script, str(directory), prefix, label=f"removing links {directory}/{prefix}*")
+    out = _sh(script, str(directory), prefix, label=f"removing links {directory}/{prefix}*")
+    if out.stdout.strip() == "link":
+        raise _through_link(directory, "delete links in it")
+
+
+def _unlink_links_here(directory: Path, prefix: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _through_link(directory, "delete links in it") from None
+        raise
+    try:
+        with os.scandir(fd) as entries:
+            names = [e.name for e in entries if e.is_symlink() and e.name.startswith(prefix)]
+        for name in names:
+            # unlinkat: the entry itself goes, whatever it points at.
+            os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _through_link(path: str | Path, what: str) -> InputError:
+    return InputError(
+        f"{named(path)} is a symbolic link or not what budget-solve made there; refusing "
+        f"to {what}"
+    )
 
 
 def symlink(link: str | Path, target: str) -> None:
@@ -154,18 +200,38 @@ def symlink(link: str | Path, target: str) -> None:
 
 
 def read_bytes(path: str | Path) -> bytes | None:
-    """The file's contents, None when it does not exist."""
+    """The contents of the regular file `path`, None when it does not exist. A link, a
+    directory or a device at `path` is refused (`InputError`): it is not a file of ours."""
     if remote() is None:
-        try:
-            return Path(path).read_bytes()
-        except FileNotFoundError:
-            return None
-    result = _sh('[ -e "$1" ] || exit 3; cat -- "$1"', str(path), check=False, label="cat")
+        return _read_here(Path(path))
+    script = (
+        'if [ -L "$1" ]; then exit 4; fi; [ -e "$1" ] || exit 3; [ -f "$1" ] || exit 4; cat -- "$1"'
+    )
+    result = _sh(script, str(path), check=False, label="cat")
     if result.returncode == 3:
         return None
+    if result.returncode == 4:
+        raise _through_link(path, "read it")
     if result.returncode != 0:
         raise OSError(f"{remote()}:{path}: {process.last_error_line(result.stderr)}")
     return result.stdout.encode("utf-8")
+
+
+def _read_here(path: Path) -> bytes | None:
+    # O_NONBLOCK: a FIFO put in the file's place must not hang the run.
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _through_link(path, "read it") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _through_link(path, "read it")
+        return f.read()
 
 
 def write_atomic(path: str | Path, data: str, *, mode: int = 0o644) -> None:
@@ -177,7 +243,7 @@ def write_atomic(path: str | Path, data: str, *, mode: int = 0o644) -> None:
     script = (
         'd=$(dirname -- "$1"); mkdir -p -- "$d" && '
         't=$(mktemp -- "$d/.$(basename -- "$1").XXXXXX") || exit 1; '
-        'if cat > "$t" && chmod "$2" "$t" && sync -- "$t" && mv -f -- "$t" "$1"; '
+        'if cat > "$t" && chmod "$2" "$t" && sync -- "$t" && mv -fT -- "$t" "$1"; '
         'then sync -- "$d"; else rm -f -- "$t"; exit 1; fi'
     )
     _sh(script, str(path), f"{mode:o}", input=data, label=f"writing {path}")
@@ -235,6 +301,108 @@ def owner(path: str | Path) -> Owner | None:
         return Owner(kind, int(uid), int(mode, 8), int(ours))
     except ValueError:
         raise NixError(f"{remote()}: cannot read the owner of {path}: {result.stderr}") from None
+
+
+def ensure_private(*dirs: str | Path) -> None:
+    """Make sure that no one but us and root can change what is in each of `dirs`, in
+    order, creating the missing ones (mode 0700): each is a directory (not a link) of
+    ours or root's that only its owner may write, and each of its ancestors, as named and
+    as resolved, is root's or ours and writable by others only when sticky (/tmp).
+    Anything else is refused with one line (`InputError`): another user could swap what
+    the run writes, reads or deletes there. As OpenSSH's StrictModes, for a tool that
+    runs as root and deletes generations."""
+    if remote() is None:
+        problems = (_private_here(Path(d)) for d in dirs)
+        problem = next((p for p in problems if p is not None), None)
+    else:
+        problem = _private_there(dirs)
+    if problem is not None:
+        raise InputError(f"state directory: {named(problem)}; refusing to use it")
+
+
+def _private_here(directory: Path) -> str | None:
+    directory = Path(os.path.abspath(directory))
+    us = os.geteuid()
+    parent = directory.parent
+    for chain in (parent, Path(os.path.realpath(parent))):
+        for ancestor in [*reversed(chain.parents), chain]:
+            try:
+                st = os.lstat(ancestor)
+            except FileNotFoundError:
+                os.mkdir(ancestor, 0o755)
+                st = os.lstat(ancestor)
+            problem = _ancestor_problem(str(ancestor), st.st_uid, st.st_mode, us)
+            if problem is not None:
+                return problem
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        os.mkdir(directory, 0o700)
+        st = os.lstat(directory)
+    return _private_problem(str(directory), st.st_uid, st.st_mode, us)
+
+
+def _ancestor_problem(path: str, uid: int, mode: int, us: int) -> str | None:
+    if uid not in (0, us):
+        return f"{path} belongs to another user (uid {uid})"
+    if stat.S_ISDIR(mode) and mode & 0o022 and not mode & stat.S_ISVTX:
+        return f"{path} is writable by others (mode {stat.S_IMODE(mode):o})"
+    return None
+
+
+def _private_problem(path: str, uid: int, mode: int, us: int) -> str | None:
+    if stat.S_ISLNK(mode):
+        return f"{path} is a symbolic link"
+    if not stat.S_ISDIR(mode):
+        return f"{path} is not a directory"
+    if uid not in (0, us):
+        return f"{path} belongs to another user (uid {uid})"
+    if mode & 0o022:
+        return f"{path} is writable by others (mode {stat.S_IMODE(mode):o}); chmod go-w it"
+    return None
+
+
+# The same checks in POSIX sh, for a host over SSH: `stat -c "%u %f"` gives the owner and
+# the raw mode in hex; the file type is mode & 0xF000 (0xA000 a link, 0x4000 a directory).
+_PRIVATE = r"""
+us=$(id -u)
+say() { printf '%s\n' "$*"; exit 0; }
+look() {
+  line=$(stat -c '%u %f' -- "$1" 2>/dev/null) || return 1
+  uid=${line%% *}; m=$((0x${line#* })); type=$((m & 0xF000)); perm=$((m & 0xFFF))
+}
+theirs() { [ "$uid" != 0 ] && [ "$uid" != "$us" ]; }
+ancestors() {
+  p=$1
+  while :; do
+    look "$p" || say "cannot read $p"
+    theirs && say "$p belongs to another user (uid $uid)"
+    if [ $type = $((0x4000)) ] && [ $((m & 0x12)) != 0 ] && [ $((m & 0x200)) = 0 ]; then
+      say "$p is writable by others (mode $(printf %o $perm))"
+    fi
+    [ "$p" = / ] && break
+    p=$(dirname -- "$p")
+  done
+}
+for d in "$@"; do
+  parent=$(dirname -- "$d")
+  [ -e "$parent" ] || mkdir -p -- "$parent" || say "cannot create $parent"
+  ancestors "$parent"
+  real=$(readlink -f -- "$parent") && ancestors "$real"
+  look "$d" || { mkdir -m 700 -- "$d" && look "$d"; } || say "cannot create $d"
+  [ $type = $((0xA000)) ] && say "$d is a symbolic link"
+  [ $type = $((0x4000)) ] || say "$d is not a directory"
+  theirs && say "$d belongs to another user (uid $uid)"
+  [ $((m & 0x12)) = 0 ] || say "$d is writable by others (mode $(printf %o $perm)); chmod go-w it"
+done
+echo ok
+"""
+
+
+def _private_there(dirs: tuple[str | Path, ...]) -> str | None:
+    label = f"checking {dirs[0]}" if dirs else "checking"
+    out = _sh(_PRIVATE, *map(str, dirs), label=label).stdout.strip()
+    return None if out == "ok" else out or f"{dirs[0]}: the check printed nothing"
 
 
 @dataclass(frozen=True)
@@ -348,7 +516,10 @@ class HostLock:
         self._proc: process.Running | None = None
 
     def __enter__(self) -> "HostLock":
+        # A link or anything but a file in the lock's place is refused (exit 76), never
+        # opened: its target would be overwritten with our pid.
         script = (
+            'if [ -L "$1" ] || { [ -e "$1" ] && ! [ -f "$1" ]; }; then exit 76; fi; '
             'exec 9>>"$1" || exit 1; if ! flock -n 9; then cat -- "$1"; exit 75; fi; '
             'echo "$$@$(uname -n)" > "$1"; echo locked; exec cat > /dev/null'
         )
@@ -364,6 +535,8 @@ class HostLock:
         code = proc.wait()
         if code == 75:
             raise Held((first + rest).strip() or "unknown")
+        if code == 76:
+            raise _through_link(self.file, "lock it")
         reason = process.last_error_line(proc.stderr.read())
         raise NixError(f"{remote()}: cannot lock {self.file}: exit code {code}: {reason}")
 

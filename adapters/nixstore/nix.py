@@ -225,13 +225,14 @@ def is_store_path(path: str) -> bool:
 
 
 def state_dir() -> Path:
-    """Nix's state directory: $NIX_STATE_DIR, else /nix/var/nix."""
-    return Path(os.environ.get("NIX_STATE_DIR") or DEFAULT_STATE_DIR)
+    """Nix's state directory on the host commands run on: its $NIX_STATE_DIR, else
+    /nix/var/nix (profiles, GC roots and our own state directory are the host's)."""
+    return Path(host.environment("NIX_STATE_DIR") or DEFAULT_STATE_DIR)
 
 
 def state_db_path() -> Path:
-    """The store database: $NIX_STATE_DIR/db/db.sqlite (/nix/var/nix/db/db.sqlite)."""
-    return state_dir() / "db" / "db.sqlite"
+    """This machine's store database: $NIX_STATE_DIR/db/db.sqlite (read here, directly)."""
+    return Path(os.environ.get("NIX_STATE_DIR") or DEFAULT_STATE_DIR) / "db" / "db.sqlite"
 
 
 def _lines(text: str) -> list[str]:
