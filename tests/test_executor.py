@@ -224,8 +224,8 @@ def test_a_journal_naming_another_last_generation_is_refused(world):
         engine(world).run(BUDGET, time_limit=5)
     path = ex.state_dir_for(world.profile) / "journal.json"
     journal = Journal.load(path)
-    journal.update(
-        status=RunStatus.RUNNING, paths=[*journal.paths[:-1], "/nix/store/" + "z" * 32 + "-x"]
-    )
+    elsewhere = "/nix/store/" + "z" * 32 + "-x"
+    journal.specs[-1]["path"] = elsewhere
+    journal.update(status=RunStatus.RUNNING, paths=[*journal.paths[:-1], elsewhere])
     with pytest.raises(ApplyError, match="is not the target"):
         engine(world).run(BUDGET, time_limit=5)
