@@ -47,7 +47,7 @@ def refused(code: int, err: str) -> None:
 @pytest.fixture
 def world(small_store):
     store, remount = small_store
-    profile, old, new, cache, budget, _keep, pkg = prepare(store, remount)
+    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
     # Generation 2 is the user's other system; the run starts from generation 3 (old).
     other = sh("nix-store", "--add", str(store.write("other-system", "u" * 1000))).stdout.strip()
     sh("nix-env", "--profile", str(profile), "--set", other)
@@ -61,7 +61,7 @@ def world(small_store):
     [("keep", False), ("keep", True), ("roots", False), ("drvs", True), ("steps", False)],
 )
 def test_a_state_subdirectory_linked_to_the_profiles_is_refused(world, capsys, subdir, dry_run):
-    store, profile, old, new, cache, budget = world
+    _store, profile, old, new, cache, budget = world
     state = state_dir_for(profile)
     state.mkdir(parents=True, mode=0o700)
     (state / subdir).symlink_to(profile.parent)
@@ -103,7 +103,7 @@ def test_the_journal_as_a_link_is_not_read_or_replaced_through(world, capsys, tm
 
 @pytest.mark.parametrize("how", ["link to nobody's", "nobody's", "mode 777", "mode 775"])
 def test_an_unsafe_parent_directory_is_refused(world, capsys, tmp_path, monkeypatch, how):
-    _store, profile, old, new, cache, budget = world
+    _store, profile, _old, new, cache, budget = world
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o755)
     parent = tmp_path / "bs-parent"

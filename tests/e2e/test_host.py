@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.nixstore import host, nix
+from solver.errors import InputError
 
 pytestmark = pytest.mark.nix
 
@@ -95,6 +96,78 @@ def test_host_functions_over_ssh(remote_host, tmp_path):
     assert store.size == blocks * size
     # Usage moves while we look; within a few MiB of what stat says.
     assert abs(store.used - (blocks - free) * size) < 8 << 20
+
+
+def _hostile(base: Path, chown, make_link, make_dir, listing) -> None:
+    """What a hostile state directory holds is refused, wherever the block runs; `chown`,
+    `make_link`, `make_dir` and `listing` act from outside, on the machine of the block."""
+    profiles = base / "profiles"
+    make_dir(profiles)
+    make_link(profiles / "system-1-link", "/nix/store/" + "a" * 32 + "-system")
+    state = base / "bs" / "system-1"
+    host.ensure_private(state.parent, state, state / "roots")
+    assert host.owner(state).mode == 0o700
+    # A subdirectory replaced by a link to the profiles: refused, and nothing goes there.
+    make_link(state / "keep", str(profiles))
+    with pytest.raises(InputError, match=r"keep is a symbolic link; refusing to use it"):
+        host.ensure_private(state.parent, state, state / "keep")
+    with pytest.raises(InputError, match="refusing to delete links in it"):
+        host.unlink_links(state / "keep")
+    assert listing(profiles) == ["system-1-link"]
+    # The journal as a link: never read through.
+    make_link(state / "journal.json", str(profiles / "system-1-link"))
+    with pytest.raises(InputError, match="refusing to read it"):
+        host.read_bytes(state / "journal.json")
+    # Written over: the link is replaced, what it points at is untouched.
+    make_link(state / "steps", str(profiles))
+    host.write_atomic(state / "steps", "{}")
+    assert host.owner(state / "steps").kind == "other"
+    assert listing(profiles) == ["system-1-link"]
+    # The parent: another user's, or writable by others.
+    chown(state.parent, 65534, 0o700)
+    with pytest.raises(InputError, match="belongs to another user"):
+        host.ensure_private(state.parent, state)
+    chown(state.parent, 0, 0o777)
+    with pytest.raises(InputError, match="writable by others"):
+        host.ensure_private(state.parent, state)
+    chown(state.parent, 0, 0o700)
+    host.ensure_private(state.parent, state)
+
+
+def _chown_here(path: Path, uid: int, mode: int) -> None:
+    os.chown(path, uid, uid)
+    path.chmod(mode)
+
+
+def test_a_hostile_state_directory_here(tmp_path):
+    _hostile(
+        tmp_path,
+        _chown_here,
+        lambda link, target: os.symlink(target, link),
+        lambda d: d.mkdir(),
+        lambda d: sorted(os.listdir(d)),
+    )
+
+
+def test_a_hostile_state_directory_over_ssh(remote_host):
+    h = remote_host
+    base = h.state_dir / "hostile"
+    h.run("mkdir", "-p", str(base))
+    with nix.on_host(h.address):
+        _hostile(
+            base,
+            lambda path, uid, mode: h.run(
+                "sh", "-c", f"chown {uid} {path} && chmod {mode:o} {path}"
+            ),
+            lambda link, target: h.run("ln", "-sfn", target, str(link)),
+            lambda d: h.run("mkdir", "-p", str(d)),
+            lambda d: sorted(h.run("ls", "-A", str(d)).split()),
+        )
+        lock = base / "bs" / "system-1" / "lock"
+        h.run("sh", "-c", f"echo precious > {base}/canary && ln -s {base}/canary {lock}")
+        with pytest.raises(InputError, match="refusing to lock it"):
+            host.HostLock(lock).__enter__()
+    assert h.run("cat", str(base / "canary")) == "precious\n"
 
 
 def test_a_host_lock_is_exclusive_and_goes_with_its_connection(remote_host):
