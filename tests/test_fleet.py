@@ -116,6 +116,79 @@ def test_fleet_schema_errors(tmp_path, text, message):
     assert e.match(message.replace("f.yaml", str(tmp_path / "f.yaml")))
 
 
+ROLL_OUT = "apply: {profile: /nix/var/nix/profiles/system}\nhosts:\n"
+
+
+@pytest.mark.parametrize(
+    ("hosts", "message"),
+    [
+        (
+            ['{name: a, ssh: "-oProxyCommand=x"}'],
+            "f.yaml:3: hosts[0].ssh: '-oProxyCommand=x': a host address may not start with '-'",
+        ),
+        (
+            ['{name: a, ssh: "ssh-ng://-oProxyCommand=x"}'],
+            "f.yaml:3: hosts[0].ssh: 'ssh-ng://-oProxyCommand=x': a host address may not start",
+        ),
+        (
+            ['{name: a, ssh: "a\\nb"}'],
+            "f.yaml:3: hosts[0].ssh: 'a\\nb': a host address may not contain whitespace",
+        ),
+        (
+            ['{name: a, ssh: "ftp://a"}'],
+            "f.yaml:3: hosts[0].ssh: 'ftp://a': expected [USER@]HOST",
+        ),
+        (
+            ['{name: "a\\e[31m"}'],
+            "f.yaml:3: hosts[0].name: 'a\\x1b[31m': no control characters",
+        ),
+        (['{name: "a\\0"}'], "f.yaml:3: hosts[0].name: 'a\\x00': no control characters"),
+        (
+            ['{name: a, ssh: b, target: "/nix/store/x\\ny"}'],
+            "f.yaml:3: hosts[0].target: '/nix/store/x\\ny': no control characters",
+        ),
+        (
+            ["{name: a, ssh: root@vps1}", "{name: b, ssh: root@VPS1}"],
+            "f.yaml:4: hosts[1].ssh: host 'b': 'root@VPS1' is the address of host 'a' too "
+            "(hosts[0].ssh, line 3)",
+        ),
+        (
+            ["{name: a, ssh: vps1}", "{name: b, ssh: x}", "{name: c, ssh: ssh-ng://vps1}"],
+            "f.yaml:5: hosts[2].ssh: host 'c': 'vps1' is the address of host 'a' too "
+            "(hosts[0].ssh, line 3)",
+        ),
+        (
+            ["{name: a, ssh: ssh://vps1}", "{name: b, ssh: vps1}"],
+            "f.yaml:4: hosts[1].ssh: host 'b': 'vps1' is the address of host 'a' too",
+        ),
+    ],
+)
+def test_fleet_hosts_are_one_safe_line_each(tmp_path, hosts, message):
+    """What reaches ssh or a terminal from a fleet file: refused at load, in one line with
+    its control characters escaped; one machine is not listed twice under two names."""
+    example = ROOT / "scenarios" / "examples" / "nixos-current.json"
+    listed = "".join(f"  - {h[:-1]}, disk: 9G, current: {example}}}\n" for h in hosts)
+    (tmp_path / "f.yaml").write_text(ROLL_OUT + listed)
+    with pytest.raises(InputError) as e:
+        fl.load(tmp_path / "f.yaml")
+    assert str(e.value).startswith(message.replace("f.yaml", str(tmp_path / "f.yaml")))
+    assert str(e.value).isprintable()
+
+
+def test_hosts_with_other_users_are_other_hosts(tmp_path):
+    example = ROOT / "scenarios" / "examples" / "nixos-current.json"
+    hosts = "".join(
+        f"  - {{name: {n}, disk: 9G, current: {example}, ssh: {a}}}\n"
+        for n, a in (("a", "root@vps1"), ("b", "deploy@vps1"), ("c", "ssh-ng://vps2"))
+    )
+    (tmp_path / "f.yaml").write_text(ROLL_OUT + hosts)
+    assert [h.ssh for h in fl.load(tmp_path / "f.yaml").hosts] == [
+        "root@vps1",
+        "deploy@vps1",
+        "ssh-ng://vps2",
+    ]
+
+
 def test_a_fleet_to_roll_out_needs_no_update(tmp_path, capsys):
     example = ROOT / "scenarios" / "examples" / "nixos-current.json"
     hosts = f"hosts:\n  - {{name: a, disk: 9G, current: {example}, ssh: root@a}}\n"

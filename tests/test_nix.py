@@ -265,3 +265,73 @@ def test_a_host_may_name_its_store_protocol():
     for bad in ("ftp://vps1", "ssh://", "ssh-ng://vps1/store"):
         with pytest.raises(InputError, match="expected \\[USER@\\]HOST"):
             nix.host_address(bad)
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("vps1", "vps1"),
+        ("root@vps1.example", "root@vps1.example"),
+        ("ssh://me@vps2", "me@vps2"),
+        ("ssh-ng://me@vps3", "me@vps3"),
+        ("deploy@192.0.2.7", "deploy@192.0.2.7"),
+        ("root@fe80::1%eth0", "root@fe80::1%eth0"),
+        ("a-b@c-d", "a-b@c-d"),
+    ],
+)
+def test_check_host_gives_the_address(host, address):
+    assert nix.check_host(host) == address
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("-oProxyCommand=x", "host '-oProxyCommand=x': a host address may not start with '-'"),
+        ("ssh://-oProxyCommand=x", "host 'ssh://-oProxyCommand=x': a host address may not start"),
+        ("ssh-ng://-l", "host 'ssh-ng://-l': a host address may not start with '-'"),
+        ("-root@vps1", "host '-root@vps1': a host address may not start with '-'"),
+        ("root@-vps1", "host 'root@-vps1': a host name may not start with '-'"),
+        ("vps1\n-oX=y", "host 'vps1\\n-oX=y': a host address may not contain whitespace"),
+        ("vps1\0", "host 'vps1\\x00': a host address may not contain whitespace"),
+        ("vps1\x1b[2J", "host 'vps1\\x1b[2J': a host address may not contain whitespace"),
+        ("vps1\x85", "host 'vps1\\x85': a host address may not contain whitespace"),
+        ("vps 1", "host 'vps 1': a host address may not contain whitespace"),
+        ("", "host '': a host address may not be empty"),
+        ("@vps1", "host '@vps1': no user before '@'"),
+        ("root@", "host 'root@': no host after '@'"),
+        ("ftp://\x1b[2J", "host 'ftp://\\x1b[2J': expected [USER@]HOST"),
+    ],
+)
+def test_check_host_refuses_what_ssh_would_misread(host, message):
+    with pytest.raises(InputError) as e:
+        nix.check_host(host)
+    assert str(e.value).startswith(message)
+    assert str(e.value).isprintable()
+    # The same check wherever a host is named: ssh, the store URI of a copy.
+    for use in (nix.host_address, nix.ssh_command, nix._store_uri):
+        with pytest.raises(InputError):
+            use(host)
+
+
+def test_check_host_names_the_option():
+    with pytest.raises(InputError, match=r"^--build-host '-oX': a host address may not start"):
+        nix.check_host("-oX", "--build-host")
+    with pytest.raises(InputError, match=r"^'-oX': a host address may not start"):
+        nix.check_host("-oX", None)
+
+
+def test_a_remote_command_follows_the_destination_and_one_double_dash(monkeypatch):
+    """`ssh [NIX_SSHOPTS...] -o ... HOST -- 'COMMAND'`, as nixos-rebuild-ng runs it."""
+    monkeypatch.setenv("NIX_SSHOPTS", "-p 2222 -o Compression=yes")
+    ssh = nix.ssh_command("ssh-ng://root@vps1")
+    control = ssh[10]
+    assert control.startswith("ControlPath=")
+    with process.remote(ssh, sudo=True):
+        argv = process.on_remote(["readlink", "-f", "--", "/run/current-system"])
+    assert argv == [
+        *("ssh", "-p", "2222", "-o", "Compression=yes", "-o", "BatchMode=yes"),
+        *("-o", "ControlMaster=auto", "-o", control, "-o", "ControlPersist=60"),
+        "root@vps1",
+        "--",
+        "sudo --non-interactive -- readlink -f -- /run/current-system",
+    ]

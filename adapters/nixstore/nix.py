@@ -71,19 +71,57 @@ _log_format: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
 _PROTOCOLS: dict[str, str] = {}
 
 
-def _split_host(host: str) -> tuple[str | None, str]:
-    """The protocol a host is named with (None: none) and its SSH address."""
-    scheme, sep, address = host.partition("://")
+def _split_host(host: str, what: str | None = "host") -> tuple[str | None, str]:
+    """The protocol a host is named with (None: none) and its SSH address, checked as
+    `check_host` says; the errors name the value as `what` does."""
+    named, sep, address = host.partition("://")
+    shown = f"{what} {host!r}" if what else repr(host)
+    scheme = named if sep else None
     if not sep:
-        return None, host
-    if scheme not in ("ssh", "ssh-ng") or not address or "/" in address:
-        raise InputError(f"{host}: expected [USER@]HOST, ssh://[USER@]HOST or ssh-ng://[USER@]HOST")
+        address = host
+    elif scheme not in ("ssh", "ssh-ng") or not address or "/" in address:
+        raise InputError(
+            f"{shown}: expected [USER@]HOST, ssh://[USER@]HOST or ssh-ng://[USER@]HOST"
+        )
+    problem = _address_problem(address)
+    if problem is not None:
+        raise InputError(f"{shown}: {problem}")
     return scheme, address
 
 
+def _address_problem(address: str) -> str | None:
+    user, at, name = address.rpartition("@")
+    if not address:
+        return "a host address may not be empty"
+    # ssh takes a destination that starts with `-` for an option (-oProxyCommand=...
+    # runs a command here); a user is the start of the destination.
+    if address.startswith("-"):
+        return "a host address may not start with '-'"
+    # A blank would be a second word on the host's side and in the logs; a newline or an
+    # escape a second line or a terminal command wherever the address is printed.
+    if any(c.isspace() or not c.isprintable() for c in address):
+        return "a host address may not contain whitespace or control characters"
+    if at and not user:
+        return "no user before '@'"
+    if not name:
+        return "no host after '@'"
+    if name.startswith("-"):
+        return "a host name may not start with '-'"
+    return None
+
+
+def check_host(host: str, what: str | None = "host") -> str:
+    """The SSH address `host` names (`[USER@]HOST`, `ssh://[USER@]HOST` or
+    `ssh-ng://[USER@]HOST`), refused with a one-line InputError that calls it `what` (an
+    option's name; None: the value alone) wherever ssh could read it as anything but its
+    destination. Nothing is recorded (`host_address` does that)."""
+    return _split_host(host, what)[1]
+
+
 def host_address(host: str) -> str:
-    """`[USER@]HOST`, `ssh://[USER@]HOST` or `ssh-ng://[USER@]HOST` as an SSH address; the
-    protocol (`ssh` when none is named) is kept for the copies to that address."""
+    """`[USER@]HOST`, `ssh://[USER@]HOST` or `ssh-ng://[USER@]HOST` as an SSH address, checked
+    (`check_host`); the protocol (`ssh` when none is named) is kept for the copies to
+    that address."""
     scheme, address = _split_host(host)
     _PROTOCOLS[address] = scheme or "ssh"
     return address
@@ -100,6 +138,8 @@ def ssh_command(host: str) -> list[str]:
     # One connection for all our commands to a host, as nixos-rebuild shares its own:
     # each command is then a session on it, not a new login.
     shared = ["-o", "ControlMaster=auto", "-o", f"ControlPath={_control_dir()}/%C"]
+    # The destination last, after every option: `process.on_remote` puts `--` right after
+    # it, then the command, as nixos-rebuild-ng does.
     return ["ssh", *options, "-o", "BatchMode=yes", *shared, "-o", "ControlPersist=60", host]
 
 

@@ -88,7 +88,8 @@ def current_remote() -> tuple[str, ...] | None:
 
 def on_remote(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
     """The local command that runs `argv` on the current host: one shell command there,
-    with `env` set on that side, as root through `sudo` when asked."""
+    with `env` set on that side, as root through `sudo` when asked. `SSH... HOST --
+    'COMMAND'`: the ssh command ends with its destination, and `--` follows it."""
     ssh = _remote.get()
     assert ssh is not None, "on_remote() is for a block run on another host"
     assignments = [f"{name}={value}" for name, value in (env or {}).items()]
@@ -96,6 +97,8 @@ def on_remote(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list
     if _sudo.get():
         # Never a password prompt: no one may be there to type it.
         command = ["sudo", "--non-interactive", "--", *command]
+    # OpenSSH reads options again after the destination unless `--` ends them there, so
+    # nothing of the command is ever an option to ssh.
     return [*ssh, "--", shlex.join(command)]
 
 

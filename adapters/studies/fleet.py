@@ -31,10 +31,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.nixstore import nix
 from adapters.studies import schema as y
 from adapters.studies.changes import parse_change, read_current
 from solver.capacity import Curve, curve, heuristic_plan
 from solver.closure import Closure
+from solver.errors import InputError
 from solver.greedy import min_peak_plan
 from solver.instance import Problem, build_instance
 from solver.scenario import Edit, ScenarioError, apply_change, apply_changes
@@ -130,6 +132,8 @@ def load(path: Path) -> Fleet:
         raise at.error("expected a non-empty list of hosts")
     hosts = []
     seen: set[str] = set()
+    # Hosts by the address they are upgraded through, and where that address is named.
+    addresses: dict[str, tuple[str, y.Where]] = {}
     for i, value in enumerate(m["hosts"]):
         hw = at.item(m["hosts"], i)
         h = y.mapping(
@@ -141,10 +145,26 @@ def load(path: Path) -> Fleet:
         raw_name = h["name"]
         if isinstance(raw_name, int | float) and not isinstance(raw_name, bool):
             raw_name = str(raw_name)  # `name: 42` is a host called 42
-        name = y.string(raw_name, hw.key(h, "name"))
+        name = _text(raw_name, hw.key(h, "name"))
         if name in seen:
             raise hw.key(h, "name").error(f"host {name!r} is listed twice")
         seen.add(name)
+        ssh = None
+        if "ssh" in h:
+            sw = hw.key(h, "ssh")
+            ssh = y.string(h["ssh"], sw)
+            try:
+                address = nix.check_host(ssh, None)
+            except InputError as e:
+                raise sw.error(str(e)) from None
+            same = _same_host(address)
+            if same in addresses:
+                first, fw = addresses[same]
+                raise sw.error(
+                    f"host {name!r}: {address!r} is the address of host {first!r} too "
+                    f"({fw.path}, line {fw.line}); list each machine once"
+                )
+            addresses[same] = (name, sw)
         disk = y.size(h["disk"], hw.key(h, "disk"))
         kind = y.one_of(h, hw, ["profile", "current"])
         if kind == "profile":
@@ -162,8 +182,7 @@ def load(path: Path) -> Fleet:
                 key = key_of(read_current(source, hw.key(h, "current"), base), label)
                 if isinstance(source, str):
                     by_source[source] = key
-        ssh = y.string(h["ssh"], hw.key(h, "ssh")) if "ssh" in h else None
-        own = y.string(h["target"], hw.key(h, "target")) if "target" in h else None
+        own = _text(h["target"], hw.key(h, "target")) if "target" in h else None
         if own is not None and ssh is None:
             raise hw.key(h, "target").error("a target is for a host with an ssh: address")
         hosts.append(Host(name, disk, key, ssh, own))
@@ -196,11 +215,11 @@ def load(path: Path) -> Fleet:
     if "apply" in m:
         aw = where.key(m, "apply")
         a = y.mapping(m["apply"], aw, required=["profile"], optional=["target"])
-        target = y.string(a["target"], aw.key(a, "target")) if "target" in a else None
-        apply = Apply(y.string(a["profile"], aw.key(a, "profile")), target)
+        target = _text(a["target"], aw.key(a, "target")) if "target" in a else None
+        apply = Apply(_text(a["profile"], aw.key(a, "profile")), target)
     return Fleet(
         apply=apply,
-        name=y.string(m.get("name", path.stem), where.key(m, "name")),
+        name=_text(m.get("name", path.stem), where.key(m, "name")),
         hosts=hosts,
         closures={k: c for k, c in closures.items() if k in used},
         labels=labels,
@@ -213,6 +232,23 @@ def load(path: Path) -> Fleet:
         seed=seed,
         notes=notes,
     )
+
+
+def _text(value: Any, where: y.Where) -> str:
+    """A non-empty string without control characters: names and paths are printed in
+    reports (an escape would be a terminal command there) and passed on to `apply` (a
+    newline would be a second line in its errors)."""
+    text = y.string(value, where)
+    if not text.isprintable():
+        raise where.error(f"{text!r}: no control characters (newline, tab, escape, NUL)")
+    return text
+
+
+def _same_host(address: str) -> str:
+    """What two addresses of one host have in common: the user as it is, the host name in
+    lower case (host names are case-insensitive)."""
+    user, at, name = address.rpartition("@")
+    return f"{user}{at}{name.lower()}"
 
 
 @dataclass(frozen=True)

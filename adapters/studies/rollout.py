@@ -109,6 +109,7 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
     assert fleet.apply is not None and host.ssh is not None
     target = host.target or fleet.apply.target
     assert target is not None
+    # Each value joined to its option: none can be read as an option of its own.
     argv = [
         sys.executable,
         "-m",
@@ -116,21 +117,18 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
         "apply",
         "--json",
         "--quiet",
-        "--target-host",
-        host.ssh,
-        "--profile",
-        fleet.apply.profile,
-        "--target",
-        target,
-        "--limit",
-        "auto",
-        "--time-limit",
-        f"{time_limit:g}",
+        f"--target-host={host.ssh}",
+        f"--profile={fleet.apply.profile}",
+        f"--target={target}",
+        "--limit=auto",
+        f"--time-limit={time_limit:g}",
     ]
     proc = process.run(argv, check=False)
     doc = _json(proc.stdout)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     reason = errors[-1].removeprefix("error:").strip() if errors else proc.stderr.strip()[-300:]
+    # What the host or its tools printed goes into a report line: one line, no escapes.
+    reason = _one_line(reason)
     if proc.returncode == _DONE and doc.get("status") == "done":
         steps = doc.get("steps", [])
         peaks = [s["measured_peak_bytes"] for s in steps if s.get("measured_peak_bytes")]
@@ -151,6 +149,12 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
         failed_step=int(step.group(1)) if step else None,
         reason=reason or f"apply exited with {proc.returncode}",
     )
+
+
+def _one_line(text: str) -> str:
+    """`text` with every control character (a newline, an escape) written as Python
+    writes it in a string: `\\n`, `\\x1b`."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _json(text: str) -> dict[str, Any]:
