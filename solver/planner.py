@@ -179,7 +179,8 @@ def plan_upgrade(
             seconds=clock.elapsed(),
             timings=clock.timings,
             peak_bound=0,
-            **common,
+            # No step, so no peak: its floor is 0 too, not the floor of a step never taken.
+            **(common | {"peak_floor": 0}),
         )
     if inst.size == 0 and single.peak_bytes > budget:
         # Only the glue changes: the one step is the only plan, and its need is exact.

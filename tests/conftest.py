@@ -1,8 +1,10 @@
 """Shared fixtures: where the real Nix data samples live (shared/data/real beside the repo)."""
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # The samples are not committed (no open licence for some); they sit in shared/ beside the repo.
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -13,3 +15,15 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real Nix data samples not found at {REAL_DATA}")
     return REAL_DATA
+
+
+# Property tests: CI runs one fixed derivation of the examples (derandomize: the same
+# examples on every run and machine), so that it goes red for a real reason only; a run
+# here explores new random examples each time (BUDGET_SOLVE_HYPOTHESIS=ci to reproduce
+# CI's). `--hypothesis-show-statistics` and a failure's report give the seed to replay.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(
+    os.environ.get("BUDGET_SOLVE_HYPOTHESIS")
+    or ("ci" if os.environ.get("CI", "").lower() not in ("", "0", "false", "no") else "explore")
+)
