@@ -229,3 +229,39 @@ def test_a_journal_naming_another_last_generation_is_refused(world):
     journal.update(status=RunStatus.RUNNING, paths=[*journal.paths[:-1], elsewhere])
     with pytest.raises(ApplyError, match="is not the target"):
         engine(world).run(BUDGET, time_limit=5)
+
+
+def test_a_declined_run_changes_nothing(world):
+    asked = []
+
+    def no(deletions):
+        asked.append(deletions)
+        world.events.append("asked")
+        return False
+
+    run = ex.Executor(
+        FakeBuilder(world), show_plan=lambda _: world.events.append("show plan"), confirm=no
+    )
+    with pytest.raises(ex.DeclinedError, match="nothing was changed"):
+        run.run(BUDGET, time_limit=5)
+    # Asked after the plan was shown, and before anything was collected or switched.
+    assert world.events == ["prepare", "show plan", "asked"]
+    (deletions,) = asked
+    assert deletions.start_generation == 1 and deletions.start_path == world.old.roots[0]
+    assert deletions.steps == 2 and deletions.rollback_bytes is None
+    assert sorted(nix.generations(world.profile)) == [1]
+    assert Journal.load(ex.state_dir_for(world.profile) / "journal.json") is None
+
+
+def test_keep_rollback_keeps_the_generation_before_the_target(world):
+    asked = []
+    run = ex.Executor(
+        FakeBuilder(world), confirm=lambda d: asked.append(d) or True, keep_rollback=True
+    )
+    assert run.run(BUDGET, time_limit=5).status is ex.ApplyStatus.DONE
+    gens = nix.generations(world.profile)
+    # The start (1) went when step 1 was current; step 1's generation (2) is the rollback.
+    assert sorted(gens) == [2, 3]
+    assert gens[3] == world.new.roots[0] and gens[2].endswith("budget-solve-generation-1")
+    # What it costs is said before: the bytes of step 1's generation the target lacks.
+    assert asked[0].rollback_bytes > 0

@@ -37,7 +37,7 @@ from adapters.apply.roots import Roots
 from adapters.nixstore import host, nix
 from solver.errors import BudgetSolveError, ConnectionLostError, NixError
 from solver.instance import Problem, build_instance
-from solver.plan import Plan, one_step
+from solver.plan import Generation, Plan, one_step
 from solver.planner import Result
 from solver.progress import Progress, quiet
 from solver.units import format_size
@@ -101,6 +101,27 @@ class ApplyResult:
         return out
 
 
+@dataclass(frozen=True)
+class Deletions:
+    """What a run is about to delete, shown before anything goes (`confirm`)."""
+
+    profile: str
+    # The generation the run starts from and its system: replaced, then deleted (with it
+    # the rollback to that system), unless it is kept as the rollback.
+    start_generation: int | None
+    start_path: str
+    garbage_bytes: int  # real bytes collected before the first step
+    steps: int
+    # With keep_rollback: the generation before the target stays, costing this many real
+    # bytes on disk after the run, and nothing at any step.
+    rollback_bytes: int | None
+    resuming: bool = False
+
+
+class DeclinedError(BudgetSolveError):
+    """The user said no: nothing was changed."""
+
+
 class Executor:
     """Runs a plan on a profile through a `Builder`, journaled and locked."""
 
@@ -111,6 +132,8 @@ class Executor:
         progress: Progress = quiet,
         detail: Progress = quiet,
         show_plan: Callable[[Result], None] = lambda _: None,
+        confirm: Callable[[Deletions], bool] = lambda _: True,
+        keep_rollback: bool = False,
     ) -> None:
         # A link to a profile (~/.nix-profile) gets its generations on the real profile.
         builder.profile = nix.resolve_profile(builder.profile)
@@ -119,6 +142,10 @@ class Executor:
         self.progress = progress
         self.detail = detail
         self.show_plan = show_plan
+        self.confirm = confirm
+        # Keep the generation before the target as the rollback (it is on disk at the last
+        # step anyway, so it costs no budget).
+        self.keep_rollback = keep_rollback
         self.state = state_dir_for(self.profile)
         self.roots = Roots(self.state)
         self.store_dir = nix.store_dir()
@@ -164,6 +191,17 @@ class Executor:
                 if dry_run:
                     self.progress(f"an interrupted run would resume after step {done}")
                     return replace(self._result(journal, ApplyStatus.PLANNED), resume_after=done)
+                resume = Deletions(
+                    str(self.profile),
+                    journal.start_generation,
+                    journal.paths[0] or "",
+                    0,
+                    journal.steps,
+                    None,
+                    resuming=True,
+                )
+                if not self.confirm(resume):
+                    raise DeclinedError("not confirmed; nothing was changed")
                 self.progress("resuming the interrupted plan")
                 self._forget_replaced(journal)
                 if done >= 1:
@@ -204,6 +242,22 @@ class Executor:
                 garbage_bytes=planned.garbage_bytes,
             )
         self._target = planned.target.path
+        plan = result.plan
+        rollback = None
+        if self.keep_rollback:
+            kept = _kept_bytes(planned.problem, plan.generations[-2], plan.generations[-1])
+            rollback = int(planned.calibration.ratio * kept)
+        deletions = Deletions(
+            str(self.profile),
+            nix.current_generation(self.profile),
+            current,
+            planned.garbage_bytes,
+            len(plan.steps),
+            rollback,
+        )
+        if not self.confirm(deletions):
+            self.roots.drop_keeps()
+            raise DeclinedError("not confirmed; nothing was changed")
         if plain_first:
             plain = self._plain(planned)
             if plain is not None:
@@ -237,7 +291,7 @@ class Executor:
             before = nix.current_generation(self.profile)
             self.builder.activate(path)
             after = nix.current_generation(self.profile)
-            if before is not None and after != before:
+            if before is not None and after != before and not self.keep_rollback:
                 nix.delete_generations(self.profile, [before])
             self.roots.drop_keeps()
             self._cleanup()
@@ -443,16 +497,21 @@ class Executor:
         return owned
 
     def _forget_replaced(self, journal: Journal) -> None:
-        """Delete generations of this run that a crash kept from being deleted."""
+        """Delete generations of this run that a crash kept from being deleted (with
+        `keep_rollback`, the newest one before a current target stays)."""
         current = nix.current_generation(self.profile)
         owned = self._owned(journal)
         stale = [n for n in nix.generations(self.profile) if n != current and n in owned]
+        if self.keep_rollback and host.realpath(self.profile) == journal.paths[-1] and stale:
+            stale.remove(max(stale))
         nix.delete_generations(self.profile, stale)
 
     def _switch(self, journal: Journal, path: str) -> None:
         before = nix.current_generation(self.profile)
         self.builder.activate(path)
         after = nix.current_generation(self.profile)
+        if self.keep_rollback and path == journal.paths[-1]:
+            return  # the generation before the target is the rollback
         if before is not None and before != after and before in self._owned(journal):
             nix.delete_generations(self.profile, [before])
 
@@ -534,6 +593,18 @@ class Executor:
             self.progress(f"rolling back to generation {i}")
             self._switch(journal, self._build(journal, i, f"back-{i}"))
             self._cleanup()
+
+
+def _closure_of(problem: Problem, gen: Generation) -> set[str]:
+    entries = generation_entries(problem, gen)
+    paths = problem.new.reachable([p for p in entries if p in problem.new])
+    return paths | problem.old.reachable([p for p in entries if p in problem.old])
+
+
+def _kept_bytes(problem: Problem, previous: Generation, last: Generation) -> int:
+    """NAR bytes that keeping `previous` beside `last` leaves on disk after the run."""
+    extra = _closure_of(problem, previous) - _closure_of(problem, last)
+    return sum((problem.old[p] if p in problem.old else problem.new[p]).nar_size for p in extra)
 
 
 def _calibration_json(c: Calibration) -> dict[str, Any]:
