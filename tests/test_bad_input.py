@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CURRENT = str(ROOT / "scenarios" / "examples" / "nixos-current.json")
 TARGET = str(ROOT / "scenarios" / "examples" / "nixos-target.json")
 STORE = "/nix/store/"
+OLD_NIXPKGS = str(ROOT / "tests" / "data" / "standin" / "old")
 H = "a" * 32
 
 
@@ -111,6 +112,25 @@ CASES = [
     ("time-inf", {}, ["--limit", "3G", "--target", TARGET, "--time-limit", "inf"], "time-limit"),
     ("gap-nan", {}, ["--limit", "3G", "--target", TARGET, "--peak-gap", "nan"], "finite"),
     ("workers-zero", {}, ["--limit", "3G", "--target", TARGET, "--workers", "0"], "workers"),
+    # int(), float() and str.isdigit() take other scripts' digits: "٣" is 3 to them.
+    ("workers-arabic", {}, ["--limit", "3G", "--target", TARGET, "--workers", "\u0663"], "workers"),
+    ("workers-huge", {}, ["--limit", "3G", "--target", TARGET, "--workers", "9" * 20], "workers"),
+    ("time-arabic", {}, ["--limit", "3G", "--target", TARGET, "--time-limit", "\u0663"], "time"),
+    ("gap-arabic", {}, ["--limit", "3G", "--target", TARGET, "--peak-gap", "\u0663"], "gap"),
+    ("limit-zero", {}, ["--limit", "0", "--target", TARGET, "--current", CURRENT], "0 bytes"),
+    ("limit-zero-g", {}, ["--limit", "0G", "--target", TARGET, "--current", CURRENT], "0 bytes"),
+    (
+        "reserve-is-limit",
+        {},
+        ["--limit", "3G", "--target", TARGET, "--current", CURRENT, "--reserve", "3G"],
+        "--reserve",
+    ),
+    (
+        "target-host-option",
+        {},
+        ["--limit", "3G", "--target", TARGET, "--target-host", "-oProxyCommand=x"],
+        "--target-host",
+    ),
     ("no-target", {}, ["--limit", "3G", "--current", CURRENT], "--target"),
     ("no-limit", {}, ["--target", TARGET, "--current", CURRENT], "--limit"),
     (
@@ -308,7 +328,7 @@ CASES = [
     (
         "apply-bad-flake",
         {},
-        ["apply", "--nixos", "--limit", "1G", "--flake", "x#", "--old-nixpkgs", "."],
+        ["apply", "--nixos", "--limit", "1G", "--flake", "x#", "--old-nixpkgs", OLD_NIXPKGS],
         "FLAKE[#HOST]",
     ),
     (

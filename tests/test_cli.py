@@ -132,6 +132,10 @@ def write(tmp_path, name, text):
 
 H = "/nix/store/" + "a" * 32
 G = "/nix/store/" + "b" * 32
+# A nixpkgs tree, as --old-nixpkgs takes one.
+OLD_NIXPKGS = str(Path(__file__).resolve().parent / "data" / "standin" / "old")
+# The largest path of the example's current system (702 MB).
+GIMP = "/nix/store/ssg0f4n4mai97zs3zpcg225z1pavxz0k-gimp-2.6"
 
 
 @pytest.mark.parametrize(
@@ -156,8 +160,19 @@ G = "/nix/store/" + "b" * 32
         (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--keep", H + "-x"], "--keep"),
         (
             ["--limit", "1M", "--target", TARGET, "--current", CURRENT, "--reserve", "2M"],
+            "--reserve 2.0 MiB leaves nothing of --limit 1.0 MiB",
+        ),
+        (
+            ["--limit", "1M", "--target", TARGET, "--current", CURRENT, "--reserve", "1M"],
+            "--reserve 1.0 MiB leaves nothing of --limit 1.0 MiB",
+        ),
+        (
+            ["--limit", "100M", "--target", TARGET, "--current", CURRENT, "--keep", GIMP],
             "below what stays pinned",
         ),
+        (["--limit", "0", "--target", TARGET, "--current", CURRENT], "a budget of 0 bytes"),
+        (["--limit", "0G", "--target", TARGET, "--current", CURRENT], "a budget of 0 bytes"),
+        (["--limit", "0.1", "--target", TARGET, "--current", CURRENT], "a budget of 0 bytes"),
         (["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--bogus"], "--bogus"),
         (
             ["--limit", "9G", "--target", TARGET, "--current", CURRENT, "--peak-gap", "-1"],
@@ -212,7 +227,7 @@ def test_help_explains():
         (["--target", "/nix/store/x-y"], "give --profile PROFILE and --target PATH"),
         (["--nixos", "--flake", "/c#h"], "--nixos needs --old-nixpkgs"),
         (["--nixos", "--flake", "/c#h", "--target", "/nix/store/x-y"], "no --profile or --target"),
-        (["--nixos", "--flake", "x#", "--old-nixpkgs", "."], "FLAKE[#HOST]"),
+        (["--nixos", "--flake", "x#", "--old-nixpkgs", OLD_NIXPKGS], "FLAKE[#HOST]"),
         (["--nixos", "--flake", "/c#h", "--old-nixpkgs", "/no/such"], "--old-nixpkgs /no/such"),
         (["--nixos", "-I", "nixos-config=/no/such.nix", "--old-nixpkgs", "."], "no such file"),
     ],

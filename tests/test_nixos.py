@@ -69,6 +69,110 @@ def test_old_nixpkgs_from_lock():
         nixos.old_nixpkgs_from_lock("{not json")
 
 
+def _lock(**nodes: object) -> str:
+    return json.dumps({"nodes": {"root": {"inputs": {"nixpkgs": "nixpkgs"}}, **nodes}})
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[1, 2]", "no `nodes`"),
+        ("42", "no `nodes`"),
+        ('"nodes"', "no `nodes`"),
+        ("null", "no `nodes`"),
+        ('{"nodes": []}', "no `nodes`"),
+        ('{"version": 7}', "no `nodes`"),
+        ('{"nodes": {}, "root": "root"}', "no root node 'root'"),
+        ('{"nodes": {"x": {}}, "root": ["x"]}', "no `nodes`"),
+        ('{"nodes": {"root": {"inputs": []}}}', "no locked input 'nixpkgs'"),
+        (_lock(), "no locked input 'nixpkgs'"),
+        (_lock(nixpkgs={}), "its node 'nixpkgs' has no `locked`"),
+        (_lock(nixpkgs={"locked": "github:NixOS/nixpkgs"}), "no `locked`"),
+        (_lock(nixpkgs={"locked": [["type", "github"]]}), "no `locked`"),
+        (_lock(nixpkgs={"locked": {"owner": "NixOS"}}), "with a `type`"),
+        (_lock(nixpkgs={"locked": {"type": "github", "rev": None}}), "no `locked`"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("{not json", "malformed JSON"),
+    ],
+    ids=[
+        "list",
+        "number",
+        "string",
+        "null",
+        "nodes-list",
+        "no-nodes",
+        "no-root-node",
+        "root-not-a-name",
+        "inputs-list",
+        "no-nixpkgs-node",
+        "node-without-locked",
+        "locked-string",
+        "locked-pairs",
+        "locked-without-type",
+        "locked-null-value",
+        "deep",
+        "malformed",
+    ],
+)
+def test_old_nixpkgs_from_lock_refuses_what_is_not_a_lock(text, said):
+    """Valid JSON that is not a lock, or a lock without a locked nixpkgs: an InputError
+    that names the file, never a KeyError, TypeError, ValueError or RecursionError."""
+    with pytest.raises(InputError) as e:
+        nixos.old_nixpkgs_from_lock(text, source="old.lock")
+    assert str(e.value).startswith("old.lock: ") and said in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_old_nixpkgs_from_lock_follows_from_the_root():
+    """`follows` paths start at the root: ["hm", "nixpkgs"] is hm's own nixpkgs input."""
+    lock = {
+        "nodes": {
+            "hm": {"inputs": {"nixpkgs": "nixpkgs_2"}, "locked": {"type": "github"}},
+            "nixpkgs_2": {"locked": {"type": "github", "rev": "b" * 40}},
+            "root": {"inputs": {"hm": "hm", "nixpkgs": ["hm", "nixpkgs"]}},
+        },
+        "root": "root",
+    }
+    assert nixos.old_nixpkgs_from_lock(json.dumps(lock))["rev"] == "b" * 40
+    # A loop of follows is refused, however long the paths are.
+    loop = {"nodes": {"root": {"inputs": {"nixpkgs": ["nixpkgs"] * 1000}}}}
+    with pytest.raises(InputError, match="leads nowhere"):
+        nixos.old_nixpkgs_from_lock(json.dumps(loop))
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(b"  \n"), "empty"),
+        (lambda p: p.write_bytes(b"\xff\xfe{" + bytes(range(256))), "not UTF-8"),
+        (lambda p: p.write_bytes(b"[" * 100_000 + b"]" * 100_000), "nested too deeply"),
+        (lambda p: p.write_bytes(b" " * (nixos.MAX_LOCK_BYTES + 1)), "too large"),
+        (lambda p: os.mkfifo(p), "neither a nixpkgs directory nor a flake.lock"),
+        (lambda p: p.symlink_to("/dev/zero"), "neither a nixpkgs directory nor a flake.lock"),
+        (lambda p: None, "No such file"),
+        (lambda p: p.mkdir(), "without default.nix"),
+    ],
+    ids=["empty", "blank", "binary", "deep", "huge", "fifo", "dev-zero", "missing", "not-nixpkgs"],
+)
+def test_old_nixpkgs_at_refuses_what_it_cannot_use(tmp_path, make, said):
+    path = tmp_path / "flake.lock"
+    make(path)
+    with pytest.raises(InputError) as e:
+        nixos.old_nixpkgs_at(path)
+    assert str(e.value).startswith(f"{path}: ") and said in str(e.value), str(e.value)
+
+
+def test_old_nixpkgs_at_reads_a_lock_or_a_tree(tmp_path):
+    lock = tmp_path / "flake.lock"
+    lock.write_text(json.dumps(LOCK))
+    assert nixos.old_nixpkgs_at(lock)["rev"] == "285e77e"
+    tree = tmp_path / "nixpkgs"
+    tree.mkdir()
+    (tree / "default.nix").write_text("{ ... }: {}")
+    assert nixos.old_nixpkgs_at(tree) == str(tree)
+
+
 def test_flake_build_argv(tmp_path):
     argv = nixos.flake_build_argv(nixos.Flake("path:/cfg", "box"), tmp_path / "result")
     assert argv == [
@@ -291,9 +395,10 @@ def test_etc_nixos_flake_is_implied(tmp_path, monkeypatch):
     etc.mkdir()
     (etc / "flake.nix").write_text("{ outputs = _: {}; }")
     monkeypatch.setattr(cli_apply, "ETC_NIXOS", etc)
-    builder = cli_apply._nixos_builder(
-        None, None, None, (), str(tmp_path), (), "switch", "pin", None
-    )
+    old = tmp_path / "old-nixpkgs"
+    old.mkdir()
+    (old / "default.nix").write_text("{ ... }: {}")
+    builder = cli_apply._nixos_builder(None, None, None, (), str(old), (), "switch", "pin", None)
     assert builder.flake == nixos.Flake(f"path:{etc}", socket.gethostname())
     assert builder.configuration is None
 
@@ -330,4 +435,5 @@ def test_bad_max_jobs_is_bad_input(capsys):
             ]
         )
     err = capsys.readouterr().err
-    assert e.value.code == 2 and err == "error: --max-jobs 'many': a number or auto\n"
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: ") and "--max-jobs" in err and "'many'" in err, err

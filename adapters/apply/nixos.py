@@ -15,6 +15,7 @@ the target, which fetches from its own substituters what they have.
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -83,19 +84,120 @@ def old_nixpkgs_from_revision(revision: str) -> dict[str, Any]:
     return {"type": "github", "owner": "NixOS", "repo": "nixpkgs", "rev": revision}
 
 
-def old_nixpkgs_from_lock(lock_text: str, input_name: str = "nixpkgs") -> dict[str, Any]:
+# A flake.lock is a few kilobytes; one of megabytes is something else, and a FIFO or
+# /dev/zero put in its place is never read to the end.
+MAX_LOCK_BYTES: Final = 4 << 20
+# Input lookups while resolving `follows`: real locks need a handful; more is a loop.
+MAX_LOCK_STEPS: Final = 256
+
+
+def old_nixpkgs_at(path: Path) -> str | dict[str, Any]:
+    """`--old-nixpkgs PATH`, checked here before anything runs: a nixpkgs tree (its
+    absolute path) or a flake.lock (its locked nixpkgs input). Every problem is an
+    InputError that starts with the path."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        raise InputError(f"{path}: {getattr(e, 'strerror', None) or e}") from e
+    if stat.S_ISDIR(mode):
+        return _nixpkgs_tree(path)
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: neither a nixpkgs directory nor a flake.lock")
+    return old_nixpkgs_from_lock(_read_lock(path), source=str(path))
+
+
+def _nixpkgs_tree(path: Path) -> str:
+    # The step module imports it (`import oldSrc {}`), and nixpkgs reads its directories.
+    try:
+        names = os.listdir(path)
+        if "default.nix" not in names:
+            raise InputError(f"{path}: a directory without default.nix, not a nixpkgs tree")
+        with (path / "default.nix").open("rb"):
+            pass
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the nixpkgs tree ({e.strerror or e})") from e
+    return str(path.absolute())
+
+
+def _read_lock(path: Path) -> str:
+    try:
+        # Without waiting for a writer, should a FIFO have taken the file's place.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise InputError(f"{path}: neither a nixpkgs directory nor a flake.lock")
+            raw = f.read(MAX_LOCK_BYTES + 1)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read it ({e.strerror or e})") from e
+    if len(raw) > MAX_LOCK_BYTES:
+        raise InputError(f"{path}: over {MAX_LOCK_BYTES >> 20} MiB, too large for a flake.lock")
+    if not raw.strip():
+        raise InputError(f"{path}: empty, not a flake.lock")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text, not a flake.lock") from None
+
+
+def old_nixpkgs_from_lock(
+    lock_text: str, input_name: str = "nixpkgs", *, source: str = "flake.lock"
+) -> dict[str, Any]:
     """The locked nixpkgs input of a flake.lock, as `builtins.fetchTree` attributes."""
     try:
         lock = json.loads(lock_text)
-        nodes = lock["nodes"]
-        node_name = nodes[lock.get("root", "root")]["inputs"][input_name]
-        if isinstance(node_name, list):  # a `follows` path
-            node_name = node_name[-1]
-        locked = dict(nodes[node_name]["locked"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(f"flake.lock: no locked input {input_name!r} ({e})") from e
-    locked.pop("lastModified", None)
-    return locked
+    except json.JSONDecodeError as e:
+        raise InputError(f"{source}: not a flake.lock (malformed JSON: {e})") from e
+    except RecursionError:
+        raise InputError(f"{source}: not a flake.lock (JSON nested too deeply)") from None
+    nodes = lock.get("nodes") if isinstance(lock, dict) else None
+    root = lock.get("root", "root") if isinstance(lock, dict) else None
+    if not isinstance(nodes, dict) or not isinstance(root, str):
+        raise InputError(f"{source}: not a flake.lock (no `nodes` object)")
+    if not isinstance(nodes.get(root), dict):
+        raise InputError(f"{source}: not a flake.lock (no root node {root!r})")
+    node = _lock_input(nodes, root, input_name)
+    if node is None:
+        raise InputError(
+            f"{source}: no locked input {input_name!r} (the root has no such input, or its "
+            "`follows` leads nowhere)"
+        )
+    locked = nodes[node].get("locked")
+    if (
+        not isinstance(locked, dict)
+        or not isinstance(locked.get("type"), str)
+        or not all(isinstance(v, str | int) for v in locked.values())
+    ):
+        raise InputError(
+            f"{source}: no locked input {input_name!r} (its node {node!r} has no `locked` "
+            "attributes with a `type`)"
+        )
+    return {k: v for k, v in locked.items() if k != "lastModified"}
+
+
+def _lock_input(nodes: dict[str, Any], root: str, input_name: str) -> str | None:
+    """The node the root's input leads to, through `follows` paths (which start at the
+    root, as Nix reads them); None where it leads nowhere."""
+    steps = 0
+
+    def resolve(path: list[Any]) -> str | None:
+        nonlocal steps
+        node = root
+        for name in path:
+            steps += 1
+            if steps > MAX_LOCK_STEPS:
+                return None
+            inputs = nodes[node].get("inputs")
+            target = (
+                inputs.get(name) if isinstance(inputs, dict) and isinstance(name, str) else None
+            )
+            if isinstance(target, list):
+                target = resolve(target)
+            if not isinstance(target, str) or not isinstance(nodes.get(target), dict):
+                return None
+            node = target
+        return node
+
+    return resolve([input_name])
 
 
 @dataclass(frozen=True)

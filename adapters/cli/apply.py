@@ -17,7 +17,7 @@ from adapters.apply.nixos import (
     BootedSystem,
     Flake,
     NixosBuilder,
-    old_nixpkgs_from_lock,
+    old_nixpkgs_at,
     old_nixpkgs_from_revision,
     split_include,
     system_profile,
@@ -29,12 +29,19 @@ from adapters.cli.options import (
     EXIT_INFEASIBLE,
     EXIT_OK,
     EXIT_REBOOT,
+    NIX_UNSIGNED_MAX,
     NON_VITAL_OPTION,
     QUIET_OPTION,
     RESERVE_OPTION,
     TIME_LIMIT_OPTION,
     WORKERS_OPTION,
+    Host,
     LimitOrAuto,
+    MaxJobs,
+    NixSettingName,
+    NixSettingValue,
+    Whole,
+    check_reserve,
     filesystem_limit,
 )
 from adapters.cli.text import Spinner, render
@@ -65,6 +72,7 @@ from solver.units import format_size
 )
 @click.option(
     "--target-host",
+    type=Host(),
     metavar="[USER@]HOST",
     help="Upgrade another machine over SSH, as nixos-rebuild names it ($NIX_SSHOPTS "
     "applies): --profile is a profile there, and its journal, lock, GC roots, garbage "
@@ -76,6 +84,7 @@ from solver.units import format_size
 )
 @click.option(
     "--build-host",
+    type=Host(),
     metavar="[USER@]HOST",
     help="With --nixos: build each step's system on HOST (as its SSH user), then copy it "
     "to the target (`nix copy --from ssh://HOST`; the target fetches from its own "
@@ -148,13 +157,24 @@ from solver.units import format_size
 @click.option(
     "--option",
     "nix_option",
-    type=(str, str),
+    type=(NixSettingName(), NixSettingValue()),
     multiple=True,
     metavar="NAME VALUE",
     help="Passed to every Nix build, fetch and evaluation, as nixos-rebuild does. Repeatable.",
 )
-@click.option("-j", "--max-jobs", metavar="N", help="Passed to Nix: builds at once (or auto).")
-@click.option("--cores", type=click.IntRange(min=0), help="Passed to Nix: cores per build.")
+@click.option(
+    "-j",
+    "--max-jobs",
+    type=MaxJobs(),
+    metavar="N|auto",
+    help="Passed to Nix: builds at once (or auto).",
+)
+@click.option(
+    "--cores",
+    type=Whole(0, NIX_UNSIGNED_MAX),
+    metavar="N",
+    help="Passed to Nix: cores per build (0: all).",
+)
 @click.option("--fallback", is_flag=True, help="Passed to Nix: build what a cache fails to give.")
 @click.option("--show-trace", is_flag=True, help="Passed to Nix: evaluation traces on errors.")
 @click.option(
@@ -200,7 +220,7 @@ def apply(
     non_vital: tuple[str, ...],
     rollback_to_start: bool,
     nix_option: tuple[tuple[str, str], ...],
-    max_jobs: str | None,
+    max_jobs: int | str | None,
     cores: int | None,
     fallback: bool,
     show_trace: bool,
@@ -234,12 +254,13 @@ def apply(
         --old-nixpkgs ./flake.lock.old --limit 9G --booted-system reboot
     """
     builder: Builder
+    # Every option is checked before the profile is looked at: nothing is locked, read or
+    # collected for a command line that is wrong.
+    _check_hosts(profile, target_host, sudo)
     if limit == "auto":
-        # An option, checked with the others: before the profile is looked at.
         limit = filesystem_limit(target_host)
     assert isinstance(limit, int)
-    if sudo and target_host is None:
-        raise click.UsageError("--sudo is for --target-host; here, run budget-solve as root")
+    check_reserve(limit, reserve)
     # On --target-host, everything below runs there (its profile, journal, roots, disk),
     # except what names the target, which is read here.
     with nix.on_host(target_host, sudo=sudo):
@@ -286,9 +307,7 @@ def apply(
 
         passed = [arg for name, value in nix_option for arg in ("--option", name, value)]
         if max_jobs is not None:
-            if max_jobs != "auto" and not max_jobs.isdigit():
-                raise InputError(f"--max-jobs {max_jobs!r}: a number or auto")
-            passed += ["--max-jobs", max_jobs]
+            passed += ["--max-jobs", str(max_jobs)]
         if cores is not None:
             passed += ["--cores", str(cores)]
         passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
@@ -334,6 +353,17 @@ def apply(
         ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
 
 
+def _check_hosts(profile: Path | None, target_host: str | None, sudo: bool) -> None:
+    if sudo and target_host is None:
+        raise click.UsageError("--sudo is for --target-host; here, run budget-solve as root")
+    if target_host is not None and profile is not None and not profile.is_absolute():
+        # It would be resolved against this machine's working directory.
+        raise click.UsageError(
+            f"--profile {profile}: a profile on --target-host {target_host} is named by its "
+            "absolute path"
+        )
+
+
 # Where nixos-rebuild looks for the configuration when none is named.
 ETC_NIXOS = Path("/etc/nixos")
 
@@ -363,7 +393,7 @@ def _nixos_builder(
         else:
             raise click.UsageError("--nixos needs --flake FLAKE[#HOST] or -I nixos-config=PATH")
     return NixosBuilder(
-        old_nixpkgs=_old_nixpkgs(old_nixpkgs) if old_nixpkgs else _running_nixpkgs(),
+        old_nixpkgs=_old_nixpkgs(old_nixpkgs) if old_nixpkgs is not None else _running_nixpkgs(),
         state=state_dir_for(system_profile()),
         # Within the block on the target host: FLAKE alone names its configuration.
         flake=Flake.parse(flake) if flake else None,
@@ -389,12 +419,12 @@ def _running_nixpkgs() -> dict[str, Any]:
 
 
 def _old_nixpkgs(value: str) -> str | dict[str, Any]:
-    path = Path(value)
-    if path.is_dir():
-        return str(path.absolute())
-    if path.is_file():
-        return old_nixpkgs_from_lock(path.read_text())
-    raise InputError(f"--old-nixpkgs {value}: neither a nixpkgs directory nor a flake.lock")
+    if not value:
+        raise InputError("--old-nixpkgs: an empty path")
+    try:
+        return old_nixpkgs_at(Path(value))
+    except InputError as e:
+        raise InputError(f"--old-nixpkgs {e}") from e
 
 
 def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:

@@ -1,9 +1,10 @@
 """Options, types and exit codes the commands share."""
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -11,7 +12,7 @@ from adapters.apply.measure import size_bytes
 from adapters.nixstore import nix
 from adapters.nixstore.host import named
 from solver.errors import InputError
-from solver.units import parse_size
+from solver.units import format_size, parse_size
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_REBOOT = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -62,10 +63,115 @@ NON_VITAL_OPTION = click.option(
 )
 
 
-class Finite(click.FloatRange):
-    """A float in a range that is also a real number: no nan, no inf."""
+def _shown(value: str) -> str:
+    """`value` quoted for a one-line message, cut short when it is long."""
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+# ASCII only: int(), float() and str.isdigit() also take other scripts' digits ("٣"),
+# underscores ("1_000") and surrounding spaces, which Nix reads differently or not at all.
+_WHOLE: Final = re.compile(r"[0-9]+")
+_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+class Whole(click.ParamType):  # type: ignore[type-arg]
+    """A whole number in ASCII decimal digits, from `minimum` to `maximum`."""
+
+    name = "INTEGER"
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        self.minimum, self.maximum = minimum, maximum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and _WHOLE.fullmatch(value):
+            # Compared by length first: int() refuses strings of over 4,300 digits.
+            digits = value.lstrip("0") or "0"
+            number = int(digits) if len(digits) <= len(str(self.maximum)) else self.maximum + 1
+        else:
+            self.fail(f"{_shown(str(value))} is not a whole number in decimal digits", param, ctx)
+        if not self.minimum <= number <= self.maximum:
+            self.fail(
+                f"{_shown(str(value))} is not in the range {self.minimum} to {self.maximum}",
+                param,
+                ctx,
+            )
+        return number
+
+
+# Nix reads --max-jobs and --cores into `unsigned int` settings.
+NIX_UNSIGNED_MAX: Final = 2**32 - 1
+
+
+class MaxJobs(Whole):
+    """Nix's --max-jobs: `auto` or an unsigned int."""
+
+    name = "N|auto"
+
+    def __init__(self) -> None:
+        super().__init__(0, NIX_UNSIGNED_MAX)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "auto":
+            return "auto"
+        if isinstance(value, str) and not _WHOLE.fullmatch(value):
+            self.fail(
+                f"{_shown(value)} is not auto or a whole number in decimal digits", param, ctx
+            )
+        return super().convert(value, param, ctx)
+
+
+# A Nix setting's name, as nix.conf spells them (`connect-timeout`, `extra-substituters`).
+_SETTING_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class NixSettingName(click.ParamType):  # type: ignore[type-arg]
+    """The NAME of `--option NAME VALUE`: never an option itself, never two words."""
+
+    name = "NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str) or not _SETTING_NAME.fullmatch(value):
+            self.fail(f"{_shown(str(value))} is not a Nix setting name", param, ctx)
+        return value
+
+
+class NixSettingValue(click.ParamType):  # type: ignore[type-arg]
+    """The VALUE of `--option NAME VALUE`: one line, as nix.conf holds it."""
+
+    name = "VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str) or any(c in value for c in "\0\n\r"):
+            self.fail(f"{_shown(str(value))}: a setting's value is one line of text", param, ctx)
+        return value
+
+
+class Host(click.ParamType):  # type: ignore[type-arg]
+    """An SSH host, `[USER@]HOST` or a store URI: no whitespace or control characters, and
+    not starting with `-`, which ssh would take for an option of its own."""
+
+    name = "[USER@]HOST"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        if (
+            not text
+            or text.startswith("-")
+            or any(c.isspace() or not c.isprintable() for c in text)
+        ):
+            self.fail(f"{_shown(text)} is not a host", param, ctx)
+        return text
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is also a real number in ASCII decimal digits: no nan, no
+    inf, no other scripts' digits."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+            self.fail(f"{_shown(value)} is not a finite decimal number", param, ctx)
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
@@ -79,9 +185,11 @@ TIME_LIMIT_OPTION = click.option(
     show_default=True,
     help="Seconds the optimiser may spend; the best plan so far is printed.",
 )
+# More is a typo, not a machine: each CP-SAT worker holds a copy of the model.
+MAX_WORKERS: Final = 1024
 WORKERS_OPTION = click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=Whole(1, MAX_WORKERS),
     default=None,
     help="CP-SAT worker threads [default: CPU count, at most 8].",
 )
@@ -97,7 +205,19 @@ class LimitOrAuto(Size):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value == "auto":
             return "auto"
-        return super().convert(value, param, ctx)
+        size = super().convert(value, param, ctx)
+        if size == 0:
+            self.fail(f"{_shown(str(value))}: a budget of 0 bytes holds no system", param, ctx)
+        return size
+
+
+def check_reserve(limit: int, reserve: int) -> None:
+    """--reserve is kept free out of --limit: it must leave some of the budget to the store."""
+    if reserve >= limit:
+        raise InputError(
+            f"--reserve {format_size(reserve)} leaves nothing of --limit {format_size(limit)} "
+            "for the store: the reserve is kept free out of the budget"
+        )
 
 
 def filesystem_limit(host: str | None) -> int:

@@ -25,7 +25,9 @@ from adapters.cli.options import (
     TIME_LIMIT_OPTION,
     WORKERS_OPTION,
     Finite,
+    Host,
     LimitOrAuto,
+    check_reserve,
     couples,
     filesystem_limit,
 )
@@ -54,6 +56,7 @@ from solver.units import format_size
 )
 @click.option(
     "--target-host",
+    type=Host(),
     metavar="[USER@]HOST",
     help="Plan for another machine, as nixos-rebuild names it: its current system, its GC "
     "roots and (with --limit auto) its disk are read over SSH ($NIX_SSHOPTS applies); the "
@@ -161,14 +164,16 @@ def plan(
             "NixOS configuration)"
         )
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
-        if target is None:
-            progress("evaluating the configuration")
-            target, tagged = _evaluate(flake, include, Path(scratch), target_host)
-            non_vital = tuple(sorted({*non_vital, *tagged}))
         if limit == "auto":
             progress("measuring the disk")
             limit = filesystem_limit(target_host)
         assert isinstance(limit, int)
+        # Before the configuration is evaluated or a closure read.
+        check_reserve(limit, reserve)
+        if target is None:
+            progress("evaluating the configuration")
+            target, tagged = _evaluate(flake, include, Path(scratch), target_host)
+            non_vital = tuple(sorted({*non_vital, *tagged}))
         problem = load_problem(
             current,
             target,
