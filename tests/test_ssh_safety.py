@@ -144,11 +144,6 @@ def test_apply_refuses_a_target_host(capsys, ssh, value, limit):
     assert_refused(code, lines, ssh, host)
 
 
-@pytest.mark.xfail(
-    reason="--build-host is checked only when the first system is built: adapters/cli/"
-    "apply.py needs nix.check_host(build_host, '--build-host') before anything runs",
-    strict=False,
-)
 @pytest.mark.parametrize(
     "value",
     ["-oProxyCommand=PROXY", "ssh://-oProxyCommand=PROXY", "ssh-ng://b\n-oProxyCommand=PROXY"],

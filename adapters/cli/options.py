@@ -149,19 +149,18 @@ class NixSettingValue(click.ParamType):  # type: ignore[type-arg]
 
 
 class Host(click.ParamType):  # type: ignore[type-arg]
-    """An SSH host, `[USER@]HOST` or a store URI: no whitespace or control characters, and
-    not starting with `-`, which ssh would take for an option of its own."""
+    """An SSH host, `[USER@]HOST`, `ssh://[USER@]HOST` or `ssh-ng://[USER@]HOST`, checked as
+    every host value is (`nix.check_host`): nothing ssh could read as an option of its
+    own or as a second line."""
 
     name = "[USER@]HOST"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         text = str(value)
-        if (
-            not text
-            or text.startswith("-")
-            or any(c.isspace() or not c.isprintable() for c in text)
-        ):
-            self.fail(f"{_shown(text)} is not a host", param, ctx)
+        try:
+            nix.check_host(text, None)
+        except InputError as e:
+            self.fail(str(e), param, ctx)
         return text
 
 
