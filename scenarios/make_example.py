@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import random
 
 from adapters.readers import dump_path_info_json
+
 from solver.closure import Closure, PathInfo
 from solver.synthetic import STORE, fake_hash, generate_pair
 
