@@ -137,14 +137,32 @@ OPTIONS = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "extra", "said"), OPTIONS, ids=[o[0] for o in OPTIONS])
 def test_bad_option_changes_nothing(world, name, extra, said):
-    argv = ["apply", "--limit", "1G", "--profile", str(world.profile), "--target", world.target]
+    argv = [
+        "apply",
+        "--yes",
+        "--limit",
+        "1G",
+        "--profile",
+        str(world.profile),
+        "--target",
+        world.target,
+    ]
     assert_refused(world, run(world, [*argv, *extra]), said)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("limit", ["0", "0G", "0.4"])
 def test_zero_limit_changes_nothing(world, limit):
-    argv = ["apply", "--limit", limit, "--profile", str(world.profile), "--target", world.target]
+    argv = [
+        "apply",
+        "--yes",
+        "--limit",
+        limit,
+        "--profile",
+        str(world.profile),
+        "--target",
+        world.target,
+    ]
     assert_refused(world, run(world, argv), "a budget of 0 bytes")
 
 
@@ -153,7 +171,7 @@ def test_zero_limit_changes_nothing(world, limit):
 def test_relative_profile_on_a_target_host(world, profile):
     """A profile on another host is named by its absolute path: a relative one would be
     resolved against this machine's working directory."""
-    argv = ["apply", "--limit", "1G", "--target-host", "root@vps1", "--profile", profile]
+    argv = ["apply", "--yes", "--limit", "1G", "--target-host", "root@vps1", "--profile", profile]
     result = run(world, [*argv, "--target", world.target])
     assert_refused(world, result, f"--profile {Path(profile)}: a profile on --target-host")
 
@@ -203,7 +221,17 @@ def test_bad_old_nixpkgs_changes_nothing(world, name, make, said):
     one line naming it, never a traceback, a hang on a FIFO or memory eaten by /dev/zero."""
     old = world.tmp / "old.lock"
     make(old)
-    argv = ["apply", "--nixos", "--limit", "1G", "--flake", "/c#h", "--old-nixpkgs", str(old)]
+    argv = [
+        "apply",
+        "--yes",
+        "--nixos",
+        "--limit",
+        "1G",
+        "--flake",
+        "/c#h",
+        "--old-nixpkgs",
+        str(old),
+    ]
     result = run(world, argv)
     assert_refused(world, result, said)
     assert result.stderr.startswith(f"error: --old-nixpkgs {old}: "), result.stderr
@@ -227,7 +255,17 @@ def test_unreadable_old_nixpkgs_changes_nothing(world):
     (old / "default.nix").write_text("{ ... }: {}")
     old.chmod(0)
     try:
-        argv = ["apply", "--nixos", "--limit", "1G", "--flake", "/c#h", "--old-nixpkgs", str(old)]
+        argv = [
+            "apply",
+            "--yes",
+            "--nixos",
+            "--limit",
+            "1G",
+            "--flake",
+            "/c#h",
+            "--old-nixpkgs",
+            str(old),
+        ]
         result = run(world, argv, prefix=_without_root())
     finally:
         old.chmod(0o755)
@@ -239,7 +277,16 @@ def test_unreadable_old_nixpkgs_changes_nothing(world):
 def test_good_options_reach_nix(world):
     """The control: the same world with options at the ends of their ranges does get past
     the checks, to the lock and the stand-ins."""
-    argv = ["apply", "--limit", "1G", "--profile", str(world.profile), "--target", world.target]
+    argv = [
+        "apply",
+        "--yes",
+        "--limit",
+        "1G",
+        "--profile",
+        str(world.profile),
+        "--target",
+        world.target,
+    ]
     extra = ["--max-jobs", str(2**32 - 1), "--cores", "0", "--workers", "1"]
     extra += ["--option", "connect-timeout", "5", "--time-limit", "0.5", "--reserve", "1023M"]
     result = run(world, [*argv, *extra])

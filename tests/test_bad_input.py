@@ -286,12 +286,13 @@ CASES = [
         "twice",
     ),
     # apply
-    ("apply-no-target", {}, ["apply", "--limit", "1G", "--profile", "p"], "--target"),
+    ("apply-no-target", {}, ["apply", "--yes", "--limit", "1G", "--profile", "p"], "--target"),
     (
         "apply-max-jobs",
         {},
         [
             "apply",
+            "--yes",
             "--limit",
             "1G",
             "--profile",
@@ -308,6 +309,7 @@ CASES = [
         {},
         [
             "apply",
+            "--yes",
             "--limit",
             "1G",
             "--profile",
@@ -322,19 +324,39 @@ CASES = [
     (
         "apply-limit-word",
         {},
-        ["apply", "--limit", "lots", "--profile", "p", "--target", f"{STORE}{H}-x"],
+        ["apply", "--yes", "--limit", "lots", "--profile", "p", "--target", f"{STORE}{H}-x"],
         "lots",
     ),
     (
         "apply-bad-flake",
         {},
-        ["apply", "--nixos", "--limit", "1G", "--flake", "x#", "--old-nixpkgs", OLD_NIXPKGS],
+        [
+            "apply",
+            "--yes",
+            "--nixos",
+            "--limit",
+            "1G",
+            "--flake",
+            "x#",
+            "--old-nixpkgs",
+            OLD_NIXPKGS,
+        ],
         "FLAKE[#HOST]",
     ),
     (
         "apply-old-nixpkgs",
         {},
-        ["apply", "--nixos", "--limit", "1G", "--flake", "/c#h", "--old-nixpkgs", "/no/such"],
+        [
+            "apply",
+            "--yes",
+            "--nixos",
+            "--limit",
+            "1G",
+            "--flake",
+            "/c#h",
+            "--old-nixpkgs",
+            "/no/such",
+        ],
         "/no/such",
     ),
     (
@@ -342,6 +364,7 @@ CASES = [
         {},
         [
             "apply",
+            "--yes",
             "--limit",
             "1G",
             "--profile",
@@ -387,7 +410,18 @@ CASES = [
     (
         "apply-cores-negative",
         {},
-        ["apply", "--limit", "1G", "--profile", "p", "--target", f"{STORE}{H}-x", "--cores", "-1"],
+        [
+            "apply",
+            "--yes",
+            "--limit",
+            "1G",
+            "--profile",
+            "p",
+            "--target",
+            f"{STORE}{H}-x",
+            "--cores",
+            "-1",
+        ],
         "cores",
     ),
 ]
@@ -429,7 +463,16 @@ def test_damaged_journal(tmp_path, journal, monkeypatch):
     state.mkdir(parents=True, mode=0o700)
     (state / "journal.json").write_bytes(journal)
     result = run(
-        ["apply", "--limit", "1G", "--profile", str(profile), "--target", f"{store}/{H}-y"],
+        [
+            "apply",
+            "--yes",
+            "--limit",
+            "1G",
+            "--profile",
+            str(profile),
+            "--target",
+            f"{store}/{H}-y",
+        ],
         tmp_path,
     )
     lines = result.stderr.strip().splitlines()
@@ -454,7 +497,16 @@ def test_bad_profile(tmp_path, make, said):
     locked or written."""
     profile = tmp_path / "profile"
     make(profile)
-    argv = ["apply", "--limit", "1G", "--profile", str(profile), "--target", f"{STORE}{H}-y"]
+    argv = [
+        "apply",
+        "--yes",
+        "--limit",
+        "1G",
+        "--profile",
+        str(profile),
+        "--target",
+        f"{STORE}{H}-y",
+    ]
     result = run(argv, tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
@@ -472,7 +524,7 @@ def test_limit_auto_without_a_size(tmp_path, monkeypatch, store, said):
     """`--limit auto` on a filesystem statvfs gives no size for: one line, not "no plan fits
     0 B"."""
     monkeypatch.setenv("NIX_STORE_DIR", store)
-    argv = ["apply", "--limit", "auto", "--profile", "p", "--target", f"{store}/{H}-y"]
+    argv = ["apply", "--yes", "--limit", "auto", "--profile", "p", "--target", f"{store}/{H}-y"]
     result = run(argv, tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]

@@ -233,7 +233,7 @@ def test_help_explains():
     ],
 )
 def test_apply_usage_errors(capsys, args, message):
-    code, _out, err = run(capsys, "apply", "--limit", "1G", *args)
+    code, _out, err = run(capsys, "apply", "--yes", "--limit", "1G", *args)
     assert code == 2
     assert err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1

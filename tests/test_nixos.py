@@ -382,7 +382,7 @@ def test_no_nixos_version_asks_for_old_nixpkgs(tmp_path, monkeypatch, capsys):
 
     _standin(tmp_path, monkeypatch, "nixos-version", "exit 1")
     with pytest.raises(SystemExit) as e:
-        main(["apply", "--limit", "1G", "--nixos", "--flake", "/c#h", "--quiet"])
+        main(["apply", "--yes", "--limit", "1G", "--nixos", "--flake", "/c#h", "--quiet"])
     err = capsys.readouterr().err
     assert e.value.code == 2
     assert err.startswith("error: ") and "--nixos needs --old-nixpkgs" in err
@@ -423,6 +423,7 @@ def test_bad_max_jobs_is_bad_input(capsys):
         main(
             [
                 "apply",
+                "--yes",
                 "--limit",
                 "1G",
                 "--profile",

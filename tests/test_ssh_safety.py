@@ -139,7 +139,7 @@ def test_plan_refuses_a_target_host(capsys, ssh, value):
 @pytest.mark.parametrize("limit", ["1G", "auto"])
 def test_apply_refuses_a_target_host(capsys, ssh, value, limit):
     host = value.replace("PROXY", ssh.proxy)
-    argv = ["apply", "--target-host", host, "--profile", PROFILE, "--target", STORE_PATH]
+    argv = ["apply", "--yes", "--target-host", host, "--profile", PROFILE, "--target", STORE_PATH]
     code, lines = run(capsys, [*argv, "--limit", limit])
     assert_refused(code, lines, ssh, host)
 
@@ -151,7 +151,7 @@ def test_apply_refuses_a_target_host(capsys, ssh, value, limit):
 )
 def test_apply_refuses_a_build_host(capsys, ssh, value):
     host = value.replace("PROXY", ssh.proxy)
-    argv = ["apply", "--nixos", "--flake", f"{ssh.log.parent}#box", "--limit", "9G"]
+    argv = ["apply", "--yes", "--nixos", "--flake", f"{ssh.log.parent}#box", "--limit", "9G"]
     # A good target host: nothing may run on it either before the build host is refused.
     code, lines = run(capsys, [*argv, "--target-host", "root@target", "--build-host", host])
     assert_refused(code, lines, ssh, host)
@@ -203,7 +203,7 @@ BAD_FLEETS = [
 )
 def test_fleet_apply_refuses_a_host(capsys, ssh, tmp_path, hosts, said):
     path = _fleet(tmp_path, *(h.replace("PROXY", ssh.proxy) for h in hosts))
-    code, lines = run(capsys, ["fleet", str(path), "--apply"])
+    code, lines = run(capsys, ["fleet", str(path), "--apply", "--yes"])
     assert_refused(code, lines, ssh, "")
     assert lines[0].startswith(f"error: {path}:{said}"), lines[0]
 
@@ -248,7 +248,7 @@ def test_a_good_host_is_the_destination_after_every_option(
 def test_a_fleet_host_reaches_ssh_as_the_destination(capsys, ssh, tmp_path):
     """Through `fleet --apply`, in the `apply` process it starts for the host."""
     path = _fleet(tmp_path, "name: a, ssh: ssh-ng://root@vps1.example")
-    code, lines = run(capsys, ["fleet", str(path), "--apply"])
+    code, lines = run(capsys, ["fleet", str(path), "--apply", "--yes"])
     # The stand-in answers nothing: the host fails, and the rollout with it.
     assert code == 1, lines
     calls = ssh.calls()

@@ -10,7 +10,13 @@ from typing import Any, TypeVar
 import click
 
 from adapters.apply.builder import ApplyError, Builder
-from adapters.apply.executor import ApplyResult, ApplyStatus, Executor
+from adapters.apply.executor import (
+    ApplyResult,
+    ApplyStatus,
+    DeclinedError,
+    Deletions,
+    Executor,
+)
 from adapters.apply.journal import state_dir_for
 from adapters.apply.nixos import (
     Activation,
@@ -185,6 +191,28 @@ from solver.units import format_size
     "failure stops.",
 )
 @click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="Do not ask before deleting: the starting generation (and with it the rollback to "
+    "the running system) and the garbage go without a question. Needed when there is no "
+    "terminal to ask on.",
+)
+@click.option(
+    "--ask",
+    is_flag=True,
+    help="Ask before deleting even where --yes is implied; refused without a terminal. "
+    "(With a terminal, apply asks anyway unless --yes is given.)",
+)
+@click.option(
+    "--keep-rollback",
+    is_flag=True,
+    help="Keep the generation before the target (the last intermediate one, or the "
+    "starting one for a single step) as a rollback. It is on disk during the last step "
+    "anyway, so it costs no budget; it stays on disk after the run (the prompt says how "
+    "much).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Plan (or find where an interrupted run would resume), show it, and stop: "
@@ -225,6 +253,9 @@ def apply(
     fallback: bool,
     show_trace: bool,
     plain_first: bool,
+    yes: bool,
+    ask: bool,
+    keep_rollback: bool,
     dry_run: bool,
     no_nom: bool,
     time_limit: float,
@@ -257,6 +288,7 @@ def apply(
     # Every option is checked before the profile is looked at: nothing is locked, read or
     # collected for a command line that is wrong.
     _check_hosts(profile, target_host, sudo)
+    _check_confirmation(yes, ask, dry_run)
     if limit == "auto":
         limit = filesystem_limit(target_host)
     assert isinstance(limit, int)
@@ -322,7 +354,12 @@ def apply(
             nix.build_options(passed),
         ):
             executor = Executor(
-                builder, progress=progress, detail=progress.detail, show_plan=show_plan
+                builder,
+                progress=progress,
+                detail=progress.detail,
+                show_plan=show_plan,
+                confirm=_confirm(yes and not ask, progress),
+                keep_rollback=keep_rollback,
             )
             try:
                 result = executor.run(
@@ -346,11 +383,89 @@ def apply(
                     )
                 click.echo(f"error: {e}{hint}", err=True)
                 ctx.exit(EXIT_INFEASIBLE)
-            except ApplyError as e:
+            except (ApplyError, DeclinedError) as e:
                 click.echo(f"error: {e}", err=True)
                 ctx.exit(EXIT_FAILED)
         _print_applied(result, builder.profile, as_json)
         ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
+
+
+def _check_confirmation(yes: bool, ask: bool, dry_run: bool) -> None:
+    """With nothing to ask on, a run that deletes must have been told --yes."""
+    if yes and ask:
+        raise click.UsageError("--yes and --ask contradict each other: give one")
+    if dry_run or (yes and not ask):
+        return
+    if not _interactive():
+        raise click.UsageError(
+            "apply deletes the starting generation (the rollback to it) and collects "
+            "garbage: give --yes to go on without a terminal to ask on (or --dry-run to see "
+            "the plan)"
+        )
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _confirm(yes: bool, progress: Spinner) -> Callable[[Deletions], bool]:
+    """What a run will delete, said on stderr before anything goes; asked unless `yes`."""
+
+    def confirm(d: Deletions) -> bool:
+        progress.clear()
+        for line in deletion_lines(d):
+            click.echo(line, err=True)
+        if yes:
+            return True
+        return click.confirm("Proceed?", default=False, err=True)
+
+    return confirm
+
+
+def deletion_lines(d: Deletions) -> list[str]:
+    """What a run deletes, for a person: the rollback it loses, first."""
+    if d.resuming:
+        return [
+            f"resuming the interrupted run on {host.named(d.profile)}: it deletes the "
+            "generations it created as the next one replaces each"
+        ]
+    lines = []
+    if d.start_generation is not None:
+        if d.rollback_bytes is not None and d.steps == 1:
+            lines.append(
+                f"keeps generation {d.start_generation} of {host.named(d.profile)} "
+                f"({d.start_path}) as the rollback: {format_size(d.rollback_bytes)} more on "
+                "disk after the run"
+            )
+        else:
+            lines.append(
+                f"deletes generation {d.start_generation} of {host.named(d.profile)} "
+                f"({d.start_path}) once step 1 is current: the rollback to the running "
+                "system goes with it"
+            )
+    if d.steps > 1:
+        kept = " but the last" if d.rollback_bytes is not None else ""
+        lines.append(
+            f"deletes the {d.steps - 1} intermediate generation(s) it creates{kept}, each "
+            "once the next is current"
+        )
+        if d.rollback_bytes is not None:
+            lines.append(
+                f"keeps generation {d.steps - 1} of the plan as the rollback: "
+                f"{format_size(d.rollback_bytes)} more on disk after the run"
+            )
+    lines.append(
+        f"collects {format_size(d.garbage_bytes)} of garbage first (paths no GC root keeps)"
+    )
+    if d.rollback_bytes is None:
+        lines.append(
+            "--keep-rollback keeps the generation before the target as a rollback: no more "
+            "disk at any step, some more after the run"
+        )
+    return ["this run " + lines[0], *(f"  and {line}" for line in lines[1:])]
 
 
 def _check_hosts(profile: Path | None, target_host: str | None, sudo: bool) -> None:

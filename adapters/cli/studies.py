@@ -122,6 +122,13 @@ def scenario(
     show_default=True,
     help="With --apply: seconds each host's planner may spend.",
 )
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="With --apply: do not ask before the hosts' runs delete their starting "
+    "generations (needed without a terminal to ask on).",
+)
 @QUIET_OPTION
 @click.pass_context
 def fleet(
@@ -135,6 +142,7 @@ def fleet(
     parallel: int,
     max_failures: int,
     time_limit: float,
+    yes: bool,
     quiet: bool,
 ) -> None:
     """Plan one update across a fleet of small hosts, or roll it out (--apply).
@@ -152,9 +160,25 @@ def fleet(
     if roll:
         if plot is not None or scheduler is not None:
             raise click.UsageError("--apply takes no --plot or --scheduler")
+        if not yes and not sys.stdin.isatty():
+            raise click.UsageError(
+                "fleet --apply deletes each host's starting generation (its rollback) and "
+                "collects garbage there: give --yes to go on without a terminal to ask on"
+            )
         with Spinner(enabled=not quiet) as progress:
             progress("reading the fleet")
             spec = load_fleet(file)
+            if not yes:
+                progress.clear()
+                hosts = sum(h.ssh is not None for h in spec.hosts)
+                click.echo(
+                    f"this upgrades {hosts} host(s) over SSH; each run deletes its starting "
+                    "generation (the rollback to it) and collects garbage on its host",
+                    err=True,
+                )
+                if not click.confirm("Proceed?", default=False, err=True):
+                    click.echo("error: not confirmed; nothing was changed", err=True)
+                    ctx.exit(EXIT_FAILED)
             rollout = roll_out(
                 spec,
                 parallel=parallel,

@@ -177,8 +177,7 @@ def _unlink_links_here(directory: Path, prefix: str) -> None:
 
 def _through_link(path: str | Path, what: str) -> InputError:
     return InputError(
-        f"{named(path)} is a symbolic link or not what budget-solve made there; refusing "
-        f"to {what}"
+        f"{named(path)} is a symbolic link or not what budget-solve made there; refusing to {what}"
     )
 
 

@@ -117,6 +117,8 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
         "apply",
         "--json",
         "--quiet",
+        # Confirmed once for the whole fleet (`fleet --apply` asks, or was given --yes).
+        "--yes",
         f"--target-host={host.ssh}",
         f"--profile={fleet.apply.profile}",
         f"--target={target}",

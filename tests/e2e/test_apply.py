@@ -105,6 +105,7 @@ def spawn_apply(argv: list[str]) -> subprocess.Popen[bytes]:
 def apply_argv(profile, new, cache, limit):
     return [
         "apply",
+        "--yes",
         "--quiet",
         "--json",
         "--profile",

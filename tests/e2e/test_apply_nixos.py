@@ -69,6 +69,7 @@ def machine(small_store, tmp_path, monkeypatch):
 def apply(m, *extra: str) -> tuple[int, str, str]:
     argv = [
         "apply",
+        "--yes",
         "--nixos",
         "--quiet",
         "--json",

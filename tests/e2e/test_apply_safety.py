@@ -60,7 +60,7 @@ def test_unrooted_target_survives_and_is_reached(small_store, capsys):
     # Fetched once, rooted by nothing; the run is given no cache to fetch it again from.
     sh("nix-store", "--realise", new, "--option", "substituters", f"file://{cache}")
     assert new in sh("nix-store", "--gc", "--print-dead").stdout.split()
-    argv = ["apply", "--quiet", "--json", "--profile", str(profile), "--target", new]
+    argv = ["apply", "--yes", "--quiet", "--json", "--profile", str(profile), "--target", new]
     code, out, err = run(capsys, [*argv, "--limit", str(budget), "--time-limit", "10"])
     assert code == 0, err
     assert json.loads(out)["status"] == "done"
@@ -151,7 +151,17 @@ def test_a_target_no_cache_has_is_bad_input(small_store, tmp_path, capsys, subst
     store, remount = small_store
     profile, old, new, _cache, budget, _keep, _pkg = prepare(store, remount)
     dead = garbage(store)
-    argv = ["apply", "--quiet", "--profile", str(profile), "--target", new, "--limit", str(budget)]
+    argv = [
+        "apply",
+        "--yes",
+        "--quiet",
+        "--profile",
+        str(profile),
+        "--target",
+        new,
+        "--limit",
+        str(budget),
+    ]
     substituter = substituter.format(tmp=tmp_path)
     code, out, err = run(capsys, [*argv, "--substituter", substituter])
     assert code == 2, err
@@ -215,3 +225,90 @@ def test_the_build_log_goes_through_nom_when_it_is_installed(
     assert any(e["action"] == "start" for e in events)
     # Nix's own messages went to nom, not through our stderr as well.
     assert "@nix " not in err
+
+
+def _without_yes(argv: list[str]) -> list[str]:
+    return [a for a in argv if a != "--yes"]
+
+
+def test_without_a_terminal_and_yes_nothing_runs(small_store, capsys):
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    dead = garbage(store)
+    before = sorted(os.listdir(profile.parent))
+    code, _out, err = run(capsys, _without_yes(apply_argv(profile, new, cache, budget)))
+    assert code == 2 and err.count("\n") == 1 and "give --yes" in err, err
+    assert sorted(os.listdir(profile.parent)) == before and Path(dead).exists()
+    assert not state_dir_for(profile).exists()
+
+
+@pytest.mark.parametrize("answer", ["n", "", "y"])
+def test_the_question_comes_before_any_deletion(small_store, capsys, monkeypatch, answer):
+    """On a terminal: what goes is said (the start generation, the rollback with it, the
+    garbage), then asked; anything but yes changes nothing."""
+    import io
+
+    from adapters.cli import apply as apply_cli
+
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    dead = garbage(store)
+    before = sorted(os.listdir(profile.parent))
+    monkeypatch.setattr(apply_cli, "_interactive", lambda: True)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{answer}\n"))
+    code, out, err = run(capsys, _without_yes(apply_argv(profile, new, cache, budget)))
+    assert f"this run deletes generation 1 of {profile} ({old})" in err
+    assert "the rollback to the running system goes with it" in err
+    assert "Proceed? [y/N]" in err
+    if answer != "y":
+        assert code == 1 and err.endswith("error: not confirmed; nothing was changed\n"), err
+        assert sorted(os.listdir(profile.parent)) == before and Path(dead).exists()
+        assert os.path.realpath(profile) == old
+        return
+    assert code == 0, err
+    assert json.loads(out)["status"] == "done" and os.path.realpath(profile) == new
+    assert not Path(dead).exists()
+
+
+def test_a_real_terminal_is_asked(small_store):
+    """The same on a pseudo-terminal: the prompt is read from it, and "n" stops the run."""
+    import pty
+    import subprocess
+    import sys
+
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    before = sorted(os.listdir(profile.parent))
+    master, slave = pty.openpty()
+    argv = _without_yes(apply_argv(profile, new, cache, budget))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli", *argv],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    os.close(slave)
+    os.write(master, b"n\n")
+    _out, err = proc.communicate(timeout=300)
+    os.close(master)
+    assert proc.returncode == 1, err
+    assert b"Proceed? [y/N]" in err and b"not confirmed; nothing was changed" in err
+    assert sorted(os.listdir(profile.parent)) == before and os.path.realpath(profile) == old
+
+
+def test_keep_rollback_keeps_the_generation_before_the_target(small_store, capsys):
+    store, remount = small_store
+    profile, _old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    code, out, err = run(capsys, [*apply_argv(profile, new, cache, budget), "--keep-rollback"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert "as the rollback" in err and "more on disk after the run" in err
+    gens = nix.generations(profile)
+    # The target, and the generation before it, which is the plan's last intermediate one.
+    assert len(gens) == 2 and gens[max(gens)] == new
+    rollback = gens[min(gens)]
+    assert rollback == doc["steps"][-2]["path"]
+    assert sh("nix-store", "--verify-path", rollback, check=False).returncode == 0
+    for step in doc["steps"]:
+        assert step["measured_peak_bytes"] <= budget

@@ -43,6 +43,7 @@ hosts:
                 "fleet",
                 str(fleet),
                 "--apply",
+                "--yes",
                 "--json",
                 "--quiet",
                 "--parallel",
@@ -75,7 +76,17 @@ hosts:
     # The text report: one line per host.
     with pytest.raises(SystemExit):
         main(
-            ["fleet", str(fleet), "--apply", "--quiet", "--time-limit", "10", "--max-failures", "2"]
+            [
+                "fleet",
+                str(fleet),
+                "--apply",
+                "--yes",
+                "--quiet",
+                "--time-limit",
+                "10",
+                "--max-failures",
+                "2",
+            ]
         )
     out, _ = capsys.readouterr()
     roomy_line = next(line for line in out.splitlines() if line.startswith("roomy"))

@@ -88,7 +88,16 @@ def _host_with_old_system(host, nix_store):
 
 
 def apply_remote(capsys, host, profile, new, limit, *more: str) -> tuple[int, dict, str]:
-    argv = ["apply", "--json", "--quiet", "--target-host", host.address, "--profile", str(profile)]
+    argv = [
+        "apply",
+        "--yes",
+        "--json",
+        "--quiet",
+        "--target-host",
+        host.address,
+        "--profile",
+        str(profile),
+    ]
     with pytest.raises(SystemExit) as e:
         main([*argv, "--target", new, "--limit", str(limit), "--time-limit", "10", *more])
     out, err = capsys.readouterr()
@@ -156,7 +165,16 @@ def test_plain_first_over_ssh(remote_host, nix_store, capsys, room):
 
 
 def _spawn_remote_apply(host, profile, new, limit) -> subprocess.Popen[bytes]:
-    argv = ["apply", "--quiet", "--json", "--target-host", host.address, "--profile", str(profile)]
+    argv = [
+        "apply",
+        "--yes",
+        "--quiet",
+        "--json",
+        "--target-host",
+        host.address,
+        "--profile",
+        str(profile),
+    ]
     return spawn_apply([*argv, "--target", new, "--limit", str(limit), "--time-limit", "5"])
 
 

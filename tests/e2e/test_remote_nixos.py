@@ -66,7 +66,15 @@ def _machine(host, nix_store, tmp_path: Path, monkeypatch) -> dict:
 
 
 def _apply(capsys, host, m: dict, *extra: str, scheme: str = "") -> dict:
-    argv = ["apply", "--nixos", "--json", "--quiet", "--target-host", scheme + host.address]
+    argv = [
+        "apply",
+        "--yes",
+        "--nixos",
+        "--json",
+        "--quiet",
+        "--target-host",
+        scheme + host.address,
+    ]
     argv += ["--old-nixpkgs", str(STANDIN / "old"), "--limit", str(m["budget"])]
     argv += ["--substituter", f"file://{m['cache']}", "--time-limit", "10"]
     argv += ["-I", f"nixos-config={CONFIG}", "-I", f"nixpkgs={STANDIN / 'new'}"]
