@@ -233,7 +233,7 @@ def _without_yes(argv: list[str]) -> list[str]:
 
 def test_without_a_terminal_and_yes_nothing_runs(small_store, capsys):
     store, remount = small_store
-    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    profile, _old, new, cache, budget, _keep, _pkg = prepare(store, remount)
     dead = garbage(store)
     before = sorted(os.listdir(profile.parent))
     code, _out, err = run(capsys, _without_yes(apply_argv(profile, new, cache, budget)))
