@@ -274,7 +274,8 @@ def apply(
     power cut; a lock keeps a second run off the same profile.
 
     \b
-    Exit status: 0 done (or planned, with --dry-run), 1 a step failed, 2 bad input or
+    Exit status: 0 done (or planned, with --dry-run), 1 a step failed (or the run was
+    not confirmed), 2 bad input or
     another run holds the profile, 3 no plan fits, 4 reboot into the new generation, then
     run the same command again.
     \b

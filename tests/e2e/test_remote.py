@@ -275,3 +275,21 @@ def test_sudo_that_wants_a_password_is_one_line(remote_host, nix_store, capsys):
     assert line.startswith("error: ") and "a password is required" in line
     # Nothing changed on the host.
     assert host.run("readlink", "-f", str(profile)).strip() == old
+
+
+def test_the_state_directory_is_the_hosts_own(
+    remote_host, nix_store, capsys, tmp_path, monkeypatch
+):
+    """The journal, the lock and the roots go where the host's environment says, not
+    where this machine's does."""
+    host = remote_host
+    profile, _old, new = _host_with_old_system(host, nix_store)
+    here, there = tmp_path / "state-here", tmp_path / "state-there"
+    monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(here))
+    host.setenv("BUDGET_SOLVE_STATE_DIR", str(there))
+    code, doc, err = apply_remote(capsys, host, profile, new, 1 << 30, "--dry-run")
+    assert code == 0, err
+    assert doc["status"] == "planned"
+    assert not here.exists()
+    (lock,) = host.run("sh", "-c", f"ls {there}/*/lock").split()
+    assert lock.startswith(str(there))
