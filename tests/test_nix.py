@@ -187,6 +187,33 @@ def test_gc_roots_unreadable_line(line):
         nix.parse_gc_roots(f"/a -> {APP}\n{line}\n")
 
 
+# Printed by Nix 2.34.8 (Debian sid) for roots made with `nix-store --add-root`: link
+# names in C++'s std::quoted, `"` and `\\` escaped; a tab and UTF-8 as they are.
+NIX_234_ROOTS = (
+    '"/tmp/n34/myroot" -> /tmp/n34/store/ddv5v0ys0i5hw3nkn6a1bdzvrzswmdvp-f\n'
+    '"/tmp/n34/tab\t\u00e9" -> /tmp/n34/store/ddv5v0ys0i5hw3nkn6a1bdzvrzswmdvp-f\n'
+    '"/tmp/n34/var/profiles/p-1-link" -> /tmp/n34/store/ddv5v0ys0i5hw3nkn6a1bdzvrzswmdvp-f\n'
+    '"/tmp/n34/we\\"ird \\\\ name -> x" -> /tmp/n34/store/ddv5v0ys0i5hw3nkn6a1bdzvrzswmdvp-f\n'
+    '"{memory:4}" -> /tmp/n34/store/ddv5v0ys0i5hw3nkn6a1bdzvrzswmdvp-f\n'
+)
+
+
+def test_gc_roots_quoted_as_nix_2_34_prints_them():
+    f = "/tmp/n34/store/ddv5v0ys0i5hw3nkn6a1bdzvrzswmdvp-f"
+    assert nix.parse_gc_roots(NIX_234_ROOTS) == {
+        "/tmp/n34/myroot": f,
+        "/tmp/n34/tab\t\u00e9": f,
+        "/tmp/n34/var/profiles/p-1-link": f,
+        '/tmp/n34/we"ird \\ name -> x': f,
+    }
+
+
+@pytest.mark.parametrize("line", ['"/unclosed -> /nix/store/x', '"/a"/nix/store/x', '"/a" -> x'])
+def test_gc_roots_badly_quoted(line):
+    with pytest.raises(NixError, match="cannot read line 1"):
+        nix.parse_gc_roots(line)
+
+
 def test_gc_roots_empty():
     assert nix.parse_gc_roots("") == {}
 

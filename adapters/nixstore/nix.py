@@ -382,23 +382,48 @@ def realise(drv: str) -> list[str]:
 def parse_gc_roots(text: str) -> dict[str, str]:
     """Parse `nix-store --gc --print-roots`: each line `LINK -> TARGET`.
 
-    Runtime roots are left out: `{censored}` (another user's process, shown when not root),
-    `{temp:PID}`, `{memory:N}`, `{lsof}` and `/proc/PID/...` name no link a plan could remove
-    and one such name may pin many paths, so they do not fit a link -> target map.
+    Newer Nix (2.34; not 2.26) prints LINK in double quotes, with `"` and `\\` escaped by
+    a backslash (C++'s `std::quoted`): `"/nix/var/nix/profiles/system-1-link" -> /nix/store/…`;
+    older versions print it bare. Runtime roots are left out: `{censored}` (another
+    user's process, shown when not root), `{temp:PID}`, `{memory:N}`, `{lsof}` and
+    `/proc/PID/...` name no link a plan could remove and one such name may pin many paths,
+    so they do not fit a link -> target map.
     """
     roots: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
             continue
-        # The target is a store path and holds no " -> "; a link name might.
-        link, arrow, target = line.rpartition(" -> ")
+        if line.startswith('"'):
+            link, rest = _unquote(line)
+            arrow, target = (" -> ", rest[4:]) if rest.startswith(" -> ") else ("", "")
+        else:
+            # The target is a store path and holds no " -> "; a link name might.
+            link, arrow, target = line.rpartition(" -> ")
         if not arrow or not link or not target.startswith("/"):
             raise NixError(f"nix-store --gc --print-roots: cannot read line {number}: {line!r}")
         if link.startswith("{") or link.startswith("/proc/"):
             continue
         roots[link] = target
     return roots
+
+
+def _unquote(line: str) -> tuple[str, str]:
+    """A `std::quoted` string at the start of `line` (after its opening quote), and the
+    rest of the line; ("", line) when it is not closed."""
+    out = []
+    i = 1
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and i + 1 < len(line):
+            out.append(line[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), line[i + 1 :]
+        out.append(c)
+        i += 1
+    return "", line
 
 
 def gc_roots() -> dict[str, str]:
