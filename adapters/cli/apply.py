@@ -359,7 +359,7 @@ def apply(
                 progress=progress,
                 detail=progress.detail,
                 show_plan=show_plan,
-                confirm=_confirm(yes and not ask, progress),
+                confirm=_confirm(yes and not ask, quiet, progress),
                 keep_rollback=keep_rollback,
             )
             try:
@@ -412,10 +412,13 @@ def _interactive() -> bool:
         return False
 
 
-def _confirm(yes: bool, progress: Spinner) -> Callable[[Deletions], bool]:
-    """What a run will delete, said on stderr before anything goes; asked unless `yes`."""
+def _confirm(yes: bool, quiet: bool, progress: Spinner) -> Callable[[Deletions], bool]:
+    """What a run will delete, said on stderr before anything goes (with `yes` and
+    `quiet`, not said); asked unless `yes`."""
 
     def confirm(d: Deletions) -> bool:
+        if yes and quiet:
+            return True
         progress.clear()
         for line in deletion_lines(d):
             click.echo(line, err=True)

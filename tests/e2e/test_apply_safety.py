@@ -300,7 +300,9 @@ def test_a_real_terminal_is_asked(small_store):
 def test_keep_rollback_keeps_the_generation_before_the_target(small_store, capsys):
     store, remount = small_store
     profile, _old, new, cache, budget, _keep, _pkg = prepare(store, remount)
-    code, out, err = run(capsys, [*apply_argv(profile, new, cache, budget), "--keep-rollback"])
+    # Not --quiet: what the run keeps and deletes is said even with --yes.
+    argv = [a for a in apply_argv(profile, new, cache, budget) if a != "--quiet"]
+    code, out, err = run(capsys, [*argv, "--keep-rollback"])
     assert code == 0, err
     doc = json.loads(out)
     assert "as the rollback" in err and "more on disk after the run" in err
