@@ -362,3 +362,29 @@ def test_a_remote_command_follows_the_destination_and_one_double_dash(monkeypatc
         "--",
         "sudo --non-interactive -- readlink -f -- /run/current-system",
     ]
+
+
+def test_each_host_has_its_own_nix_version(monkeypatch):
+    """A --target-host's Nix answering first must not give this machine its flags."""
+
+    asked = []
+
+    def run(argv, **kwargs):
+        where = process.current_remote()
+        asked.append(where[-1] if where else None)
+        text = "nix (Nix) 2.34.8" if where else "nix (Lix, like Nix) 2.91.1"
+        return subprocess.CompletedProcess(argv, 0, stdout=text + "\n", stderr="")
+
+    monkeypatch.setattr(process, "run", run)
+    nix.forget_versions()
+    try:
+        with nix.on_host("root@vps1"):
+            assert nix.json_format(nix.version()) == ["--json-format", "1"]
+        here = nix.version()
+        assert here.lix and nix.json_format(here) == []
+        with nix.on_host("root@vps1"):
+            nix.version()
+        nix.version()
+        assert asked == ["root@vps1", None]  # once per host
+    finally:
+        nix.forget_versions()

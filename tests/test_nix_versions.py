@@ -25,7 +25,7 @@ VERBS = {
     "2.24": ["derivation show", "config show", "show-config", "path-info"],
     "2.30": ["derivation show", "config show", "path-info"],
     "2.33": ["derivation show", "config show", "path-info"],
-    "lix": ["derivation show", "show-derivation", "show-config", "path-info"],
+    "lix": ["derivation show", "show-derivation", "config show", "show-config", "path-info"],
 }
 GLIBC = 30_000_000
 PEAK_28 = 74_004_000
@@ -55,9 +55,9 @@ def standin(request, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("BUDGET_SOLVE_STANDIN", str(tmp_path / "script.json"))
     monkeypatch.setenv("NIX_STORE_DIR", "/nix/store")
-    nix.version.cache_clear()
+    nix.forget_versions()
     yield name
-    nix.version.cache_clear()
+    nix.forget_versions()
 
 
 def test_target_drv_sized_alike(standin):

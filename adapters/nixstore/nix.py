@@ -643,10 +643,22 @@ def parse_version(text: str) -> Version:
     return Version("Lix" in text, tuple(release))
 
 
-@functools.cache
+# The Nix version of each host commands ran on (None: this machine), asked once each.
+_VERSIONS: dict[str | None, Version] = {}
+
+
 def version() -> Version:
-    """The Nix on PATH (asked once per process)."""
-    return parse_version(process.run(["nix", "--version"], check=True).stdout)
+    """The Nix on PATH of the host commands run on (asked once per host): each host's own,
+    so that one's version-dependent flags never go to another's Nix."""
+    where = host.remote()
+    if where not in _VERSIONS:
+        _VERSIONS[where] = parse_version(process.run(["nix", "--version"], check=True).stdout)
+    return _VERSIONS[where]
+
+
+def forget_versions() -> None:
+    """Ask every host for its version again (a test changes the Nix on PATH)."""
+    _VERSIONS.clear()
 
 
 def json_format(v: Version) -> list[str]:
@@ -681,8 +693,10 @@ def show_derivation(drv: str) -> dict[str, formats.Derivation]:
 
 
 def config_show_argv(v: Version) -> list[str]:
-    """`nix config show --json` from Nix 2.20, `nix show-config --json` before (and in Lix)."""
-    verb = ["config", "show"] if not v.lix and v.at_least(2, 20) else ["show-config"]
+    """`nix config show --json` from Nix 2.20 and Lix 2.90 (which warn that `show-config` is
+    deprecated), `nix show-config --json` before."""
+    current = v.at_least(2, 90) if v.lix else v.at_least(2, 20)
+    verb = ["config", "show"] if current else ["show-config"]
     return [*NIX, *verb, "--json"]
 
 
