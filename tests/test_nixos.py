@@ -438,3 +438,20 @@ def test_bad_max_jobs_is_bad_input(capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1, err
     assert err.startswith("error: ") and "--max-jobs" in err and "'many'" in err, err
+
+
+def test_a_local_flake_in_a_git_repository_is_read_as_git(tmp_path):
+    """As `nix build PATH#...` and nixos-rebuild read it: git+file where there is a
+    repository (untracked files invisible), path: elsewhere."""
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "hosts" / "box").mkdir(parents=True)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert nixos.local_flake_ref(str(repo)) == f"git+file://{repo}"
+    assert nixos.local_flake_ref(f"{repo}/hosts/box") == f"git+file://{repo}?dir=hosts/box"
+    assert nixos.local_flake_ref(str(plain)) == f"path:{plain}"
+    (repo / ".git" / "shallow").write_text("")
+    assert nixos.local_flake_ref(str(repo)) == f"git+file://{repo}?shallow=1"
+    flake = nixos.Flake.parse(f"{repo}#box")
+    assert flake == nixos.Flake(f"git+file://{repo}?shallow=1", "box")

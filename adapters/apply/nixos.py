@@ -72,8 +72,28 @@ class Flake:
         if not ref or not name:
             raise InputError(f"--flake {text!r}: expected FLAKE[#HOST], e.g. /etc/nixos#myhost")
         if "://" not in ref and ":" not in ref.split("/", 1)[0] and ref.startswith(("/", ".")):
-            ref = f"path:{os.path.abspath(ref)}"
+            ref = local_flake_ref(ref)
         return cls(ref, name)
+
+
+def local_flake_ref(path: str) -> str:
+    """A local flake path as the nix command line reads it, for `builtins.getFlake`
+    (which would take it as `path:`): inside a git repository, `git+file://ROOT` (with
+    `?dir=SUB` below its root, `shallow=1` for a shallow clone), where untracked files
+    are invisible and `self.rev` is set; elsewhere `path:ABS`. So the system evaluated is
+    the one `nixos-rebuild --flake PATH` builds (Nix's parseFlakeRefWithFragment)."""
+    absolute = os.path.abspath(path)
+    root, subdir = absolute, ""
+    while True:
+        if os.path.exists(os.path.join(root, ".git")):
+            query = [f"dir={subdir}"] if subdir else []
+            if os.path.exists(os.path.join(root, ".git", "shallow")):
+                query.append("shallow=1")
+            return f"git+file://{root}" + (f"?{'&'.join(query)}" if query else "")
+        if root == "/":
+            return f"path:{absolute}"
+        subdir = os.path.basename(root) + (f"/{subdir}" if subdir else "")
+        root = os.path.dirname(root)
 
 
 def old_nixpkgs_from_revision(revision: str) -> dict[str, Any]:
