@@ -79,6 +79,15 @@ V2_SHAPE = {  # Nix 2.33 --json-format 2: base names everywhere
                     "ca": {"method": "nar", "hash": "sha256-x"}, "deriver": base(APP_DRV)},
     },
 }  # fmt: skip
+V3_SHAPE = {  # Nix 2.35 --json-format 3: version 2 with structured signatures
+    "version": 3,
+    "storeDir": STORE,
+    "info": {
+        base(path): {**entry, "version": 3,
+                     "signatures": [{"keyName": "cache.nixos.org-1", "sig": "c2ln"}]}
+        for path, entry in V2_SHAPE["info"].items()
+    },
+}  # fmt: skip
 V1_WRAPPED = {"version": 1, "storeDir": STORE, "info": OBJECT_SHAPE}
 OBJECT_WITH_STORE_DIR = {"storeDir": STORE, **OBJECT_SHAPE}
 
@@ -90,6 +99,7 @@ OBJECT_WITH_STORE_DIR = {"storeDir": STORE, **OBJECT_SHAPE}
         pytest.param(OBJECT_SHAPE, id="object-nix-2.19"),
         pytest.param(OBJECT_WITH_STORE_DIR, id="object-with-storeDir"),
         pytest.param(V2_SHAPE, id="v2-nix-2.33"),
+        pytest.param(V3_SHAPE, id="v3-nix-2.35"),
         pytest.param(V1_WRAPPED, id="v1-wrapped"),
         pytest.param({"closure": LIST_SHAPE}, id="exportReferencesGraph-closure"),
         pytest.param({"graph": LIST_SHAPE}, id="exportReferencesGraph-graph"),
@@ -151,8 +161,8 @@ BAD_PATH_INFO = [
     (json.dumps([{"path": P, "narSize": n, "references": []} for n in (1, 2)]),
      ClosureError, "listed twice with different sizes"),
     (json.dumps({"glibc": {"narSize": 1}}), InputError, "unexpected key 'glibc'"),
-    (json.dumps({"version": 3, "storeDir": STORE, "info": {}}),
-     InputError, "unsupported path-info JSON version 3"),
+    (json.dumps({"version": 4, "storeDir": STORE, "info": {}}),
+     InputError, "unsupported path-info JSON version 4"),
     (json.dumps({"version": 2, "info": {}}), InputError, "needs a storeDir"),
     (json.dumps({"version": 2, "storeDir": STORE}), InputError, "has no info object"),
     (one(deriver=7), ClosureError, "deriver that is not a string"),
@@ -167,6 +177,31 @@ def test_path_info_bad_input(text, error, message):
     assert message in text_of_error
     assert text_of_error.startswith("saved.json")
     assert "\n" not in text_of_error
+
+
+PATH_INFO_DATA = Path(__file__).with_name("data") / "path-info" / "nix-88b09c64"
+
+
+@pytest.mark.parametrize(
+    "sample",
+    ["path-info-json-3-pure", "path-info-json-3-impure", "nar-info-json-3-impure"],
+)
+def test_nix_json_format_3_samples(sample):
+    """NixOS/nix src/libstore-tests/data/{path,nar}-info/json-3/ (tests/data/derivations/
+    README.md), each as the info of one path in what `nix path-info --json-format 3`
+    prints (src/nix/path-info.cc: version, storeDir, info keyed by base name)."""
+    entry = json.loads((PATH_INFO_DATA / f"{sample}.json").read_text())
+    path = f"{STORE}/{'0' * 32}-app"
+    data = {"version": 3, "storeDir": STORE, "info": {base(path): entry}}
+    [info] = formats.parse_path_info(data, sample)
+    assert info.path == path and info.nar_size == 34878
+    assert info.references == (
+        f"{STORE}/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar",
+        f"{STORE}/n5wkd9frr45pa74if5gpz9j7mifg27fh-foo",
+    )
+    assert info.deriver == (
+        f"{STORE}/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv" if "impure" in sample else None
+    )
 
 
 def test_many_invalid_paths_are_counted_not_all_listed():

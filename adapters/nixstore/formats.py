@@ -8,7 +8,9 @@ problem. Formats:
 
 - `nix path-info --json`: a list (Nix <= 2.18, Lix), an object keyed by path (2.19+,
   nulls for absent fields from 2.23), `{"version": 2, "storeDir", "info"}` (2.33
-  `--json-format 2`, base names); `exportReferencesGraph` JSON is the list shape.
+  `--json-format 2`, base names) and `"version": 3` (2.35 `--json-format 3`, which differs
+  only in its structured signatures, never read here); `exportReferencesGraph` JSON is the
+  list shape.
 - nix-closure-graph JSON (`{"nodes", "edges"}` with human-readable sizes).
 - `closureInfo`'s `registration` file, the format of `nix-store --dump-db`.
 - `.narinfo` files of a binary cache.
@@ -119,7 +121,8 @@ def _entries(data: object, source: str) -> tuple[list[tuple[str, object]], str |
             return _entries(data[wrapper], source)
     version = data.get("version")
     if "info" in data or version is not None:
-        if version not in (None, 1, 2):
+        # 3 (Nix 2.35) differs from 2 only in its signatures, objects instead of strings.
+        if version not in (None, 1, 2, 3):
             raise InputError(f"{source}: unsupported path-info JSON version {version!r}")
         info = data.get("info")
         if not isinstance(info, dict):
