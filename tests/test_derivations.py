@@ -13,13 +13,14 @@ version's output, and must size the same closure.
 """
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from adapters.nixstore import estimate, formats, nix, process
-from solver.closure import PathInfo
-from solver.errors import NixError
+from solver.closure import Closure, PathInfo
+from solver.errors import InputError, NixError
 
 STORE = "/nix/store"
 H = {
@@ -172,7 +173,7 @@ def test_no_version_is_an_error():
 
 
 @pytest.mark.parametrize("name", sorted(VERSIONS))
-def test_target_drv_sized_the_same_on_every_version(name, monkeypatch):
+def test_target_drv_sized_the_same_on_every_version(name, monkeypatch, tmp_path):
     """The `--target X.drv` pipeline behind a process gate that answers as that Nix does.
     Only glibc is in a cache; the rest is estimated. Every version must find all four
     runtime paths (an older reading of the 2.19 shape found the top-level path alone)."""
@@ -199,7 +200,9 @@ def test_target_drv_sized_the_same_on_every_version(name, monkeypatch):
 
     monkeypatch.setattr(nix, "path_info", path_info)
     try:
-        closure = estimate.closure_from_derivation(full("topdrv"), substituters=["file:///c"])
+        closure = estimate.closure_from_derivation(
+            full("topdrv"), substituters=[f"file://{tmp_path}"]
+        )
     finally:
         nix.forget_versions()
     assert sorted(closure) == sorted(full(k) for k in ("top", "sp", "hello", "glibc"))
@@ -221,3 +224,273 @@ def test_target_drv_sized_the_same_on_every_version(name, monkeypatch):
 )
 def test_config_verb(text, argv):
     assert nix.config_show_argv(nix.parse_version(text))[3:] == argv
+
+
+# --- fixed outputs: their paths in every shape Nix has written -----------------------------
+
+DATA = Path(__file__).with_name("data") / "derivations"
+# tests/data/derivations/README.md says where each file comes from. The NixOS/nix samples
+# of e65510da (2.25) still carry the path; the later ones only the hash: drv-name,
+# output-name, sha256 894517c9…, flat, NAR and text.
+EXPECTED = {
+    "output-caFixedFlat": "/nix/store/rhcg9h16sqvlbpsa6dqm57sbr2al6nzg-drv-name-output-name",
+    "output-caFixedNAR": "/nix/store/c015dhfh5l0lp6wxyvdn7bmwhbbr6hr9-drv-name-output-name",
+    "output-caFixedText": "/nix/store/6s1zwabh956jvhv4w9xcdb5jiyanyxg1-drv-name-output-name",
+}
+SAMPLES = ["nix-e65510da", "nix-9d7229a2", "nix-0c37a622", "nix-bec3c5cf", "nix-61de9222"]
+
+
+def one_output(spec: dict, env: dict | None = None) -> formats.Derivation:
+    doc = {"name": "drv-name", "outputs": {"output-name": spec}, "env": env or {}}
+    return formats.parse_derivations({"x-drv-name.drv": doc}, "sample", STORE)[
+        f"{STORE}/x-drv-name.drv"
+    ]
+
+
+@pytest.mark.parametrize("sample", [*SAMPLES, "lix-049cc4e1"])
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_fixed_output_path_from_nix_test_data(sample, kind):
+    spec = json.loads((DATA / sample / f"{kind}.json").read_text())
+    drv = one_output(spec)
+    assert drv.outputs == {"output-name": EXPECTED[kind]}
+    assert drv.fixed
+    # Computed from the hash alone when the sample has the path too (Nix <= 2.31, Lix).
+    spec.pop("path", None)
+    assert one_output(spec).outputs == {"output-name": EXPECTED[kind]}
+
+
+def test_fixed_output_path_from_its_environment_variable():
+    """Nix 2.32 on leaves the path out, and names it in the output's variable; a
+    placeholder there (a floating output's `/1rz4g4…`) is not a path."""
+    spec = json.loads((DATA / "nix-61de9222" / "output-caFixedFlat.json").read_text())
+    elsewhere = f"{STORE}/{'a' * 32}-drv-name-output-name"
+    assert one_output(spec, {"output-name": elsewhere}).outputs["output-name"] == elsewhere
+    floating = json.loads((DATA / "nix-61de9222" / "output-caFloating.json").read_text())
+    placeholder = {"output-name": "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9"}
+    drv = one_output(floating, placeholder)
+    assert drv.outputs == {"output-name": None} and not drv.fixed
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"hash": "sha256-bad", "method": "flat"},
+        {"hash": "00ff", "hashAlgo": "sha256", "method": "flat"},
+        {"hash": "894517c9163c896ec31a2adbd33c0681fd5f45b2c0ef08a64c92a03fb97f390f"},
+        {"hash": {"algorithm": "sha3", "format": "base16", "hash": "00"}, "method": "flat"},
+        {"hash": "sha256-iUUXyRY8iW7DGirb0zwGgf1fRbLA7wimTJKgP7l/OQ8=", "method": "zip"},
+    ],
+    ids=["short-sri", "short-hex", "no-algorithm", "unknown-algorithm", "unknown-method"],
+)
+def test_unreadable_fixed_output_hash_is_named(spec):
+    with pytest.raises(InputError, match="output output-name"):
+        one_output(spec)
+
+
+def test_nix32_both_ways():
+    """Real Nix 2.8 path-info's ca of the test target's fixed output (nix32) is the hash
+    its derivation has in hex."""
+    built = json.loads((DATA / "real" / "new-closure.json").read_text())
+    blob = next(e for e in built if e["path"].endswith("-blob.bin"))
+    nix32 = blob["ca"].rpartition(":")[2]
+    drvs = json.loads((DATA / "real" / "nix-2.8.0.json").read_text())
+    hex_hash = next(v["env"]["outputHash"] for v in drvs.values() if v["env"]["name"] == "blob.bin")
+    assert formats.nix32(bytes.fromhex(hex_hash)) == nix32
+    assert formats.fixed_hash({"hash": nix32, "hashAlgo": "sha256"}, "x")[2].hex() == hex_hash
+
+
+# --- real Nix output of the test target (tests/data/derivations/target.nix) ----------------
+
+REAL_STORE = "/tmp/budget-solve-real/store"
+REAL = ["nix-2.8.0", "nix-2.34.8"]
+
+
+def real(name: str, *, without_env_paths: bool = False) -> dict[str, formats.Derivation]:
+    data = json.loads((DATA / "real" / f"{name}.json").read_text())
+    if without_env_paths:  # as Nix's own test data: the hash alone
+        for doc in data.get("derivations", data).values():
+            if "hash" in doc["outputs"]["out"]:
+                doc["env"].pop("out")
+    return formats.parse_derivations(data, name, REAL_STORE)
+
+
+def real_closure(name: str) -> Closure:
+    return formats.read_path_info_json((DATA / "real" / name).read_text(), name)
+
+
+def by_name(drvs: dict[str, formats.Derivation], name: str) -> formats.Derivation:
+    return next(d for p, d in drvs.items() if p.endswith(f"-{name}.drv"))
+
+
+@pytest.mark.parametrize("without_env_paths", [False, True], ids=["env", "hash"])
+@pytest.mark.parametrize("name", REAL)
+def test_real_derivations_read_alike(name, without_env_paths):
+    """Nix 2.8 gives the fixed output's path; 2.34 only its hash and variable."""
+    drvs = real(name, without_env_paths=without_env_paths)
+    assert drvs == real("nix-2.8.0")
+    built = real_closure("new-closure.json")
+    blob = by_name(drvs, "blob.bin")
+    assert blob.fixed and blob.outputs["out"] in built
+    assert all(out in built for d in drvs.values() for out in d.outputs.values())
+    # registry.json names the source in the environment; the top-level runs glue.sh.
+    source = next(p for p in built if p.endswith("-source"))
+    assert by_name(drvs, "etc").named_srcs == (source,)
+    top = by_name(drvs, "nixos-system-box-2")
+    assert top.input_srcs[0].endswith("-glue.sh") and top.named_srcs == ()
+
+
+@pytest.fixture
+def nothing_known(monkeypatch):
+    """No path in the local store, and every cache asked answers that it has none."""
+    asked: list[str | None] = []
+
+    def path_info(paths, *, recursive=True, store=None, known_only=False):
+        asked.append(store)
+        return []
+
+    monkeypatch.setattr(nix, "invalid_paths", lambda paths: list(paths))
+    monkeypatch.setattr(nix, "path_info", path_info)
+    return asked
+
+
+@pytest.mark.parametrize("without_env_paths", [False, True], ids=["env", "hash"])
+@pytest.mark.parametrize("name", REAL)
+def test_real_target_sized_within_half_a_percent(name, without_env_paths, nothing_known):
+    """Nothing of the new system is anywhere: every path is estimated from the old
+    system's (a changed fetched file, a changed source tree, the glue, the package), and
+    the closure is the built one's, within 0.5 % of its size. Before, the fixed output of
+    Nix 2.34's JSON had no path and the source no reference: 8.3 % low."""
+    drvs = real(name, without_env_paths=without_env_paths)
+    top = next(p for p in drvs if p.endswith("-nixos-system-box-2.drv"))
+    truth = real_closure("new-closure.json")
+    sized = estimate.closure_from_derivation(top, like=real_closure("old-closure.json"), drvs=drvs)
+    assert set(sized) == set(truth)
+    assert all(info.estimated for info in sized.infos())
+    assert abs(sized.size() - truth.size()) <= 0.005 * truth.size()
+    for path in truth:
+        assert set(sized[path].references) == set(truth[path].references) - {path}
+
+
+# --- caches that cannot be reached ---------------------------------------------------------
+
+REFUSED = (
+    "nix --extra-experimental-features nix-command path-info --json --store "
+    "http://127.0.0.1:9/ /nix/store/x failed with exit code 1: unable to download "
+    "'http://127.0.0.1:9/nix-cache-info': Couldn't connect to server (7)"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "unreachable"),
+    [
+        (REFUSED, True),
+        ("... failed with exit code 1: unable to download 'https://c/nix-cache-info': "
+         "Could not resolve hostname (6) Could not resolve host: c", True),
+        ("... failed with exit code 1: unable to download 'https://c/x.narinfo': "
+         "Timeout was reached (28)", True),
+        ("... failed with exit code 1: binary cache 'file:///c' is for Nix stores with "
+         "prefix '/a', not '/nix/store'", False),
+    ],
+    ids=["refused", "no-such-host", "timeout", "wrong-store-dir"],
+)  # fmt: skip
+def test_unreachable_cache_is_its_own_error(message, unreachable, monkeypatch):
+    def run(argv, *, check=True, **_):
+        if argv == ["nix", "--version"]:
+            return SimpleNamespace(stdout="nix (Nix) 2.34.8", stderr="", returncode=0)
+        raise NixError(message)
+
+    nix.forget_versions()
+    monkeypatch.setattr(process, "run", run)
+    try:
+        with pytest.raises(NixError) as e:
+            nix.path_info([full("glibc")], recursive=False, store="http://127.0.0.1:9/")
+    finally:
+        nix.forget_versions()
+    assert isinstance(e.value, nix.CacheUnreachableError) == unreachable
+    if unreachable:
+        assert str(e.value).startswith("unable to download")
+
+
+@pytest.fixture
+def caches(monkeypatch, tmp_path):
+    """Nothing is in the local store; `down` cannot be reached, `good` has glibc, and
+    `missing` is a file:// cache whose directory does not exist. What each is asked is
+    recorded."""
+    good = tmp_path / "good"
+    good.mkdir()
+    urls = {
+        "down": "http://127.0.0.1:9/",
+        "good": f"file://{good}",
+        "missing": f"file://{tmp_path / 'none'}",
+    }
+    asked: list[str] = []
+
+    def path_info(paths, *, recursive=True, store=None, known_only=False):
+        if store is None:
+            return []
+        asked.append(store)
+        if store == urls["down"]:
+            raise nix.CacheUnreachableError(REFUSED.partition(": ")[2])
+        if store == urls["good"]:
+            return [PathInfo(full("glibc"), 30_000_000)] if full("glibc") in paths else []
+        raise AssertionError(f"asked {store}")
+
+    monkeypatch.setattr(nix, "store_dir", lambda: STORE)
+    monkeypatch.setattr(nix, "invalid_paths", lambda paths: list(paths))
+    monkeypatch.setattr(nix, "path_info", path_info)
+    monkeypatch.setattr(nix, "configured_substituters", lambda: pytest.fail("nix.conf read"))
+    return SimpleNamespace(urls=urls, asked=asked, missing=tmp_path / "none")
+
+
+def test_an_unreachable_cache_is_skipped_and_reported(caches):
+    urls = caches.urls
+    drvs = formats.parse_derivations(shape("v4"), "v4", STORE)
+    with estimate.sizing_report() as report:
+        closure = estimate.closure_from_derivation(
+            full("topdrv"), substituters=[urls["down"], urls["missing"], urls["good"]], drvs=drvs
+        )
+    assert sorted(closure) == sorted(full(k) for k in ("top", "sp", "hello", "glibc"))
+    assert not closure[full("glibc")].estimated
+    assert list(report.unreachable) == [urls["down"], urls["missing"]]
+    assert report.unreachable[urls["down"]].startswith("unable to download")
+    assert "no such directory" in report.unreachable[urls["missing"]]
+    # Asked once, not once per level of the closure; Nix is never asked of a cache that
+    # does not exist (it would make the directory).
+    assert caches.asked.count(urls["down"]) == 1 and urls["missing"] not in caches.asked
+    assert not caches.missing.exists()
+
+
+def test_an_unreachable_cache_is_a_warning_outside_a_report(caches, caplog):
+    drvs = formats.parse_derivations(shape("v4"), "v4", STORE)
+    estimate.closure_from_derivation(full("topdrv"), substituters=[caches.urls["down"]], drvs=drvs)
+    assert "cache http://127.0.0.1:9/ unreachable, its paths estimated" in caplog.text
+
+
+def test_offline_asks_no_cache(caches, tmp_path):
+    saved = tmp_path / "target.json"
+    saved.write_text(json.dumps(shape("v4")))
+    closure, drv = estimate.read_target(str(saved), offline=True)
+    assert drv == full("topdrv") and caches.asked == []
+    assert all(info.estimated for info in closure.infos())
+
+
+def test_offline_store_path_not_here_is_refused(caches, monkeypatch):
+    monkeypatch.setattr(nix, "is_store_path", lambda path: True)
+    with pytest.raises(InputError, match="--offline"):
+        estimate.read_target(full("top"), offline=True)
+
+
+def test_store_path_target_past_an_unreachable_cache(caches, monkeypatch):
+    monkeypatch.setattr(nix, "is_store_path", lambda path: True)
+
+    def closure(path, store=None):
+        if store == caches.urls["down"]:
+            raise nix.CacheUnreachableError("unable to download: refused")
+        return Closure([PathInfo(path, 5)], [path])
+
+    monkeypatch.setattr(nix, "closure", closure)
+    with estimate.sizing_report() as report:
+        closure, _ = estimate.read_target(
+            full("top"), substituters=[caches.urls["down"], caches.urls["good"]]
+        )
+    assert list(closure) == [full("top")] and list(report.unreachable) == [caches.urls["down"]]

@@ -1,15 +1,40 @@
 """The closure of a target that is not built yet, from its derivation.
 
-`nix derivation show -r` names every output the target could need. Outputs the local store
+`nix derivation show -r` names every output the target could need. Paths the local store
 or a binary cache has come with exact sizes and references; the others (the system's glue,
 anything no cache built) are estimated from the old version of the same package, and
 flagged as estimates so the planner counts build scratch for them (docs/model.md).
+
+Input sources (a derivation's `inputSrcs`: files and trees evaluation added to the store,
+such as a flake's nixpkgs, or `./dir` in an expression) are in the closure where an
+output references them, as anything is. Nix finds an output's references by scanning it
+for the hashes of the derivation's inputs after the build, so the derivation cannot tell;
+an output that must be built is taken to reference
+- every source its derivation's environment or arguments name, because a builder learns
+  where a path is only from those, and a path it keeps (the nixpkgs in registry.json and
+  NIX_PATH, a tree linked into /etc) is named there; but not the script it runs (the
+  builder, an argument that is a source alone: stdenv's default-builder.sh); and
+- every source with the name of one its old version referenced.
+A source named only to be read (a package's local `src`, a patch) is counted all the same:
+the estimate errs over, never under. A source's size is exact from the local store, else
+from a cache's narinfo, else estimated from the old version of the same name (logged at
+debug level, source by source).
+
+A cache that cannot be reached (Nix's "unable to download": connection refused, no such
+host, a timeout) is skipped with its reason, recorded in the `sizing_report` of the block
+(or logged as a warning), and the paths it would have sized are estimated.
 """
 
+import contextvars
+import logging
 import os
 import re
 import statistics
-from collections.abc import Iterable, Sequence
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.nixstore import formats, nix
@@ -18,25 +43,102 @@ from solver.closure import Closure, PathInfo
 from solver.errors import BudgetSolveError, InputError, NixError
 from solver.storepath import StorePath
 
+logger = logging.getLogger(__name__)
+
 # A package no cache has and no old version resembles: assume a mid-sized one.
 FALLBACK_BYTES = 1 << 20
 
 
-def _lookup(paths: Iterable[str], substituters: Sequence[str]) -> dict[str, PathInfo]:
-    """Exact infos of `paths` from the local store, then from each substituter."""
-    want = sorted(set(paths))
-    found: dict[str, PathInfo] = {}
-    if not want:
+@dataclass
+class SizingReport:
+    """What sizing a target could not ask: each cache that could not be reached, with
+    the reason (its paths were estimated instead)."""
+
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+
+_report: contextvars.ContextVar[SizingReport | None] = contextvars.ContextVar(
+    "sizing_report", default=None
+)
+
+
+@contextmanager
+def sizing_report() -> Iterator[SizingReport]:
+    """Within the block, unreachable caches are recorded in the report yielded (for the
+    verdict to name) instead of logged as warnings."""
+    report = SizingReport()
+    token = _report.set(report)
+    try:
+        yield report
+    finally:
+        _report.reset(token)
+
+
+def _unreachable(url: str, reason: str) -> None:
+    report = _report.get()
+    if report is not None:
+        report.unreachable.setdefault(url, reason)
+    else:
+        logger.warning("cache %s unreachable, its paths estimated: %s", url, reason)
+
+
+def _check_cache(url: str) -> None:
+    """A `file://` cache must exist before Nix is asked: Nix would make the directory an
+    empty cache, and answer that it has nothing."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file" and not os.path.isdir(urllib.parse.unquote(parsed.path)):
+        raise nix.CacheUnreachableError(f"{url}: no such directory")
+
+
+class _Lookup:
+    """Exact infos from the local store, then from each cache that can be reached; a
+    cache found unreachable is not asked again."""
+
+    def __init__(self, caches: Sequence[str]) -> None:
+        self.caches = list(caches)
+        # Where each path's info came from: "local" or a cache's URL.
+        self.origin: dict[str, str] = {}
+
+    def __call__(self, paths: Iterable[str]) -> dict[str, PathInfo]:
+        want = sorted(set(paths))
+        found: dict[str, PathInfo] = {}
+        if not want:
+            return found
+        local = set(want) - set(nix.invalid_paths(want))
+        found.update((i.path, i) for i in nix.path_info(sorted(local), recursive=False))
+        self.origin.update(dict.fromkeys(found, "local"))
+        for url in list(self.caches):
+            missing = [p for p in want if p not in found]
+            if not missing:
+                break
+            try:
+                _check_cache(url)
+                infos = nix.path_info(missing, recursive=False, store=url, known_only=True)
+            except nix.CacheUnreachableError as e:
+                self.caches.remove(url)
+                _unreachable(url, str(e))
+                continue
+            found.update((i.path, i) for i in infos)
+            self.origin.update((i.path, url) for i in infos)
         return found
-    local = set(want) - set(nix.invalid_paths(want))
-    found.update((i.path, i) for i in nix.path_info(sorted(local), recursive=False))
-    for url in substituters:
-        missing = [p for p in want if p not in found]
-        if not missing:
-            break
-        infos = nix.path_info(missing, recursive=False, store=url, known_only=True)
-        found.update((i.path, i) for i in infos)
-    return found
+
+
+def _old_versions(like: Closure | None, graph: set[str]) -> dict[str, PathInfo]:
+    """The old version of each package key (pname and output). Among old paths of one
+    key, an unchanged one (the new graph has it) is nobody's old version; of the rest,
+    the largest is taken (two `source` trees: the estimate errs over)."""
+    by_key: dict[str, list[PathInfo]] = defaultdict(list)
+    for info in like.infos() if like is not None else ():
+        by_key[StorePath.parse(info.path).key].append(info)
+    out = {}
+    for key, infos in by_key.items():
+        replaced = [i for i in infos if i.path not in graph] or infos
+        out[key] = max(replaced, key=lambda i: (i.nar_size, i.path))
+    return out
+
+
+def _key(path: str) -> str:
+    return StorePath.parse(path).key
 
 
 def closure_from_derivation(
@@ -49,7 +151,8 @@ def closure_from_derivation(
     """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere.
 
     `drvs`: the derivation graph when it is at hand (a saved `nix derivation show -r`),
-    else Nix is asked for it.
+    else Nix is asked for it. Only the paths the closure reaches are looked up, a level of
+    references at a time.
     """
     if drvs is None:
         drvs = nix.show_derivation(drv)
@@ -61,87 +164,112 @@ def closure_from_derivation(
     top = [o for o in drvs[drv].outputs.values() if o is not None]
     if not top:
         raise NixError(f"{drv}: its outputs' paths are not known before the build")
-    known = _lookup(deriver, substituters)
-    # References of known paths that no derivation here builds (sources, fixed outputs).
-    extra = {r for i in known.values() for r in i.references} - set(known)
-    known.update(_lookup(extra, substituters))
+    graph = set(deriver) | {s for d in drvs.values() for s in d.input_srcs}
+    old_versions = _old_versions(like, graph)
 
-    old_by_key: dict[str, PathInfo] = {}
-    if like is not None:
-        for info in like.infos():
-            old_by_key.setdefault(StorePath.parse(info.path).key, info)
-    typical = int(statistics.median(i.nar_size for i in known.values())) if known else 0
-    fallback = typical or FALLBACK_BYTES
-
-    def estimate(path: str) -> PathInfo:
-        sp = StorePath.parse(path)
+    def estimate(path: str) -> tuple[int | None, tuple[str, ...]]:
+        """A size (None: no old version to go by) and references for `path`."""
+        old = old_versions.get(_key(path))
+        size = old.nar_size if old is not None else None
         parent = drvs.get(deriver.get(path, ""))
-        inputs = parent.input_drvs if parent is not None else {}
+        if parent is None or parent.fixed:
+            # A source, or a fixed output (fetchurl, fetchgit): Nix refuses references
+            # in a fixed output, and a source's are known wherever it is known.
+            return size, ()
         # Candidates: outputs of the direct input derivations, by package key.
-        candidates: dict[str, str] = {}
-        for input_drv, names in inputs.items():
+        candidates: dict[str, list[str]] = defaultdict(list)
+        for input_drv, names in parent.input_drvs.items():
             source = drvs.get(input_drv)
             outs = source.outputs if source is not None else {}
             for name in names:
                 out = outs.get(name)
                 if out is not None:
-                    candidates[StorePath.parse(out).key] = out
-        old = old_by_key.get(sp.key)
+                    candidates[_key(out)].append(out)
+        refs = set(parent.named_srcs)
         if old is not None:
-            # Like the old version: the same packages, at their new paths.
-            old_keys = {StorePath.parse(r).key for r in old.references}
-            refs = tuple(sorted(p for k, p in candidates.items() if k in old_keys))
-            size = old.nar_size
+            # Like the old version: the same packages and sources, at their new paths.
+            old_keys = {_key(r) for r in old.references}
+            refs.update(p for k, ps in candidates.items() if k in old_keys for p in ps)
+            refs.update(s for s in parent.input_srcs if _key(s) in old_keys)
         else:
-            # A new package: whatever it was built from that is itself a runtime path.
-            refs = tuple(sorted(p for p in candidates.values() if p in known or p in deriver))
-            size = fallback
-        return PathInfo(path, size, refs, deriver.get(path), estimated=True)
+            # A new package: whatever it was built from.
+            refs.update(p for ps in candidates.values() for p in ps)
+        return size, tuple(sorted(refs))
 
-    infos: dict[str, PathInfo] = {}
-    stack = list(top)
-    while stack:
-        path = stack.pop()
-        if path in infos:
-            continue
-        info = known.get(path) or estimate(path)
-        infos[path] = info
-        stack.extend(r for r in info.references if r not in infos)
-    return Closure(infos.values(), top, source=drv)
+    lookup = _Lookup(substituters)
+    exact: dict[str, PathInfo] = {}
+    guessed: dict[str, tuple[int | None, tuple[str, ...]]] = {}
+    frontier = list(top)
+    while frontier:
+        batch = sorted(set(frontier) - exact.keys() - guessed.keys())
+        found = lookup(batch)
+        frontier = []
+        for path in batch:
+            info = found.get(path)
+            if info is not None:
+                exact[path] = info
+                references: Iterable[str] = info.references
+            else:
+                guessed[path] = estimate(path)
+                references = guessed[path][1]
+            if path not in deriver:
+                how = lookup.origin.get(path) or (
+                    "its old version" if guessed[path][0] is not None else "nowhere: a guess"
+                )
+                logger.debug("source %s: size from %s", path, how)
+            frontier.extend(references)
+    typical = int(statistics.median(i.nar_size for i in exact.values())) if exact else 0
+    fallback = typical or FALLBACK_BYTES
+    infos = list(exact.values())
+    infos += [
+        PathInfo(path, fallback if size is None else size, refs, deriver.get(path), estimated=True)
+        for path, (size, refs) in guessed.items()
+    ]
+    return Closure(infos, top, source=drv)
 
 
 def read_target(
-    spec: str, *, like: Closure | None = None, substituters: Sequence[str] | None = None
+    spec: str,
+    *,
+    like: Closure | None = None,
+    substituters: Sequence[str] | None = None,
+    offline: bool = False,
 ) -> tuple[Closure, str | None]:
     """The closure of the system to upgrade to, and its derivation when it is one.
 
     The one rule for every command: what the local store has is read exactly; a `.drv`
-    not built here is sized from the caches (`substituters`, else nix.conf's) and
-    estimated where no cache has a path; a store path not here is read from the first
-    cache that has it.
+    not built here is sized from the caches (`substituters`, else nix.conf's; none when
+    `offline`) and estimated where no cache has a path; a store path not here is read
+    from the first cache that has it.
     """
-    caches = list(substituters) if substituters else None
+
+    def caches() -> list[str]:
+        if offline:
+            return []
+        return list(substituters) if substituters else nix.configured_substituters()
+
     saved = _saved_derivations(spec)
     if saved is not None:
         top = _root_derivation(saved, spec)
-        if caches is None:
-            caches = nix.configured_substituters()
-        return closure_from_derivation(top, substituters=caches, like=like, drvs=saved), top
+        return closure_from_derivation(top, substituters=caches(), like=like, drvs=saved), top
     if spec.endswith(".drv") and nix.is_store_path(spec):
         if nix.invalid_paths([spec]):
             raise InputError(f"{spec}: the derivation is not in the store")
         if not nix.invalid_paths(nix.query_outputs(spec)):
             return read_source(spec), spec
-        if caches is None:
-            caches = nix.configured_substituters()
-        return closure_from_derivation(spec, substituters=caches, like=like), spec
+        return closure_from_derivation(spec, substituters=caches(), like=like), spec
     if nix.is_store_path(spec) and nix.invalid_paths([spec]):
-        if caches is None:
-            caches = nix.configured_substituters()
+        if offline:
+            raise InputError(f"{spec} is not in the store, and --offline asks no cache for it")
+        urls = caches()
         errors = []
-        for url in caches:
+        for url in urls:
             try:
+                _check_cache(url)
                 return nix.closure(spec, store=url), None
+            except nix.CacheUnreachableError as e:
+                _unreachable(url, str(e))
+                errors.append(str(e))
             except BudgetSolveError as e:
                 errors.append(str(e))
         detail = f": {errors[-1]}" if errors else " (none is configured; give --substituter URL)"

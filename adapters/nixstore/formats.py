@@ -17,6 +17,9 @@ problem. Formats:
 - The store database `db.sqlite`.
 """
 
+import base64
+import binascii
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -336,6 +339,12 @@ class Derivation:
     # Input derivation -> the names of its outputs this one uses.
     input_drvs: dict[str, tuple[str, ...]]
     input_srcs: tuple[str, ...]
+    # A fixed-output derivation (fetchurl, fetchgit): its output cannot reference anything.
+    fixed: bool = False
+    # The input sources its environment or arguments name, but as the script it runs: a
+    # builder learns where a path is from those alone, so a source its output keeps a
+    # reference to is named there (see estimate.py).
+    named_srcs: tuple[str, ...] = ()
 
 
 def parse_derivations(data: object, source: str, store_dir: str) -> dict[str, Derivation]:
@@ -347,7 +356,9 @@ def parse_derivations(data: object, source: str, store_dir: str) -> dict[str, De
     - derivation `version` 3: store paths as base names;
     - `version` 4: `inputs.drvs` and `inputs.srcs`; the whole output wrapped as
       `{"version": 4, "derivations": {...}}` with base-name keys.
-    Paths given as base names are joined to `store_dir`.
+    Paths given as base names are joined to `store_dir`. From Nix 2.32 a fixed output has
+    no `path`: it is taken from the output's environment variable, else computed from its
+    hash as Nix does (`fixed_output_path`).
     """
     if isinstance(data, dict) and isinstance(data.get("derivations"), dict):
         data = data["derivations"]
@@ -363,13 +374,23 @@ def parse_derivations(data: object, source: str, store_dir: str) -> dict[str, De
 
 
 def _derivation(path: str, value: dict[str, Any], source: str, store_dir: str) -> Derivation:
+    env = value.get("env", {})
+    if not isinstance(env, dict):
+        raise InputError(f"{source}: {path}: env is not an object")
+    name = value.get("name")
+    if not isinstance(name, str) or not name:
+        # Nix <= 2.18 has no "name" field; the file's own name is "<hash>-<name>.drv".
+        name = path.rpartition("/")[2].partition("-")[2].removesuffix(".drv")
     outputs: dict[str, str | None] = {}
+    fixed = False
     raw_outputs = value.get("outputs", {})
     if not isinstance(raw_outputs, dict):
         raise InputError(f"{source}: {path}: outputs is not an object")
-    for name, spec in raw_outputs.items():
-        where = spec.get("path") if isinstance(spec, dict) else None
-        outputs[name] = _join(store_dir, where) if isinstance(where, str) and where else None
+    for output, spec in raw_outputs.items():
+        if not isinstance(spec, dict):
+            raise InputError(f"{source}: {path}: output {output} is not an object")
+        fixed = fixed or bool(spec.get("hash"))
+        outputs[output] = _output_path(path, name, output, spec, env, source, store_dir)
     inputs = value.get("inputs")
     if isinstance(inputs, dict):  # version 4
         raw_drvs, raw_srcs = inputs.get("drvs", {}), inputs.get("srcs", [])
@@ -386,7 +407,164 @@ def _derivation(path: str, value: dict[str, Any], source: str, store_dir: str) -
             raise InputError(f"{source}: {path}: malformed outputs of input {drv}")
         input_drvs[_join(store_dir, drv)] = tuple(names)
     srcs = tuple(_join(store_dir, s) for s in raw_srcs if isinstance(s, str))
-    return Derivation(path, outputs, input_drvs, srcs)
+    return Derivation(path, outputs, input_drvs, srcs, fixed, _named(srcs, value, env))
+
+
+def _named(srcs: tuple[str, ...], value: dict[str, Any], env: dict[str, Any]) -> tuple[str, ...]:
+    """The `srcs` whose hash part appears in the derivation's environment (`__json` too,
+    with structured attributes) or arguments. The script it runs is left out: the builder
+    (its variable) and an argument that is a source's path alone (stdenv's
+    `-e .../default-builder.sh`, `args = [ ./build.sh ]`)."""
+    if not srcs:
+        return ()
+    args = value.get("args")
+    scripts = set(srcs)
+    words = (
+        [a for a in args if isinstance(a, str) and a not in scripts]
+        if isinstance(args, list)
+        else []
+    )
+    words += [v for k, v in env.items() if k != "builder" and isinstance(v, str)]
+    text = "\0".join(words)
+    return tuple(s for s in srcs if s.rpartition("/")[2][:32] in text)
+
+
+def _output_path(
+    drv: str,
+    name: str,
+    output: str,
+    spec: dict[str, Any],
+    env: dict[str, Any],
+    source: str,
+    store_dir: str,
+) -> str | None:
+    """An output's store path: given, in its environment variable, or computed from its
+    fixed hash; None when it is not known before the build (content-addressed)."""
+    where = spec.get("path")
+    if isinstance(where, str) and where:
+        return _join(store_dir, where)
+    if not spec.get("hash"):
+        return None
+    # Nix 2.32 and later: "hash" and "method" but no "path"; the environment still has it.
+    value = env.get(output)
+    if (
+        isinstance(value, str)
+        and value.startswith(store_dir + "/")
+        and "/" not in value[len(store_dir) + 1 :]
+    ):
+        return value
+    method, algo, digest = fixed_hash(spec, f"{source}: {drv}: output {output}")
+    return fixed_output_path(
+        store_dir, name if output == "out" else f"{name}-{output}", method, algo, digest
+    )
+
+
+# --- store paths of fixed outputs (Nix's libstore/store-dir-config.cc) ---------------------
+
+# Nix's base-32 alphabet (no e, o, u, t), most significant digit first in the text.
+_NIX32 = "0123456789abcdfghijklmnpqrsvwxyz"
+_HASH_SIZES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64}
+# How the contents are hashed: what `method` says, and its prefix in older `hashAlgo`.
+_METHODS = {"flat": "flat", "nar": "nar", "recursive": "nar", "text": "text", "git": "git"}
+_PREFIXES = (("r:", "nar"), ("text:", "text"), ("git:", "git"))
+
+
+def nix32(data: bytes) -> str:
+    """`data` in Nix's base 32, as store path hashes are written."""
+    length = (len(data) * 8 - 1) // 5 + 1
+    chars = []
+    for n in range(length - 1, -1, -1):
+        byte, bit = divmod(n * 5, 8)
+        value = data[byte] >> bit
+        if byte + 1 < len(data):
+            value |= data[byte + 1] << (8 - bit)
+        chars.append(_NIX32[value & 0x1F])
+    return "".join(chars)
+
+
+def _from_nix32(text: str, size: int) -> bytes | None:
+    out = bytearray(size)
+    for n, char in enumerate(reversed(text)):
+        digit = _NIX32.find(char)
+        if digit < 0:
+            return None
+        byte, bit = divmod(n * 5, 8)
+        out[byte] |= (digit << bit) & 0xFF
+        carry = digit >> (8 - bit)
+        if byte + 1 < size:
+            out[byte + 1] |= carry
+        elif carry:
+            return None
+    return bytes(out)
+
+
+def _digest(text: str, algo: str) -> bytes | None:
+    """A hash written in base 16, Nix's base 32 or base 64 (what its length says)."""
+    size = _HASH_SIZES[algo]
+    try:
+        if len(text) == 2 * size:
+            return bytes.fromhex(text)
+        if len(text) == (size * 8 - 1) // 5 + 1:
+            return _from_nix32(text, size)
+        data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return data if len(data) == size else None
+
+
+def fixed_hash(spec: dict[str, Any], where: str) -> tuple[str, str, bytes]:
+    """(method, algorithm, digest) of a fixed output in any JSON shape Nix has written:
+    `"hash": "<hex>"` with `"hashAlgo": "r:sha256"` (Nix <= 2.31, Lix) or with `"method"`
+    (2.32), `"hash": {"algorithm", "format", "hash"}` (2.33 pre-releases) and the SRI
+    `"hash": "sha256-<base64>"` with `"method"` (2.33 on)."""
+    raw = spec.get("hash")
+    algo = spec.get("hashAlgo")
+    method = spec.get("method")
+    if isinstance(algo, str):
+        for prefix, meaning in _PREFIXES:
+            if algo.startswith(prefix):
+                algo, method = algo.removeprefix(prefix), method or meaning
+    if isinstance(raw, dict):
+        algo, raw = raw.get("algorithm"), raw.get("hash")
+    elif isinstance(raw, str) and algo is None:
+        head, sep, tail = raw.partition("-") if "-" in raw else raw.partition(":")
+        if sep and head in _HASH_SIZES:
+            algo, raw = head, tail
+    if not isinstance(algo, str) or algo not in _HASH_SIZES or not isinstance(raw, str):
+        raise InputError(f"{where}: unreadable fixed-output hash {spec.get('hash')!r}")
+    digest = _digest(raw, algo)
+    if digest is None:
+        raise InputError(f"{where}: unreadable {algo} hash {raw!r}")
+    if method is None:
+        method = "flat"  # Nix <= 2.31 with a plain "sha256": flat, the prefix-less default
+    if method not in _METHODS:
+        raise InputError(f"{where}: unknown content-addressing method {method!r}")
+    return _METHODS[method], algo, digest
+
+
+def _make_store_path(store_dir: str, kind: str, digest: bytes, name: str) -> str:
+    text = f"{kind}:sha256:{digest.hex()}:{store_dir}:{name}"
+    full = hashlib.sha256(text.encode()).digest()
+    short = bytearray(20)  # Nix's compressHash: the digest folded onto 20 bytes by XOR
+    for i, byte in enumerate(full):
+        short[i % 20] ^= byte
+    return f"{store_dir}/{nix32(bytes(short))}-{name}"
+
+
+def fixed_output_path(store_dir: str, name: str, method: str, algo: str, digest: bytes) -> str:
+    """The store path of a fixed output, as Nix's makeFixedOutputPath makes it (a fixed
+    output has no references): NAR with SHA-256 is a "source" path of that hash; text
+    (SHA-256 only) a "text" path; anything else an "output:out" path of the hash of
+    `fixed:out:<r:|git:|><algo>:<hex>:`."""
+    if method == "text":
+        if algo != "sha256":
+            raise InputError(f"{name}: text hashing needs sha256, not {algo}")
+        return _make_store_path(store_dir, "text", digest, name)
+    if method == "nar" and algo == "sha256":
+        return _make_store_path(store_dir, "source", digest, name)
+    prefix = {"flat": "", "nar": "r:", "git": "git:"}[method]
+    inner = hashlib.sha256(f"fixed:out:{prefix}{algo}:{digest.hex()}:".encode()).digest()
+    return _make_store_path(store_dir, "output:out", inner, name)
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -279,6 +279,11 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+class CacheUnreachableError(NixError):
+    """`nix path-info --store URL` could not reach the cache: Nix's "unable to download"
+    (connection refused, no such host, a timeout, an HTTP error), after its retries."""
+
+
 def path_info(
     paths: Iterable[str],
     *,
@@ -289,7 +294,8 @@ def path_info(
     """`nix path-info --json [--recursive] [--store URL] PATHS`, parsed.
 
     A path the store does not have is a `ClosureError` naming it (Nix prints it as invalid),
-    or a `NixError` when Nix refuses outright, as it does with `--recursive`.
+    or a `NixError` when Nix refuses outright, as it does with `--recursive`; a `store`
+    that cannot be reached is a `CacheUnreachableError`.
     """
     paths = list(paths)
     if not paths:
@@ -300,7 +306,13 @@ def path_info(
     if store is not None:
         argv += ["--store", store]
     argv += paths
-    result = process.run(argv, check=True)
+    try:
+        result = process.run(argv, check=True)
+    except NixError as e:
+        reason = str(e).partition("unable to download")
+        if store is not None and reason[1]:
+            raise CacheUnreachableError("".join(reason[1:])) from e
+        raise
     source = f"nix path-info {paths[0]}" + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
     if store is not None:
         source += f" --store {store}"
