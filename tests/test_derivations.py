@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from adapters.cli import main
 from adapters.nixstore import estimate, formats, nix, process
 from solver.closure import Closure, PathInfo
 from solver.errors import InputError, NixError
@@ -494,3 +495,71 @@ def test_store_path_target_past_an_unreachable_cache(caches, monkeypatch):
             full("top"), substituters=[caches.urls["down"], caches.urls["good"]]
         )
     assert list(closure) == [full("top")] and list(report.unreachable) == [caches.urls["down"]]
+
+
+# --- plan: --offline, --substituter, and what the verdict says is estimated ------------------
+
+
+def plan(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(["plan", "--quiet", "--limit", "1G", *argv])
+    out, err = capsys.readouterr()
+    return int(e.value.code or 0), out, err
+
+
+@pytest.fixture
+def real_target(tmp_path, monkeypatch, nothing_known):
+    """The recorded Nix 2.34 derivations of the test target, the old system's closure as
+    a saved path-info file, and a store that has neither."""
+    monkeypatch.setenv("NIX_STORE_DIR", REAL_STORE)
+    current = tmp_path / "current.json"
+    current.write_text((DATA / "real" / "old-closure.json").read_text())
+    target = DATA / "real" / "nix-2.34.8.json"
+    return ["--current", str(current), "--target", str(target)]
+
+
+def test_plan_json_says_what_is_estimated(real_target, nothing_known, capsys):
+    code, out, err = plan([*real_target, "--offline", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    truth = real_closure("new-closure.json")
+    # The whole new system is new: every path of it an estimate, within 0.5 % of the truth.
+    assert doc["estimated_paths"] == doc["target_paths"] == len(truth)
+    assert doc["estimated_bytes"] == doc["target_bytes"]
+    assert abs(doc["target_bytes"] - truth.size()) <= 0.005 * truth.size()
+    assert doc["unreachable_caches"] == []
+    assert nothing_known == [None] * len(nothing_known)  # the local store alone
+
+
+def test_plan_verdict_names_unreachable_caches(real_target, tmp_path, capsys, monkeypatch):
+    def path_info(paths, *, recursive=True, store=None, known_only=False):
+        if store == "http://127.0.0.1:9/":
+            raise nix.CacheUnreachableError(
+                "unable to download 'http://127.0.0.1:9/nix-cache-info'"
+            )
+        return []
+
+    monkeypatch.setattr(nix, "path_info", path_info)
+    missing = f"file://{tmp_path / 'no-cache'}"
+    argv = [*real_target, "--substituter", "http://127.0.0.1:9/", "--substituter", missing]
+    code, out, err = plan(argv, capsys)
+    assert code == 0, err
+    # Right above the verdict, which stays the last line.
+    lines = out.splitlines()
+    assert lines[-4].startswith("estimated: 5 of the target's 5 paths (20.8 MiB of 20.8 MiB)")
+    assert lines[-3] == (
+        "cache http://127.0.0.1:9/ unreachable: its paths were estimated (unable to download "
+        "'http://127.0.0.1:9/nix-cache-info')"
+    )
+    assert lines[-2].startswith(f"cache {missing} unreachable: its paths were estimated (")
+    assert lines[-1].startswith("plan: 1 step")
+    code, out, _ = plan([*argv, "--json"], capsys)
+    assert [c["url"] for c in json.loads(out)["unreachable_caches"]] == [
+        "http://127.0.0.1:9/",
+        missing,
+    ]
+
+
+def test_plan_offline_with_a_cache_is_a_usage_error(real_target, capsys):
+    code, _, err = plan([*real_target, "--offline", "--substituter", "file:///c"], capsys)
+    assert code == 2 and "--offline asks no cache" in err

@@ -1,10 +1,13 @@
 """`budget-solve plan` (the default command): plan an upgrade under a disk budget."""
 
+import io
 import json
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 import click
 
@@ -33,8 +36,10 @@ from adapters.cli.options import (
 )
 from adapters.cli.text import Spinner, render
 from adapters.nixstore import nix
+from adapters.nixstore.estimate import SizingReport, sizing_report
 from adapters.nixstore.loading import load_problem
 from solver.errors import InputError
+from solver.instance import Problem
 from solver.planner import PEAK_GAP, Result, plan_checked
 from solver.units import format_size
 
@@ -73,6 +78,20 @@ from solver.units import format_size
     metavar="URL",
     help="Read --target (a store path) from this binary cache or store, as "
     "`nix path-info --store URL` does: https://cache.nixos.org, file:///dir.",
+)
+@click.option(
+    "--substituter",
+    multiple=True,
+    metavar="URL",
+    help="Binary cache to size the target from, instead of nix.conf's list (repeatable), "
+    "as apply --substituter. A cache that cannot be reached is skipped and the verdict "
+    "says so; what no cache has is estimated.",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Ask no binary cache: what the local store does not have is estimated from the "
+    "old versions (planning from a saved derivation without a network).",
 )
 @click.option(
     "--flake",
@@ -126,6 +145,8 @@ def plan(
     target_host: str | None,
     target: str | None,
     target_store: str | None,
+    substituter: tuple[str, ...],
+    offline: bool,
     flake: str | None,
     include: tuple[str, ...],
     as_json: bool,
@@ -163,6 +184,8 @@ def plan(
             "missing --target SRC (or --flake FLAKE / -I nixos-config=PATH to evaluate a "
             "NixOS configuration)"
         )
+    if offline and (substituter or target_store):
+        raise click.UsageError("--offline asks no cache: no --substituter or --target-store")
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
         if limit == "auto":
             progress("measuring the disk")
@@ -174,17 +197,20 @@ def plan(
             progress("evaluating the configuration")
             target, tagged = _evaluate(flake, include, Path(scratch), target_host)
             non_vital = tuple(sorted({*non_vital, *tagged}))
-        problem = load_problem(
-            current,
-            target,
-            host=target_host,
-            non_vital=non_vital,
-            couple=couples(couple),
-            keep=keep,
-            reserve=reserve,
-            gc_roots=not no_gc_roots,
-            target_store=target_store,
-        )
+        with sizing_report() as report:
+            problem = load_problem(
+                current,
+                target,
+                host=target_host,
+                non_vital=non_vital,
+                couple=couples(couple),
+                keep=keep,
+                reserve=reserve,
+                gc_roots=not no_gc_roots,
+                target_store=target_store,
+                substituters=substituter,
+                offline=offline,
+            )
         pinned = problem.pinned.size() if problem.pinned is not None else 0
         if pinned + reserve > limit:
             raise InputError(
@@ -201,15 +227,67 @@ def plan(
             peak_gap=peak_gap / 100,
             progress=progress,
         )
-    _print(result, as_json)
+    _print(result, Estimates.of(problem, report), as_json)
     ctx.exit(EXIT_OK if result.plan is not None else EXIT_INFEASIBLE)
 
 
-def _print(result: Result, as_json: bool) -> None:
+@dataclass(frozen=True)
+class Estimates:
+    """How much of the target's size is estimated rather than known exactly, and the
+    caches that could not be asked (their paths were estimated)."""
+
+    paths: int
+    bytes: int
+    target_paths: int
+    target_bytes: int
+    unreachable: dict[str, str]
+
+    @classmethod
+    def of(cls, problem: Problem, report: SizingReport) -> Self:
+        # A path the current system has is known exactly: the planner takes its size there.
+        guessed = [i for i in problem.new.infos() if i.estimated and i.path not in problem.old]
+        return cls(
+            len(guessed),
+            sum(i.nar_size for i in guessed),
+            len(problem.new),
+            problem.new.size(),
+            dict(report.unreachable),
+        )
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.paths:
+            noun = "path" if self.target_paths == 1 else "paths"
+            out.append(
+                f"estimated: {self.paths:,} of the target's {self.target_paths:,} {noun} "
+                f"({format_size(self.bytes)} of {format_size(self.target_bytes)}) are in "
+                "neither the local store nor a cache: their sizes are estimates"
+            )
+        for url, reason in self.unreachable.items():
+            out.append(f"cache {url} unreachable: its paths were estimated ({reason})")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "estimated_paths": self.paths,
+            "estimated_bytes": self.bytes,
+            "target_paths": self.target_paths,
+            "target_bytes": self.target_bytes,
+            "unreachable_caches": [
+                {"url": url, "error": reason} for url, reason in self.unreachable.items()
+            ],
+        }
+
+
+def _print(result: Result, estimates: Estimates, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
-    else:
-        render(result, sys.stdout)
+        click.echo(json.dumps(result.to_json() | estimates.to_json(), indent=2))
+        return
+    # What is estimated goes right above the verdict, which stays the last line.
+    text = io.StringIO()
+    render(result, text)
+    table, _, verdict = text.getvalue().rstrip("\n").rpartition("\n")
+    sys.stdout.write("".join(f"{line}\n" for line in (table, *estimates.lines(), verdict) if line))
 
 
 def _evaluate(

@@ -89,15 +89,20 @@ def load_problem(
     reserve: int = 0,
     gc_roots: bool = True,
     target_store: str | None = None,
+    substituters: Sequence[str] = (),
+    offline: bool = False,
     host: str | None = None,
 ) -> Problem:
     """Read both systems and everything that pins paths, and split them into components.
 
     `host`: the current system, its GC roots and `keep` are on that host, read over SSH
-    (`current` names a path there); the target is read here.
+    (`current` names a path there); the target is read here. The target is sized from
+    `target_store` and `substituters` where given, else from nix.conf's substituters; with
+    `offline`, from none (what the local store lacks is estimated).
     """
     old = nix.host_closure(host, current) if host is not None else read_source(current)
-    new, _ = read_target(target, like=old, substituters=[target_store] if target_store else None)
+    caches = [*([target_store] if target_store else []), *substituters]
+    new, _ = read_target(target, like=old, substituters=caches or None, offline=offline)
     live = host is not None or is_live(current)
     with nix.on_host(host):
         pinned = [
