@@ -208,6 +208,37 @@ CASES = [
     ("reserve-word", {}, ["--limit", "3G", "--target", TARGET, "--reserve", "lots"], "lots"),
     # scenario
     ("yaml-not-utf8", {"s.yaml": b"limit: 2G\n\xff\xfe\n"}, ["scenario", "{s.yaml}"], "UTF-8"),
+    (
+        "yaml-huge-int",
+        {"s.yaml": "current: {generate: {paths: 200}}\nlimit: " + "9" * 5000 + "\n"},
+        ["scenario", "{s.yaml}"],
+        "4300 digits",
+    ),
+    (
+        "yaml-surrogate",
+        {"s.yaml": 'name: "\\ud800"\n' + SCENARIO % "{grow_all: 1%}"},
+        ["scenario", "{s.yaml}"],
+        "surrogate",
+    ),
+    (
+        "diff-binary",
+        {"s.yaml": SCENARIO % "{diff: d.bin}", "d.bin": b"\x82\xff" * 99},
+        ["scenario", "{s.yaml}"],
+        "not UTF-8",
+    ),
+    (
+        "diff-dev-zero",
+        {"s.yaml": SCENARIO % "{diff: /dev/zero}"},
+        ["scenario", "{s.yaml}"],
+        "not a regular file",
+    ),
+    (
+        "diff-missing",
+        {"s.yaml": SCENARIO % "{diff: /no/such.diff}"},
+        ["scenario", "{s.yaml}"],
+        "such.diff",
+    ),
+    ("yaml-dev-zero", {}, ["scenario", "/dev/zero"], "not a regular file"),
     ("yaml-bomb", {"s.yaml": BOMB}, ["scenario", "{s.yaml}"], "aliases"),
     (
         "yaml-duplicate",

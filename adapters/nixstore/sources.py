@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
+from adapters.files import read_text
 from adapters.nixstore import nix
 from adapters.nixstore.formats import (
     check_size,
@@ -24,6 +25,9 @@ from adapters.nixstore.formats import (
 )
 from solver.closure import Closure, PathInfo
 from solver.errors import ClosureError, InputError
+
+# A saved closure of 25,000 paths is some 30 MB of JSON; a file far larger is not one.
+MAX_FILE_BYTES = 1 << 30
 
 logger = logging.getLogger(__name__)
 
@@ -176,14 +180,7 @@ def read_db(db_path: str | os.PathLike[str], roots: Iterable[str]) -> Closure:
 
 
 def _read_text(file: Path) -> str:
-    try:
-        return file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{file}: not a text file") from e
-    except FileNotFoundError as e:
-        raise InputError(f"{file}: no such file") from e
-    except OSError as e:
-        raise InputError(f"{file}: cannot read: {e.strerror}") from e
+    return read_text(file, MAX_FILE_BYTES, what="closure file")
 
 
 def read_file(path: str | os.PathLike[str]) -> Closure:

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from adapters.files import read_text
 from adapters.nixstore.sources import read_source
 from adapters.studies import schema as y
 from solver import diffclosures
@@ -13,6 +14,9 @@ from solver.errors import BudgetSolveError, InputError
 from solver.scenario import Add, Bump, Edit, GrowAll, Growth, Remove
 from solver.synthetic import generate_system
 from solver.units import parse_size
+
+# `nix store diff-closures` of a whole system is kilobytes; this is far beyond any.
+MAX_DIFF_BYTES = 16 << 20
 
 CHANGE_KINDS = ("bump", "add", "remove", "grow_all", "diff")
 
@@ -98,9 +102,9 @@ def parse_change(
     file = Path(_relative(y.string(m["diff"], where.key(m, "diff")), base))
     block = y.integer(m["block"], where.key(m, "block"), minimum=0) if "block" in m else None
     try:
-        text = file.read_text()
-    except OSError as e:
-        raise where.key(m, "diff").error(f"{file}: {e.strerror or e}") from e
+        text = read_text(file, MAX_DIFF_BYTES, what="diff-closures output")
+    except InputError as e:
+        raise where.key(m, "diff").error(str(e)) from None
     try:
         translated = diffclosures.read(text, current, block=block)
     except InputError as e:

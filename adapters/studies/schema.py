@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from adapters.files import read_text
 from solver.errors import InputError
 from solver.units import parse_size
 
@@ -111,28 +112,40 @@ class Where:
 
 def load(path: Path) -> tuple[Any, Where]:
     """The document in `path`, and where its top level is."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{path}: {e.strerror or e}") from e
-    if len(raw) > MAX_BYTES:
-        raise InputError(f"{path}: {len(raw):,} bytes is too large for a study file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    text = read_text(path, MAX_BYTES, what="study file")
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
     except RecursionError:
         raise InputError(f"{path}: invalid YAML: nested too deeply") from None
+    except ValueError as e:
+        # An integer of thousands of digits: Python refuses to convert it.
+        raise InputError(f"{path}: invalid YAML: {str(e).split(';')[0]}") from None
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
         raise InputError(f"{path}:{line}: invalid YAML: {e.problem}") from e
     except yaml.YAMLError as e:
         raise InputError(f"{path}: invalid YAML: {e}") from e
+    if _has_surrogates(data):
+        # "\ud800" is valid YAML but no text: it could never be printed or written.
+        raise InputError(f"{path}: invalid YAML: a lone surrogate escape (\\uD800-\\uDFFF)")
     return data, Where(str(path), "", 1)
+
+
+def _has_surrogates(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if any("\ud800" <= c <= "\udfff" for c in value):
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def mapping(
