@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real Nix data samples live (shared/data/real beside the repo)."""
+"""Shared fixtures: where the real Nix data samples live (shared/data/real beside the repo);
+which Nix the real-store tests run (tests/e2e/versions.py), said in the session's header."""
 
 import os
 from pathlib import Path
@@ -27,3 +28,19 @@ settings.load_profile(
     os.environ.get("BUDGET_SOLVE_HYPOTHESIS")
     or ("ci" if os.environ.get("CI", "").lower() not in ("", "0", "false", "no") else "explore")
 )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests.e2e import versions
+
+    return versions.describe()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI, a Nix asked for (or one of the matrix) that is not set up ends the session
+    before any test, with what to run."""
+    from tests.e2e import versions
+
+    missing = versions.selection().missing
+    if missing and versions.under_ci():
+        pytest.exit(f"error: {missing}; CI is set, and under CI every Nix must be there", 1)

@@ -52,6 +52,11 @@ def environment(name: str) -> str | None:
     return _ENVIRONMENT[key]
 
 
+def forget_environments() -> None:
+    """Read every host's environment again (a test gives one address a new host)."""
+    _ENVIRONMENT.clear()
+
+
 def named(path: str | Path) -> str:
     """`path` as messages name it: `HOST:PATH` on another host."""
     where = remote()

@@ -3,17 +3,25 @@
 NIX_STORE_DIR, NIX_STATE_DIR, NIX_LOG_DIR and NIX_CONF_DIR point into tmp_path and are set
 with monkeypatch, so the code under test inherits them exactly as it would a user's.
 Without Nix the tests skip; with CI set they fail instead, because there they must run.
+
+Which Nix: tests/e2e/versions.py. `nix_version` is the one a test runs on, put first on
+PATH; `host_nix` the one of its SSH test host (the same, unless a test pairs two).
 """
 
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from adapters.nixstore import host as host_module
+from adapters.nixstore import nix
+from tests.e2e import versions
 from tests.e2e.shell import sh
+from tests.e2e.versions import Nix
 
 NIX_PROGRAMS = ("nix", "nix-build", "nix-store", "nix-instantiate")
 
@@ -23,6 +31,54 @@ build-users-group =
 experimental-features = nix-command
 substituters =
 """
+
+
+# Modules run on every Nix as if marked `every_nix`: sizing a target from its derivations
+# (the JSON of `derivation show` changed shape three times between 2.8 and 2.34).
+EVERY_NIX_FILES = ("test_estimate.py",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test on a store runs on the chosen Nix; with the matrix, an `every_nix` test
+    also on each other Nix (ids `nix-2.34` and so on). A test that parametrizes
+    `nix_version` itself (a pair of versions) is left as it is."""
+    if "nix_version" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        names = names.split(",") if isinstance(names, str) else names
+        if "nix_version" in (n.strip() for n in names):
+            return
+    chosen = versions.selection()
+    names = [chosen.primary]
+    every = metafunc.definition.get_closest_marker("every_nix") is not None
+    if every or metafunc.definition.path.name in EVERY_NIX_FILES:
+        names += chosen.others
+    metafunc.parametrize("nix_version", names, indirect=True, ids=[f"nix-{n}" for n in names])
+
+
+def use_nix(name: str) -> Nix:
+    """The Nix named `name`; a failure under CI when it is not set up, else a skip."""
+    here = versions.available()
+    if name in here:
+        return here[name]
+    reason = versions.selection().missing or f"Nix {name} is not set up: {versions.SETUP_HINT}"
+    if versions.under_ci():
+        pytest.fail(f"{reason}; CI is set, and under CI the Nix tests must run", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def nix_version(request) -> Nix:
+    """The Nix this test runs on (see `pytest_generate_tests`)."""
+    return use_nix(getattr(request, "param", versions.selection().primary))
+
+
+@pytest.fixture
+def host_nix(request, nix_version) -> Nix:
+    """The Nix of the test's SSH host: this test's own, unless parametrized."""
+    name = getattr(request, "param", None)
+    return nix_version if name is None else use_nix(name)
 
 
 def require_nix() -> None:
@@ -42,6 +98,7 @@ class NixStore:
     root: Path
     store_dir: Path
     state_dir: Path
+    nix: Nix
 
     @property
     def db(self) -> Path:
@@ -65,7 +122,8 @@ class NixStore:
 
 
 @pytest.fixture
-def nix_store(tmp_path, monkeypatch) -> NixStore:
+def nix_store(tmp_path, monkeypatch, nix_version) -> Iterator[NixStore]:
+    monkeypatch.setenv("PATH", nix_version.path(os.environ.get("PATH", os.defpath)))
     require_nix()
     root = tmp_path
     conf_dir = root / "etc"
@@ -89,7 +147,12 @@ def nix_store(tmp_path, monkeypatch) -> NixStore:
     monkeypatch.delenv("NIX_STORE", raising=False)
     monkeypatch.delenv("NIX_USER_CONF_FILES", raising=False)
     monkeypatch.delenv("NIX_PATH", raising=False)
-    return NixStore(root=root, store_dir=root / "store", state_dir=root / "var")
+    # The tool asks each host for its Nix version once per process; this test's may differ.
+    nix.forget_versions()
+    host_module.forget_environments()
+    yield NixStore(root=root, store_dir=root / "store", state_dir=root / "var", nix=nix_version)
+    nix.forget_versions()
+    host_module.forget_environments()
 
 
 @pytest.fixture
@@ -116,14 +179,15 @@ def small_store(nix_store, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def remote_host(nix_store, tmp_path, monkeypatch):
-    """A second host over SSH with a store of its own at the same paths (tests/e2e/remote.py)."""
+def remote_host(nix_store, host_nix, tmp_path, monkeypatch):
+    """A second host over SSH with a store of its own at the same paths (tests/e2e/remote.py)
+    and the Nix `host_nix` on its login's PATH."""
     from tests.e2e import remote
 
     nix_store.store_dir.mkdir(exist_ok=True)
     nix_store.state_dir.mkdir(exist_ok=True)
     host, pid = remote.start(
-        tmp_path / "remote", nix_store.store_dir, nix_store.state_dir, monkeypatch
+        tmp_path / "remote", nix_store.store_dir, nix_store.state_dir, monkeypatch, nix=host_nix
     )
     try:
         yield host
@@ -132,15 +196,15 @@ def remote_host(nix_store, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def two_remote_hosts(nix_store, tmp_path, monkeypatch):
+def two_remote_hosts(nix_store, host_nix, tmp_path, monkeypatch):
     """Two hosts over SSH (127.0.0.1 and 127.0.0.2, one port, one key), each with a store
-    of its own at the same paths."""
+    of its own at the same paths and the Nix `host_nix`."""
     from tests.e2e import remote
 
     nix_store.store_dir.mkdir(exist_ok=True)
     nix_store.state_dir.mkdir(exist_ok=True)
     first, first_pid = remote.start(
-        tmp_path / "remote-a", nix_store.store_dir, nix_store.state_dir, monkeypatch
+        tmp_path / "remote-a", nix_store.store_dir, nix_store.state_dir, monkeypatch, nix=host_nix
     )
     try:
         second, second_pid = remote.start(
@@ -150,6 +214,7 @@ def two_remote_hosts(nix_store, tmp_path, monkeypatch):
             monkeypatch,
             address="127.0.0.2",
             like=(first.port, first.user_key),
+            nix=host_nix,
         )
         try:
             yield first, second

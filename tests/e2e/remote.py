@@ -16,6 +16,7 @@ import pytest
 
 from adapters.nixstore import nix
 from tests.e2e.shell import sh
+from tests.e2e.versions import Nix
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -29,6 +30,7 @@ class RemoteHost:
     bin: Path
     port: int
     user_key: Path
+    nix: Nix
 
     def run(self, *argv: str) -> str:
         """Run a command on the host; its stdout. Fails the test on error."""
@@ -61,11 +63,14 @@ def start(
     *,
     address: str = "127.0.0.1",
     like: tuple[int, Path] | None = None,
+    nix: Nix,
 ) -> tuple[RemoteHost, int]:
     """The host, and its sshd's pid (the caller stops it).
 
     `like`: the port and user key of a host started before; this one listens on another
-    loopback address with them, so that one $NIX_SSHOPTS reaches both.
+    loopback address with them, so that one $NIX_SSHOPTS reaches both. `nix`: the Nix on
+    the login's PATH, whatever this side runs: `nix copy` reaches it there (`nix-store
+    --serve` for ssh://, `nix-daemon --stdio` for ssh-ng://), as every command does.
     """
     if os.geteuid() != 0 or not SSHD.exists():
         if os.environ.get("CI"):
@@ -74,6 +79,9 @@ def start(
     root.mkdir()
     # Programs of the host's own, before its PATH (a stand-in sudo, say).
     (root / "bin").mkdir()
+    # A temporary directory of its own: what a run leaves in the host's is its alone,
+    # whatever else runs here at the same time.
+    (root / "tmp").mkdir()
     backing = root / "disk"
     (backing / "store").mkdir(parents=True)
     (backing / "var").mkdir()
@@ -86,10 +94,12 @@ def start(
         f"{name}={shlex.quote(os.environ[name])}"
         for name in ("NIX_STORE_DIR", "NIX_STATE_DIR", "NIX_CONF_DIR", "XDG_CACHE_HOME")
     )
+    # The host's own programs first (they may wrap its Nix's), then its Nix.
+    path = "".join(f"{d}:" for d in (root / "bin", nix.bin) if d is not None)
     mounts = (
         f"mount --bind {backing / 'store'} {store_dir} && "
         f"mount --bind {backing / 'var'} {state_dir} && "
-        f'export {env} NIX_LOG_DIR={root / "log"} PATH={root / "bin"}:"$PATH" && '
+        f'export {env} NIX_LOG_DIR={root / "log"} TMPDIR={root / "tmp"} PATH={path}"$PATH" && '
         f"if [ -f {root / 'env'} ]; then . {root / 'env'}; fi && "
         'exec sh -c "$SSH_ORIGINAL_COMMAND"'
     )
@@ -126,7 +136,7 @@ def start(
         "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
     )
     host = RemoteHost(
-        f"root@{address}", store_dir, state_dir, backing, root / "bin", port, user_key
+        f"root@{address}", store_dir, state_dir, backing, root / "bin", port, user_key, nix
     )
     host.run("true")
     return host, pid

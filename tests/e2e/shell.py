@@ -19,6 +19,14 @@ def used(path: Path) -> int:
     return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
+def cache_to_fill(cache: Path) -> str:
+    """The store URL that `nix copy --to` fills the binary cache directory `cache` through:
+    uncompressed, since what the tests build is mostly random bytes, which xz spends
+    seconds on (~10 s of CPU for a test system) and cannot shrink. Readers take the
+    cache as file://CACHE, whatever its compression."""
+    return f"file://{cache}?compression=none"
+
+
 STANDIN = Path(__file__).resolve().parents[1] / "data" / "standin"
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
-from tests.e2e.shell import sh, used
+from tests.e2e.shell import cache_to_fill, sh, used
 
-pytestmark = pytest.mark.nix
+pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
 
 MiB = 1 << 20
 
@@ -78,7 +78,7 @@ def prepare(store, remount, extra=14 * MiB):
     old = sh("nix-build", str(expr), "--arg", "version", "1", "--no-out-link").stdout.strip()
     new = sh("nix-build", str(expr), "--arg", "version", "2", "--no-out-link").stdout.strip()
     cache = store.root / "cache"
-    sh("nix", "copy", "--to", f"file://{cache}", new)
+    sh("nix", "copy", "--to", cache_to_fill(cache), new)
     sh("nix-env", "--profile", str(profile), "--set", old)
     # Something of the user's that must survive: a result link pinning one old package.
     keep = store.root / "keep"
@@ -212,7 +212,7 @@ def test_rollback_to_start_walks_back(small_store, capsys):
     store, remount = small_store
     profile, old, new, cache, budget, _keep, pkg = prepare(store, remount)
     # The starting system must be fetchable again to walk back to it.
-    sh("nix", "copy", "--to", f"file://{cache}", old)
+    sh("nix", "copy", "--to", cache_to_fill(cache), old)
     plan = [
         n
         for n in sh("nix-store", "-qR", "--store", f"file://{cache}", new).stdout.split()

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
-from tests.e2e.shell import sh, standin_flake, used
+from tests.e2e.shell import cache_to_fill, sh, standin_flake, used
 
-pytestmark = pytest.mark.nix
+pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
 
 MiB = 1 << 20
 STANDIN = Path(__file__).resolve().parents[1] / "data" / "standin"
@@ -37,7 +37,7 @@ def machine(small_store, tmp_path, monkeypatch):
     new = build_system(STANDIN / "new")
     cache = tmp_path / "cache"
     packages = [p for p in sh("nix-store", "-qR", new).stdout.split() if p != new]
-    sh("nix", "copy", "--to", f"file://{cache}", *packages)
+    sh("nix", "copy", "--to", cache_to_fill(cache), *packages)
     profile = store.state_dir / "profiles" / "system"
     profile.parent.mkdir(parents=True, exist_ok=True)
     sh("nix-env", "--profile", str(profile), "--set", old)

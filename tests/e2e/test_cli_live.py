@@ -7,7 +7,7 @@ import pytest
 from adapters.cli import main
 from adapters.nixstore.sources import read_source
 
-pytestmark = pytest.mark.nix
+pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
 
 SYSTEMS = r"""
 let

@@ -9,7 +9,7 @@ from adapters.apply import nixos
 from adapters.nixstore import nix
 from tests.e2e.shell import sh
 
-pytestmark = pytest.mark.nix
+pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
 
 FLAKE = """{ outputs = { self }: {
   seen = builtins.pathExists ./untracked;

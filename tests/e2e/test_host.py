@@ -77,6 +77,7 @@ def test_host_functions_here(tmp_path):
     )
 
 
+@pytest.mark.every_nix
 def test_host_functions_over_ssh(remote_host, tmp_path):
     h = remote_host
     # A directory of the host's own: its state directory is not this machine's.
@@ -149,6 +150,7 @@ def test_a_hostile_state_directory_here(tmp_path):
     )
 
 
+@pytest.mark.every_nix
 def test_a_hostile_state_directory_over_ssh(remote_host):
     h = remote_host
     base = h.state_dir / "hostile"
@@ -170,6 +172,7 @@ def test_a_hostile_state_directory_over_ssh(remote_host):
     assert h.run("cat", str(base / "canary")) == "precious\n"
 
 
+@pytest.mark.every_nix
 def test_a_host_lock_is_exclusive_and_goes_with_its_connection(remote_host):
     h = remote_host
     lock = h.state_dir / "lock"
@@ -198,6 +201,7 @@ def test_a_host_lock_is_exclusive_and_goes_with_its_connection(remote_host):
             pytest.fail("the lock outlived its connection")
 
 
+@pytest.mark.every_nix
 def test_usage_is_streamed_from_the_host(remote_host):
     h = remote_host
     # The host's store is an empty tmpfs: 1 MiB in it, so that its usage shows.

@@ -10,7 +10,7 @@ import pytest
 from adapters.apply import nixos
 from tests.e2e.shell import standin_flake
 
-pytestmark = pytest.mark.nix
+pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
 
 STANDIN = Path(__file__).resolve().parents[1] / "data" / "standin"
 

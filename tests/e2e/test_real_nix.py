@@ -10,7 +10,7 @@ from adapters.nixstore import formats, nix, sources
 from solver.closure import Closure
 from solver.errors import InputError, NixError
 
-pytestmark = pytest.mark.nix
+pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
 
 # Builders are /bin/sh; the build environment has no PATH, so each script sets one.
 EXPR = """

@@ -25,6 +25,7 @@ def plan(capsys, *argv: str) -> tuple[int, dict, str]:
     return int(e.value.code or 0), json.loads(out) if out else {}, err
 
 
+@pytest.mark.every_nix
 def test_plan_for_a_host_over_ssh(remote_host, nix_store, capsys):
     host = remote_host
     expr = nix_store.write("system.nix", SYSTEM)
@@ -104,6 +105,7 @@ def apply_remote(capsys, host, profile, new, limit, *more: str) -> tuple[int, di
     return int(e.value.code or 0), json.loads(out) if out else {}, err
 
 
+@pytest.mark.every_nix
 def test_apply_over_ssh_reaches_the_target_where_a_plain_copy_fills_the_disk(
     remote_host, nix_store, capsys
 ):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
-from tests.e2e.shell import STANDIN, sh
+from tests.e2e.shell import STANDIN, cache_to_fill, sh
 from tests.e2e.test_remote import _host_used
 
 pytestmark = pytest.mark.nix
@@ -49,7 +49,7 @@ def _machine(host, nix_store, tmp_path: Path, monkeypatch) -> dict:
     cache = tmp_path / "cache"
     packages = [p for p in sh("nix-store", "-qR", new).stdout.split() if p != new]
     copy = ["nix", "--extra-experimental-features", "nix-command", "copy"]
-    sh(*copy, "--to", f"file://{cache}", *packages)
+    sh(*copy, "--to", cache_to_fill(cache), *packages)
     sh("nix-store", "--gc")
     assert not os.path.exists(new)
     host.run("nix-store", "--gc")
@@ -103,6 +103,7 @@ def _upgraded(host, m: dict, doc: dict) -> None:
     host.run("nix-store", "--verify", "--check-contents")
 
 
+@pytest.mark.every_nix
 @pytest.mark.parametrize("scheme", ["", "ssh-ng://"])
 def test_nixos_upgrade_of_a_host_evaluated_here(
     remote_host, nix_store, tmp_path, monkeypatch, capsys, scheme
@@ -111,12 +112,14 @@ def test_nixos_upgrade_of_a_host_evaluated_here(
     # The host's nix-daemon logs its calls: ssh-ng:// copies go through it, ssh:// ones not.
     calls = tmp_path / "daemon.log"
     daemon = remote_host.bin / "nix-daemon"
-    daemon.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec /usr/bin/nix-daemon "$@"\n')
+    real = remote_host.nix.program("nix-daemon")
+    daemon.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real} "$@"\n')
     daemon.chmod(0o755)
     _upgraded(remote_host, m, _apply(capsys, remote_host, m, scheme=scheme))
     assert (calls.exists() and "--stdio" in calls.read_text()) == bool(scheme)
 
 
+@pytest.mark.every_nix
 def test_a_build_host_builds_what_the_target_cannot(
     two_remote_hosts, nix_store, tmp_path, monkeypatch, capsys
 ):
