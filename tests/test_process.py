@@ -84,6 +84,45 @@ def test_last_error_line(stderr, line):
     assert process.last_error_line(stderr) == line
 
 
+# What real Nix printed for a store URL it cannot parse and a refused cache, each version
+# in its words: 2.26 and 2.34 add a hint line after the error, and 2.34 its retries as
+# warnings of their own ("attempt 4/5") where 2.8 said "warning: error: ...".
+CACHE = "http://127.0.0.1:9/nix-cache-info"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "line"),
+    [
+        (  # Nix 2.8.0
+            "error: don't know how to open Nix store 'not a url'\n",
+            "don't know how to open Nix store 'not a url'",
+        ),
+        (  # Nix 2.26.3 and 2.34.8
+            "error: Cannot parse Nix store 'not a url'\nTry 'nix --help' for more information.\n",
+            "Cannot parse Nix store 'not a url'",
+        ),
+        (  # Nix 2.8.0
+            f"warning: error: unable to download '{CACHE}': Couldn't connect to server (7); "
+            "retrying in 2099 ms\n"
+            f"error: unable to download '{CACHE}': Couldn't connect to server (7)\n",
+            f"unable to download '{CACHE}': Couldn't connect to server (7)",
+        ),
+        (  # Nix 2.34.8
+            f"warning: unable to download '{CACHE}': Could not connect to server (7) Failed to "
+            "connect to 127.0.0.1:9 after 0 ms: Could not connect to server; retrying in 2034 "
+            "ms (attempt 4/5)\n"
+            f"error: unable to download '{CACHE}': Could not connect to server (7) Failed to "
+            "connect to 127.0.0.1:9 after 1 ms: Could not connect to server\n",
+            f"unable to download '{CACHE}': Could not connect to server (7) Failed to connect "
+            "to 127.0.0.1:9 after 1 ms: Could not connect to server",
+        ),
+    ],
+    ids=["2.8-store-url", "2.26-2.34-store-url", "2.8-refused", "2.34-refused"],
+)
+def test_last_error_line_of_each_nix_version(stderr, line):
+    assert process.last_error_line(stderr) == line
+
+
 def test_long_commands_are_shortened_in_errors():
     argv = ["sh", "-c", "exit 2", *[f"/nix/store/{i:032d}-p" for i in range(100)]]
     with pytest.raises(NixError) as caught:
