@@ -239,6 +239,7 @@ CASES = [
         "such.diff",
     ),
     ("yaml-dev-zero", {}, ["scenario", "/dev/zero"], "not a regular file"),
+    ("yaml-nul", {"s.yaml": "limit: 2\x00G\n"}, ["scenario", "{s.yaml}"], "#x0000"),
     ("yaml-bomb", {"s.yaml": BOMB}, ["scenario", "{s.yaml}"], "aliases"),
     (
         "yaml-duplicate",

@@ -126,7 +126,8 @@ def load(path: Path) -> tuple[Any, Where]:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
         raise InputError(f"{path}:{line}: invalid YAML: {e.problem}") from e
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: invalid YAML: {e}") from e
+        # A reader's error (a NUL, a control character) says where on a second line.
+        raise InputError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from e
     if _has_surrogates(data):
         # "\ud800" is valid YAML but no text: it could never be printed or written.
         raise InputError(f"{path}: invalid YAML: a lone surrogate escape (\\uD800-\\uDFFF)")
