@@ -358,9 +358,7 @@ class Executor:
         """Root what the first step needs and a failed run left on disk: it stays for the
         step instead of being collected and fetched again. The model counts it in that
         step already, so keeping it from the start costs no budget."""
-        entries = generation_entries(problem, plan.generations[1])
-        wanted = problem.new.reachable([p for p in entries if p in problem.new])
-        wanted |= problem.old.reachable([p for p in entries if p in problem.old])
+        wanted = _closure_of(problem, plan.generations[1])
         present = host.existing(sorted(wanted - set(problem.old)))
         for i, path in enumerate(present):
             self.roots.keep(f"first-{i}", path)

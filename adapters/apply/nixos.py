@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final, Self
 
 from adapters.apply.builder import Target
-from adapters.files import write_atomic
+from adapters.files import read_text, write_atomic
 from adapters.nixstore import host, nix
 from adapters.nixstore.estimate import closure_from_derivation
 from solver.closure import Closure
@@ -140,23 +140,11 @@ def _nixpkgs_tree(path: Path) -> str:
 
 
 def _read_lock(path: Path) -> str:
-    try:
-        # Without waiting for a writer, should a FIFO have taken the file's place.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise InputError(f"{path}: neither a nixpkgs directory nor a flake.lock")
-            raw = f.read(MAX_LOCK_BYTES + 1)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read it ({e.strerror or e})") from e
-    if len(raw) > MAX_LOCK_BYTES:
-        raise InputError(f"{path}: over {MAX_LOCK_BYTES >> 20} MiB, too large for a flake.lock")
-    if not raw.strip():
+    # Without waiting for a writer, should a FIFO have taken the file's place; capped.
+    text = read_text(path, MAX_LOCK_BYTES, what="flake.lock")
+    if not text.strip():
         raise InputError(f"{path}: empty, not a flake.lock")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text, not a flake.lock") from None
+    return text
 
 
 def old_nixpkgs_from_lock(
