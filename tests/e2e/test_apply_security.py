@@ -75,29 +75,22 @@ def test_a_state_subdirectory_linked_to_the_profiles_is_refused(world, capsys, s
     assert os.path.realpath(profile) == old
 
 
-def test_the_lock_as_a_link_to_a_file_leaves_the_file_alone(world, capsys, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "content"), [("lock", "the user's data\n"), ("journal.json", "{}\n")]
+)
+def test_a_state_file_as_a_link_leaves_what_it_points_at_alone(
+    world, capsys, tmp_path, name, content
+):
+    """The lock would be truncated to our pid, the journal read and replaced through."""
     _store, profile, old, new, cache, budget = world
     state = state_dir_for(profile)
     state.mkdir(parents=True, mode=0o700)
     canary = tmp_path / "precious"
-    canary.write_text("the user's data\n")
-    (state / "lock").symlink_to(canary)
+    canary.write_text(content)
+    (state / name).symlink_to(canary)
     code, _out, err = run(capsys, apply_argv(profile, new, cache, budget))
     refused(code, err)
-    assert canary.read_text() == "the user's data\n"
-    assert os.path.realpath(profile) == old
-
-
-def test_the_journal_as_a_link_is_not_read_or_replaced_through(world, capsys, tmp_path):
-    _store, profile, old, new, cache, budget = world
-    state = state_dir_for(profile)
-    state.mkdir(parents=True, mode=0o700)
-    canary = tmp_path / "precious.json"
-    canary.write_text("{}\n")
-    (state / "journal.json").symlink_to(canary)
-    code, _out, err = run(capsys, apply_argv(profile, new, cache, budget))
-    refused(code, err)
-    assert canary.read_text() == "{}\n"
+    assert canary.read_text() == content
     assert os.path.realpath(profile) == old
 
 
