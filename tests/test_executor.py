@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from adapters.apply import executor as ex
-from adapters.apply import planning
+from adapters.apply import planning, results
 from adapters.apply.builder import ApplyError, Target, generation_entries
-from adapters.apply.journal import Journal, RunStatus
+from adapters.apply.journal import Journal, RunStatus, state_dir_for
 from adapters.apply.measure import Calibration
-from adapters.nixstore import nix
+from adapters.nixstore import builds, nix, profiles
+from adapters.nixstore.builds import NixFlags
+from adapters.nixstore.host import LOCAL
 from solver.errors import NixError
 from tests.helpers import GiB, user_story
 
@@ -30,28 +32,33 @@ class World:
         self.profile.parent.mkdir(parents=True)
         self.fail_build: int | None = None
         monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(tmp / "state"))
-        self.set_profile(self.profile, self.old.roots[0])
+        monkeypatch.setenv("NIX_STORE_DIR", "/nix/store")
+        self.set_profile(LOCAL, self.profile, self.old.roots[0])
         self.events.clear()
-        fake = {
-            "store_dir": lambda: "/nix/store",
-            "invalid_paths": lambda paths: [p for p in paths if p not in self.valid],
-            "gc_roots": lambda: {},
-            "dead_paths": lambda: [],
-            "collect_garbage": lambda: self.events.append("gc"),
-            "set_profile": self.set_profile,
-            "delete_generations": self.delete_generations,
-            "realise_path": self.realise,
+        fakes = {
+            nix: {
+                "invalid_paths": lambda host, paths: [p for p in paths if p not in self.valid],
+                "gc_roots": lambda host: {},
+                "dead_paths": lambda host: [],
+                "collect_garbage": lambda host: self.events.append("gc"),
+            },
+            profiles: {
+                "set_profile": self.set_profile,
+                "delete_generations": self.delete_generations,
+            },
+            builds: {"realise_path": self.realise},
         }
-        for name, value in fake.items():
-            monkeypatch.setattr(nix, name, value)
+        for module, fake in fakes.items():
+            for name, value in fake.items():
+                monkeypatch.setattr(module, name, value)
         monkeypatch.setattr(planning, "read_source", lambda path: self.old)
         monkeypatch.setattr(
             Calibration, "measure", classmethod(lambda cls, *a, **k: cls(1.0, 0, 0))
         )
         monkeypatch.setattr(ex, "PeakSampler", _NoSampler)
 
-    def set_profile(self, profile: Path, path: str) -> None:
-        number = max(nix.generations(profile), default=0) + 1
+    def set_profile(self, host, profile: Path, path: str) -> None:
+        number = max(profiles.generations(host, profile), default=0) + 1
         link = profile.with_name(f"{profile.name}-{number}-link")
         link.symlink_to(path)
         tmp = profile.with_name(".tmp")
@@ -59,12 +66,12 @@ class World:
         os.replace(tmp, profile)
         self.events.append(f"activate {number}")
 
-    def delete_generations(self, profile: Path, numbers) -> None:
+    def delete_generations(self, host, profile: Path, numbers) -> None:
         for n in numbers:
             profile.with_name(f"{profile.name}-{n}-link").unlink()
             self.events.append(f"delete {n}")
 
-    def realise(self, path: str, *, root: Path, substituters=()) -> str:
+    def realise(self, host, path: str, flags, *, root: Path, substituters=()) -> str:
         self.events.append("fetch target")
         return path
 
@@ -84,6 +91,8 @@ class _NoSampler:
 
 class FakeBuilder:
     reboots = False
+    host = LOCAL
+    flags = NixFlags()
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -113,7 +122,7 @@ class FakeBuilder:
         return path
 
     def activate(self, path: str) -> None:
-        self.world.set_profile(self.profile, path)
+        self.world.set_profile(LOCAL, self.profile, path)
 
     def prepare(self) -> None:
         self.world.events.append("prepare")
@@ -144,7 +153,7 @@ def engine(world: World) -> ex.Executor:
 
 def test_the_plan_is_shown_before_anything_is_deleted(world):
     result = engine(world).run(BUDGET, time_limit=5)
-    assert result.status is ex.ApplyStatus.DONE
+    assert result.status is results.ApplyStatus.DONE
     assert os.path.realpath(world.profile) == world.new.roots[0]
     events = world.events
     assert events.index("show plan") < events.index("gc")
@@ -161,15 +170,15 @@ def test_the_plan_is_shown_before_anything_is_deleted(world):
         "delete 2",
         "gc",
     ]
-    assert sorted(nix.generations(world.profile)) == [3]
+    assert sorted(profiles.generations(LOCAL, world.profile)) == [3]
 
 
 def test_dry_run_changes_nothing(world):
     result = engine(world).run(BUDGET, dry_run=True, time_limit=5)
-    assert result.status is ex.ApplyStatus.PLANNED
+    assert result.status is results.ApplyStatus.PLANNED
     assert world.events == ["show plan"]
     assert os.path.realpath(world.profile) == world.old.roots[0]
-    assert Journal.load(ex.state_dir_for(world.profile) / "journal.json") is None
+    assert Journal.load(LOCAL, state_dir_for(LOCAL, world.profile) / "journal.json") is None
     doc = result.to_json()
     assert len(doc["steps"]) == 2
     assert doc["would_delete_generations"] == [1] and doc["garbage_bytes"] == 0
@@ -187,34 +196,34 @@ def test_a_failed_step_is_recorded_and_collects_nothing(world):
         engine(world).run(BUDGET, time_limit=5)
     # What the failed step fetched stays for the rerun: no collection after the failure.
     assert world.events[-1] == "build 1 failed"
-    journal = Journal.load(ex.state_dir_for(world.profile) / "journal.json")
+    journal = Journal.load(LOCAL, state_dir_for(LOCAL, world.profile) / "journal.json")
     assert journal.status is RunStatus.FAILED and journal.failed_step == 1
     assert os.path.realpath(world.profile) == world.old.roots[0]
     # The rerun plans afresh and finishes.
     world.fail_build = None
-    assert engine(world).run(BUDGET, time_limit=5).status is ex.ApplyStatus.DONE
+    assert engine(world).run(BUDGET, time_limit=5).status is results.ApplyStatus.DONE
 
 
 def test_resume_deletes_only_the_runs_own_generations(world):
     # A generation of the user's, older than the run: never deleted.
-    world.set_profile(world.profile, world.old.roots[0])  # generation 2 -> the start again
+    world.set_profile(LOCAL, world.profile, world.old.roots[0])  # generation 2 -> the start again
     world.fail_build = None
     run = engine(world)
     # Interrupt the run right after step 1's switch, before it deletes anything.
 
     def switch_then_die(journal, path):
-        run.builder.activate(path)
+        run.ops.builder.activate(path)
         raise KeyboardInterrupt
 
-    run._switch = switch_then_die
+    run.ops.switch = switch_then_die
     with pytest.raises(KeyboardInterrupt):
         run.run(BUDGET, time_limit=5)
-    assert sorted(nix.generations(world.profile)) == [1, 2, 3]
+    assert sorted(profiles.generations(LOCAL, world.profile)) == [1, 2, 3]
     world.events.clear()
     result = engine(world).run(BUDGET, time_limit=5)
-    assert result.status is ex.ApplyStatus.DONE
+    assert result.status is results.ApplyStatus.DONE
     # Generation 2 (the start) and 3 (the run's) go; generation 1, the user's, stays.
-    assert sorted(nix.generations(world.profile)) == [1, 4]
+    assert sorted(profiles.generations(LOCAL, world.profile)) == [1, 4]
     assert "delete 1" not in world.events
 
 
@@ -222,8 +231,8 @@ def test_a_journal_naming_another_last_generation_is_refused(world):
     world.fail_build = 1
     with pytest.raises(ApplyError):
         engine(world).run(BUDGET, time_limit=5)
-    path = ex.state_dir_for(world.profile) / "journal.json"
-    journal = Journal.load(path)
+    path = state_dir_for(LOCAL, world.profile) / "journal.json"
+    journal = Journal.load(LOCAL, path)
     elsewhere = "/nix/store/" + "z" * 32 + "-x"
     journal.specs[-1]["path"] = elsewhere
     journal.update(status=RunStatus.RUNNING, paths=[*journal.paths[:-1], elsewhere])
@@ -242,15 +251,15 @@ def test_a_declined_run_changes_nothing(world):
     run = ex.Executor(
         FakeBuilder(world), show_plan=lambda _: world.events.append("show plan"), confirm=no
     )
-    with pytest.raises(ex.DeclinedError, match="nothing was changed"):
+    with pytest.raises(results.DeclinedError, match="nothing was changed"):
         run.run(BUDGET, time_limit=5)
     # Asked after the plan was shown, and before anything was collected or switched.
     assert world.events == ["prepare", "show plan", "asked"]
     (deletions,) = asked
     assert deletions.start_generation == 1 and deletions.start_path == world.old.roots[0]
     assert deletions.steps == 2 and deletions.rollback_bytes is None
-    assert sorted(nix.generations(world.profile)) == [1]
-    assert Journal.load(ex.state_dir_for(world.profile) / "journal.json") is None
+    assert sorted(profiles.generations(LOCAL, world.profile)) == [1]
+    assert Journal.load(LOCAL, state_dir_for(LOCAL, world.profile) / "journal.json") is None
 
 
 def test_keep_rollback_keeps_the_generation_before_the_target(world):
@@ -258,8 +267,8 @@ def test_keep_rollback_keeps_the_generation_before_the_target(world):
     run = ex.Executor(
         FakeBuilder(world), confirm=lambda d: asked.append(d) or True, keep_rollback=True
     )
-    assert run.run(BUDGET, time_limit=5).status is ex.ApplyStatus.DONE
-    gens = nix.generations(world.profile)
+    assert run.run(BUDGET, time_limit=5).status is results.ApplyStatus.DONE
+    gens = profiles.generations(LOCAL, world.profile)
     # The start (1) went when step 1 was current; step 1's generation (2) is the rollback.
     assert sorted(gens) == [2, 3]
     assert gens[3] == world.new.roots[0] and gens[2].endswith("budget-solve-generation-1")

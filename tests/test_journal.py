@@ -9,14 +9,15 @@ import pytest
 from adapters.apply import journal as journal_module
 from adapters.apply.journal import (
     VERSION,
-    CalibrationRecord,
     Journal,
     LockedError,
     Phase,
-    ProfileLock,
     RunStatus,
     check_state_dir,
+    profile_lock,
 )
+from adapters.apply.measure import Calibration
+from adapters.nixstore.host import LOCAL
 from solver.errors import InputError
 
 
@@ -38,7 +39,7 @@ def journal(path):
         plan={"status": "optimal"},
         model_peaks=[10, 12],
         arriving=[5, 6],
-        calibration=CalibrationRecord(1.1, 100, 200),
+        calibration=Calibration(1.1, 100, 200),
         measured=[11, None],
         step=1,
         phase=Phase.SWITCH,
@@ -49,15 +50,15 @@ def journal(path):
 def test_round_trip(tmp_path):
     written = journal(tmp_path / "journal.json")
     written.save()
-    read = Journal.load(tmp_path / "journal.json")
+    read = Journal.load(LOCAL, tmp_path / "journal.json")
     assert read == written
     assert read.steps == 2 and read.status is RunStatus.RUNNING and read.phase is Phase.SWITCH
     read.update(status=RunStatus.DONE)
-    assert Journal.load(tmp_path / "journal.json").status is RunStatus.DONE
+    assert Journal.load(LOCAL, tmp_path / "journal.json").status is RunStatus.DONE
 
 
 def test_missing_journal_is_none(tmp_path):
-    assert Journal.load(tmp_path / "nothing.json") is None
+    assert Journal.load(LOCAL, tmp_path / "nothing.json") is None
 
 
 def _damaged(tmp_path, change):
@@ -67,7 +68,7 @@ def _damaged(tmp_path, change):
     doc["digest"] = journal_module._digest(doc)
     (tmp_path / "j.json").write_text(json.dumps(doc))
     with pytest.raises(InputError) as e:
-        Journal.load(tmp_path / "j.json")
+        Journal.load(LOCAL, tmp_path / "j.json")
     message = str(e.value)
     assert "\n" not in message and f"remove {tmp_path / 'j.json'} to plan afresh" in message
     return message
@@ -106,7 +107,7 @@ def test_damaged_fields_are_named(tmp_path, change, named):
 def test_not_a_journal(tmp_path, content):
     (tmp_path / "j.json").write_bytes(content)
     with pytest.raises(InputError, match="to plan afresh"):
-        Journal.load(tmp_path / "j.json")
+        Journal.load(LOCAL, tmp_path / "j.json")
 
 
 def test_written_version_is_current(tmp_path):
@@ -115,30 +116,30 @@ def test_written_version_is_current(tmp_path):
 
 
 def test_lock_refuses_a_second_holder(tmp_path):
-    with ProfileLock(tmp_path, tmp_path / "profile"):
+    with profile_lock(LOCAL, tmp_path, tmp_path / "profile"):
         with pytest.raises(LockedError) as e:
-            with ProfileLock(tmp_path, tmp_path / "profile"):
+            with profile_lock(LOCAL, tmp_path, tmp_path / "profile"):
                 pass
         assert str(e.value) == (
             f"another budget-solve apply is running on {tmp_path / 'profile'} (pid {os.getpid()})"
         )
     # Released with the first: a third run takes it.
-    with ProfileLock(tmp_path, tmp_path / "profile"):
+    with profile_lock(LOCAL, tmp_path, tmp_path / "profile"):
         pass
 
 
 def test_state_dir_checks(tmp_path):
     fresh = tmp_path / "a" / "state"
-    check_state_dir(fresh)
+    check_state_dir(LOCAL, fresh)
     assert fresh.is_dir() and (fresh.stat().st_mode & 0o777) == 0o700
     assert all((fresh / name).is_dir() for name in ("roots", "keep", "drvs", "steps"))
     link = tmp_path / "link"
     link.symlink_to(fresh)
     with pytest.raises(InputError, match="is a symbolic link"):
-        check_state_dir(link)
+        check_state_dir(LOCAL, link)
     fresh.chmod(0o777)
     with pytest.raises(InputError, match="writable by others"):
-        check_state_dir(fresh)
+        check_state_dir(LOCAL, fresh)
 
 
 @pytest.mark.parametrize(
@@ -160,7 +161,7 @@ def test_an_edited_journal_is_refused(tmp_path, edit):
     edit(doc)
     (tmp_path / "j.json").write_text(json.dumps(doc))
     with pytest.raises(InputError) as e:
-        Journal.load(tmp_path / "j.json")
+        Journal.load(LOCAL, tmp_path / "j.json")
     assert "was changed since budget-solve wrote it" in str(e.value)
 
 
@@ -171,4 +172,4 @@ def test_the_digest_covers_the_whole_document(tmp_path):
     assert doc["digest"] == journal_module._digest(doc)
     # Rewritten by hand in another key order and spacing: the same document, accepted.
     (tmp_path / "j.json").write_text(json.dumps(dict(reversed(list(doc.items()))), indent=4))
-    assert Journal.load(tmp_path / "j.json") == written
+    assert Journal.load(LOCAL, tmp_path / "j.json") == written

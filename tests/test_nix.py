@@ -1,11 +1,15 @@
 """The nix verbs: the exact argv each one runs, and what it makes of the output."""
 
 import json
+import shlex
 import subprocess
 
 import pytest
 
-from adapters.nixstore import formats, nix, process
+from adapters.nixstore import builds, formats, nix, process, ssh, versions
+from adapters.nixstore.builds import NixFlags
+from adapters.nixstore.host import LOCAL
+from adapters.nixstore.ssh import Ssh
 from solver.closure import Closure, PathInfo
 from solver.errors import ClosureError, InputError, NixError
 from tests.helpers import fake_path
@@ -24,7 +28,8 @@ class FakeRun:
         self.calls: list[tuple[list[str], dict[str, object]]] = []
 
     def __call__(self, argv, **kwargs):
-        self.calls.append((list(argv), kwargs))
+        # What the call says: the options it leaves at their defaults (None) are not kept.
+        self.calls.append((list(argv), {k: v for k, v in kwargs.items() if v is not None}))
         return subprocess.CompletedProcess(list(argv), 0, self.stdout, "")
 
     @property
@@ -38,8 +43,8 @@ def fake(monkeypatch):
     run = FakeRun()
     monkeypatch.setattr(process, "run", run)
     # The argv below are Nix 2.8's (CI's): no `--json-format` (tests/test_nix_versions.py).
-    v28 = nix.parse_version("nix (Nix) 2.8.0")
-    monkeypatch.setattr(nix, "version", lambda: v28)
+    v28 = versions.parse_version("nix (Nix) 2.8.0")
+    monkeypatch.setattr(nix, "version", lambda host: v28)
     return run
 
 
@@ -65,7 +70,7 @@ def closure_json(shape="2.19") -> str:
 )
 def test_path_info_argv(fake, kwargs, argv):
     fake.stdout = closure_json()
-    nix.path_info([APP], **kwargs)
+    nix.path_info(LOCAL, [APP], **kwargs)
     assert fake.argv == argv
     assert fake.calls[0][1] == {"check": True}
 
@@ -73,7 +78,7 @@ def test_path_info_argv(fake, kwargs, argv):
 @pytest.mark.parametrize("shape", ["list", "2.19", "v2"])
 def test_path_info_parses_every_shape(fake, shape):
     fake.stdout = closure_json(shape)
-    infos = sorted(nix.path_info([APP]), key=lambda i: i.path)
+    infos = sorted(nix.path_info(LOCAL, [APP]), key=lambda i: i.path)
     assert infos == sorted(
         [PathInfo(GLIBC, 30), PathInfo(APP, 5, (GLIBC,), DRV)], key=lambda i: i.path
     )
@@ -81,31 +86,31 @@ def test_path_info_parses_every_shape(fake, shape):
 
 def test_path_info_several_paths(fake):
     fake.stdout = closure_json()
-    nix.path_info([APP, GLIBC], recursive=False)
+    nix.path_info(LOCAL, [APP, GLIBC], recursive=False)
     assert fake.argv == [*NIX, "path-info", "--json", APP, GLIBC]
 
 
 def test_path_info_of_nothing_runs_nothing(fake):
-    assert nix.path_info([]) == []
+    assert nix.path_info(LOCAL, []) == []
     assert fake.calls == []
 
 
 def test_path_info_malformed_output(fake):
     fake.stdout = "[{"
     with pytest.raises(NixError, match=f"nix path-info {APP} printed malformed JSON"):
-        nix.path_info([APP])
+        nix.path_info(LOCAL, [APP])
 
 
 def test_path_info_invalid_path(fake):
     # Nix 2.8 without --recursive: {"path": ..., "valid": false} and exit code 0.
     fake.stdout = json.dumps([{"path": APP, "valid": False}])
     with pytest.raises(ClosureError, match=f"not valid in the store .*{APP}"):
-        nix.path_info([APP], recursive=False)
+        nix.path_info(LOCAL, [APP], recursive=False)
 
 
 def test_closure(fake):
     fake.stdout = closure_json()
-    closure = nix.closure(APP)
+    closure = nix.closure(LOCAL, APP)
     assert closure.roots == (APP,)
     assert closure.size() == 35
     assert fake.argv == [*NIX, "path-info", "--json", "--recursive", APP]
@@ -123,7 +128,7 @@ def test_closure_of_a_link(fake, tmp_path, monkeypatch):
     fake.stdout = formats.dump_path_info_json(
         Closure([PathInfo(glibc, 1), PathInfo(app, 2, (glibc,))])
     )
-    closure = nix.closure(str(link), store="file:///c")
+    closure = nix.closure(LOCAL, str(link), store="file:///c")
     assert closure.roots == (app,)
     assert fake.argv[-3:] == ["--store", "file:///c", str(link)]
 
@@ -131,32 +136,32 @@ def test_closure_of_a_link(fake, tmp_path, monkeypatch):
 def test_closure_missing_root_in_output(fake):
     fake.stdout = formats.dump_path_info_json(Closure([PathInfo(GLIBC, 1)]))
     with pytest.raises(NixError, match=f"does not list {APP}"):
-        nix.closure(APP)
+        nix.closure(LOCAL, APP)
 
 
 def test_query_outputs(fake):
     fake.stdout = f"{APP}\n{APP}-man\n"
-    assert nix.query_outputs(DRV) == [APP, f"{APP}-man"]
+    assert nix.query_outputs(LOCAL, DRV) == [APP, f"{APP}-man"]
     assert fake.argv == ["nix-store", "--query", "--outputs", DRV]
 
 
 def test_query_outputs_empty(fake):
     with pytest.raises(NixError, match="printed no output paths"):
-        nix.query_outputs(DRV)
+        nix.query_outputs(LOCAL, DRV)
 
 
 def test_realise(fake):
     fake.stdout = f"{APP}\n"
-    assert nix.realise(DRV) == [APP]
+    assert nix.realise(LOCAL, DRV) == [APP]
     assert fake.argv == ["nix-store", "--realise", DRV]
     assert fake.calls[0][1] == {"check": True}
 
 
 def test_invalid_paths(fake):
     fake.stdout = f"{APP}\n"
-    assert nix.invalid_paths([APP, GLIBC]) == [APP]
+    assert nix.invalid_paths(LOCAL, [APP, GLIBC]) == [APP]
     assert fake.argv == ["nix-store", "--check-validity", "--print-invalid", APP, GLIBC]
-    assert nix.invalid_paths([]) == []  # no paths: nothing to ask
+    assert nix.invalid_paths(LOCAL, []) == []  # no paths: nothing to ask
     assert len(fake.calls) == 1
 
 
@@ -173,7 +178,7 @@ def test_gc_roots(fake):
         "\n"
         f"/home/me/odd -> name -> {GLIBC}\n"
     )
-    assert nix.gc_roots() == {
+    assert nix.gc_roots(LOCAL) == {
         "/nix/var/nix/profiles/system-41-link": APP,
         "/home/me/result": GLIBC,
         "/home/me/odd -> name": GLIBC,
@@ -234,7 +239,7 @@ def test_store_dir(monkeypatch, env, expected):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert nix.store_dir() == expected
+    assert LOCAL.store_dir() == expected
 
 
 @pytest.mark.parametrize(
@@ -265,33 +270,30 @@ def test_state_db_path(monkeypatch, state_dir, expected):
 def test_resolve_store_path(monkeypatch, path, expected):
     monkeypatch.delenv("NIX_STORE_DIR", raising=False)
     monkeypatch.delenv("NIX_STORE", raising=False)
-    assert nix.resolve_store_path(path) == expected
+    assert nix.resolve_store_path(LOCAL, path) == expected
 
 
 def test_verbs_always_check(fake):
     fake.stdout = f"{APP}\n"
-    nix.query_outputs(DRV)
-    nix.realise(DRV)
-    nix.invalid_paths([APP])
+    nix.query_outputs(LOCAL, DRV)
+    nix.realise(LOCAL, DRV)
+    nix.invalid_paths(LOCAL, [APP])
     fake.stdout = ""
-    nix.gc_roots()
+    nix.gc_roots(LOCAL)
     assert all(kwargs.get("check") is True for _, kwargs in fake.calls)
 
 
 def test_a_host_may_name_its_store_protocol():
-    assert nix.host_address("root@vps1") == "root@vps1"
-    assert nix.host_address("ssh://me@vps2") == "me@vps2"
-    assert nix._store_uri("me@vps2") == "ssh://me@vps2"
-    assert nix.host_address("ssh-ng://me@vps3") == "me@vps3"
-    # The copies to that address go through the host's nix-daemon from then on.
-    assert nix._store_uri("me@vps3") == "ssh-ng://me@vps3"
-    assert nix.ssh_command("ssh-ng://me@vps3")[-1] == "me@vps3"
-    # Named again without one, it is plain ssh again: nothing carries over.
-    nix.ssh_command("me@vps3")
-    assert nix._store_uri("me@vps3") == "ssh://me@vps3"
+    assert Ssh.parse("root@vps1") == Ssh("root@vps1", "ssh")
+    assert Ssh.parse("ssh://me@vps2").store_uri == "ssh://me@vps2"
+    # The copies to that host go through its nix-daemon.
+    assert Ssh.parse("ssh-ng://me@vps3").store_uri == "ssh-ng://me@vps3"
+    assert Ssh.parse("ssh-ng://me@vps3").ssh_argv()[-1] == "me@vps3"
+    # Named without one, it is plain ssh: nothing carries over from another value.
+    assert Ssh.parse("me@vps3").store_uri == "ssh://me@vps3"
     for bad in ("ftp://vps1", "ssh://", "ssh-ng://vps1/store"):
         with pytest.raises(InputError, match="expected \\[USER@\\]HOST"):
-            nix.host_address(bad)
+            Ssh.parse(bad)
 
 
 @pytest.mark.parametrize(
@@ -307,7 +309,7 @@ def test_a_host_may_name_its_store_protocol():
     ],
 )
 def test_check_host_gives_the_address(host, address):
-    assert nix.check_host(host) == address
+    assert ssh.check_host(host) == address
 
 
 @pytest.mark.parametrize(
@@ -331,36 +333,42 @@ def test_check_host_gives_the_address(host, address):
 )
 def test_check_host_refuses_what_ssh_would_misread(host, message):
     with pytest.raises(InputError) as e:
-        nix.check_host(host)
+        ssh.check_host(host)
     assert str(e.value).startswith(message)
     assert str(e.value).isprintable()
-    # The same check wherever a host is named: ssh, the store URI of a copy.
-    for use in (nix.host_address, nix.ssh_command, nix._store_uri):
-        with pytest.raises(InputError):
-            use(host)
+    # The same check wherever a host is named: a host value is made only through it.
+    with pytest.raises(InputError):
+        Ssh.parse(host)
 
 
 def test_check_host_names_the_option():
     with pytest.raises(InputError, match=r"^--build-host '-oX': a host address may not start"):
-        nix.check_host("-oX", "--build-host")
+        ssh.check_host("-oX", "--build-host")
     with pytest.raises(InputError, match=r"^'-oX': a host address may not start"):
-        nix.check_host("-oX", None)
+        ssh.check_host("-oX", None)
 
 
-def test_a_remote_command_follows_the_destination_and_one_double_dash(monkeypatch):
+def test_a_remote_command_follows_the_destination_and_one_double_dash(monkeypatch, fake):
     """`ssh [NIX_SSHOPTS...] -o ... HOST -- 'COMMAND'`, as nixos-rebuild-ng runs it."""
     monkeypatch.setenv("NIX_SSHOPTS", "-p 2222 -o Compression=yes")
-    ssh = nix.ssh_command("ssh-ng://root@vps1")
-    control = ssh[10]
-    assert control.startswith("ControlPath=")
-    with process.remote(ssh, sudo=True):
-        argv = process.on_remote(["readlink", "-f", "--", "/run/current-system"])
-    assert argv == [
-        *("ssh", "-p", "2222", "-o", "Compression=yes", "-o", "BatchMode=yes"),
-        *("-o", "ControlMaster=auto", "-o", control, "-o", "ControlPersist=60"),
-        "root@vps1",
-        "--",
+    host = Ssh.parse("ssh-ng://root@vps1", sudo=True)
+    fake.stdout = f"{APP}\n"
+    host.run(["readlink", "-f", "--", "/run/current-system"], check=True)
+    assert fake.argv == [
+        *ssh_prefix(host),
         "sudo --non-interactive -- readlink -f -- /run/current-system",
+    ]
+    assert fake.argv[:7] == ["ssh", "-p", "2222", "-o", "Compression=yes", "-o", "BatchMode=yes"]
+
+
+def ssh_prefix(host: Ssh) -> list[str]:
+    """`ssh OPTIONS... HOST --`: what every command on `host` starts with."""
+    control = f"ControlPath={ssh._control_dir()}/%C"
+    return [
+        "ssh",
+        *host.options,
+        *("-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", control),
+        *("-o", "ControlPersist=60", host.address, "--"),
     ]
 
 
@@ -370,21 +378,112 @@ def test_each_host_has_its_own_nix_version(monkeypatch):
     asked = []
 
     def run(argv, **kwargs):
-        where = process.current_remote()
-        asked.append(where[-1] if where else None)
+        where = kwargs.get("where")
+        asked.append(where)
         text = "nix (Nix) 2.34.8" if where else "nix (Lix, like Nix) 2.91.1"
         return subprocess.CompletedProcess(argv, 0, stdout=text + "\n", stderr="")
 
     monkeypatch.setattr(process, "run", run)
-    nix.forget_versions()
+    vps1 = Ssh.parse("root@vps1")
+    versions.forget_versions()
     try:
-        with nix.on_host("root@vps1"):
-            assert nix.json_format(nix.version()) == ["--json-format", "1"]
-        here = nix.version()
-        assert here.lix and nix.json_format(here) == []
-        with nix.on_host("root@vps1"):
-            nix.version()
-        nix.version()
+        assert versions.json_format(versions.version(vps1)) == ["--json-format", "1"]
+        here = versions.version(LOCAL)
+        assert here.lix and versions.json_format(here) == []
+        versions.version(vps1)
+        versions.version(LOCAL)
         assert asked == ["root@vps1", None]  # once per host
     finally:
-        nix.forget_versions()
+        versions.forget_versions()
+
+
+# -- the remote verbs: the exact argv each runs, here and through ssh ------------------------
+
+FLAGS = NixFlags(("--max-jobs", "2"))
+
+
+def test_copy_to_a_host_by_its_protocol(fake):
+    builds.copy_to(Ssh.parse("ssh-ng://root@vps1"), [APP], FLAGS)
+    assert fake.argv == [*NIX, "copy", "--to", "ssh-ng://root@vps1", APP]
+    assert fake.calls[0][1]["check"] is True
+
+
+def test_copy_from_a_build_host_substitutes_on_the_destination(fake):
+    builds.copy_to(None, [APP], FLAGS, source=Ssh.parse("builder"))
+    assert fake.argv == [
+        *NIX,
+        "copy",
+        "--from",
+        "ssh://builder",
+        "--substitute-on-destination",
+        APP,
+    ]
+
+
+def test_copy_of_derivations(fake):
+    builds.copy_to(Ssh.parse("root@vps1"), [DRV], FLAGS, derivation=True)
+    assert fake.argv == [*NIX, "copy", "--derivation", "--to", "ssh://root@vps1", DRV]
+
+
+def test_ship_copies_what_this_machine_has(fake):
+    fake.stdout = f"{GLIBC}\n"  # --print-invalid: this machine lacks glibc
+    builds.ship(Ssh.parse("root@vps1"), [APP, GLIBC], FLAGS)
+    assert [argv for argv, _ in fake.calls] == [
+        ["nix-store", "--check-validity", "--print-invalid", APP, GLIBC],
+        [*NIX, "copy", "--to", "ssh://root@vps1", APP],
+    ]
+
+
+def test_ship_to_this_machine_runs_nothing(fake):
+    builds.ship(LOCAL, [APP], FLAGS)
+    assert fake.calls == []
+
+
+def test_built_on_a_build_host(fake, monkeypatch):
+    host = Ssh.parse("builder")
+    outputs = iter(["", "/tmp/budget-solve-build.X\n", f"{APP}\n", ""])
+    monkeypatch.setattr(
+        process,
+        "run",
+        lambda argv, **kw: (
+            fake.calls.append((list(argv), kw))
+            or subprocess.CompletedProcess(argv, 0, next(outputs), "")
+        ),
+    )
+    monkeypatch.setattr(Ssh, "realpath", lambda self, path: APP)
+    with builds.built_on(host, DRV, FLAGS, substituters=["https://c"]) as built:
+        assert built == APP
+    root = "/tmp/budget-solve-build.X/result"
+    realise = "nix-store --realise " + DRV + f" --add-root {root} "
+    realise += "--option substituters https://c --max-jobs 2"
+    assert [argv for argv, _ in fake.calls] == [
+        [*NIX, "copy", "--derivation", "--to", "ssh://builder", DRV],
+        [*ssh_prefix(host), "mktemp -d -t budget-solve-build.XXXXXX"],
+        [*ssh_prefix(host), realise],
+        [*ssh_prefix(host), "rm -rf -- /tmp/budget-solve-build.X"],
+    ]
+
+
+def test_host_closure_reads_the_link_on_the_host(fake, monkeypatch):
+    host = Ssh.parse("root@vps1")
+    ssh.forget_environments()
+    # readlink; the host's NIX_STORE_DIR and NIX_STORE (unset); path-info.
+    answers = iter([f"{APP}\n", "", "", json.dumps({APP: {"narSize": 8, "references": []}})])
+    monkeypatch.setattr(
+        process,
+        "run",
+        lambda argv, **kw: (
+            fake.calls.append((list(argv), kw))
+            or subprocess.CompletedProcess(argv, 0, next(answers), "")
+        ),
+    )
+    closure = nix.host_closure(host, "/run/current-system")
+    assert list(closure.roots) == [APP]
+    printenv = 'sh -c \'printf "%s" "$(printenv -- "$1")"\' sh '
+    assert [argv for argv, _ in fake.calls] == [
+        [*ssh_prefix(host), "readlink -f -- /run/current-system"],
+        [*ssh_prefix(host), printenv + "NIX_STORE_DIR"],
+        [*ssh_prefix(host), printenv + "NIX_STORE"],
+        [*ssh_prefix(host), shlex.join([*NIX, "path-info", "--json", "--recursive", APP])],
+    ]
+    ssh.forget_environments()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
-from adapters.nixstore import estimate, nix
+from adapters.nixstore import estimate, versions
 from adapters.nixstore.formats import dump_path_info_json
 from solver.closure import Closure, PathInfo
 from solver.errors import InputError
@@ -91,9 +91,9 @@ def standin(request, tmp_path, monkeypatch):
     name = request.param
     install_standin(standin_script(name, tmp_path), tmp_path, monkeypatch)
     monkeypatch.setenv("NIX_STORE_DIR", "/nix/store")
-    nix.forget_versions()
+    versions.forget_versions()
     yield name
-    nix.forget_versions()
+    versions.forget_versions()
 
 
 @pytest.fixture

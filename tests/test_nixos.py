@@ -3,36 +3,51 @@
 import json
 import os
 import socket
+import subprocess
 
 import pytest
 
-from adapters.apply import nixos
+from adapters.apply import nixos, nixos_inputs
 from adapters.nixstore import process
+from adapters.nixstore.builds import NixFlags
+from adapters.nixstore.host import LOCAL, Local
 from solver.errors import InputError
 from tests.helpers import fake_path
 
+NO_FLAGS = NixFlags()
+
+
+class Named(Local):
+    """This machine under another host name (a --target-host's, say)."""
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "name", name)
+
+    def hostname(self) -> str:
+        return self.name
+
 
 def test_flake_parse():
-    assert nixos.Flake.parse("github:me/cfg#box") == nixos.Flake("github:me/cfg", "box")
-    assert nixos.Flake.parse("/etc/nixos#box") == nixos.Flake("path:/etc/nixos", "box")
+    assert nixos.Flake.parse("github:me/cfg#box", LOCAL) == nixos.Flake("github:me/cfg", "box")
+    assert nixos.Flake.parse("/etc/nixos#box", LOCAL) == nixos.Flake("path:/etc/nixos", "box")
     # Without #HOST: this machine's hostname, as nixos-rebuild takes it.
-    assert nixos.Flake.parse("/etc/nixos", "vps1") == nixos.Flake("path:/etc/nixos", "vps1")
-    assert nixos.Flake.parse("/etc/nixos").host == socket.gethostname()
+    assert nixos.Flake.parse("/etc/nixos", Named("vps1")) == nixos.Flake("path:/etc/nixos", "vps1")
+    assert nixos.Flake.parse("/etc/nixos", LOCAL).name == socket.gethostname()
     for bad in ("#box", "x#"):
         with pytest.raises(InputError, match=r"FLAKE\[#HOST\]"):
-            nixos.Flake.parse(bad)
+            nixos.Flake.parse(bad, LOCAL)
 
 
 def test_old_nixpkgs_from_revision():
     rev = "a" * 40
-    assert nixos.old_nixpkgs_from_revision(rev) == {
+    assert nixos_inputs.old_nixpkgs_from_revision(rev) == {
         "type": "github",
         "owner": "NixOS",
         "repo": "nixpkgs",
         "rev": rev,
     }
     with pytest.raises(InputError, match="not a nixpkgs git revision"):
-        nixos.old_nixpkgs_from_revision("25.05")
+        nixos_inputs.old_nixpkgs_from_revision("25.05")
 
 
 LOCK = {
@@ -55,7 +70,7 @@ LOCK = {
 
 
 def test_old_nixpkgs_from_lock():
-    locked = nixos.old_nixpkgs_from_lock(json.dumps(LOCK))
+    locked = nixos_inputs.old_nixpkgs_from_lock(json.dumps(LOCK))
     assert locked == {
         "narHash": "sha256-x",
         "owner": "NixOS",
@@ -64,9 +79,9 @@ def test_old_nixpkgs_from_lock():
         "type": "github",
     }
     with pytest.raises(InputError, match="no locked input 'nixpkgs'"):
-        nixos.old_nixpkgs_from_lock(json.dumps({"nodes": {"root": {"inputs": {}}}}))
+        nixos_inputs.old_nixpkgs_from_lock(json.dumps({"nodes": {"root": {"inputs": {}}}}))
     with pytest.raises(InputError):
-        nixos.old_nixpkgs_from_lock("{not json")
+        nixos_inputs.old_nixpkgs_from_lock("{not json")
 
 
 def _lock(**nodes: object) -> str:
@@ -118,7 +133,7 @@ def test_old_nixpkgs_from_lock_refuses_what_is_not_a_lock(text, said):
     """Valid JSON that is not a lock, or a lock without a locked nixpkgs: an InputError
     that names the file, never a KeyError, TypeError, ValueError or RecursionError."""
     with pytest.raises(InputError) as e:
-        nixos.old_nixpkgs_from_lock(text, source="old.lock")
+        nixos_inputs.old_nixpkgs_from_lock(text, source="old.lock")
     assert str(e.value).startswith("old.lock: ") and said in str(e.value), str(e.value)
     assert "\n" not in str(e.value)
 
@@ -133,11 +148,11 @@ def test_old_nixpkgs_from_lock_follows_from_the_root():
         },
         "root": "root",
     }
-    assert nixos.old_nixpkgs_from_lock(json.dumps(lock))["rev"] == "b" * 40
+    assert nixos_inputs.old_nixpkgs_from_lock(json.dumps(lock))["rev"] == "b" * 40
     # A loop of follows is refused, however long the paths are.
     loop = {"nodes": {"root": {"inputs": {"nixpkgs": ["nixpkgs"] * 1000}}}}
     with pytest.raises(InputError, match="leads nowhere"):
-        nixos.old_nixpkgs_from_lock(json.dumps(loop))
+        nixos_inputs.old_nixpkgs_from_lock(json.dumps(loop))
 
 
 @pytest.mark.parametrize(
@@ -147,7 +162,7 @@ def test_old_nixpkgs_from_lock_follows_from_the_root():
         (lambda p: p.write_bytes(b"  \n"), "empty"),
         (lambda p: p.write_bytes(b"\xff\xfe{" + bytes(range(256))), "not UTF-8"),
         (lambda p: p.write_bytes(b"[" * 100_000 + b"]" * 100_000), "nested too deeply"),
-        (lambda p: p.write_bytes(b" " * (nixos.MAX_LOCK_BYTES + 1)), "too large"),
+        (lambda p: p.write_bytes(b" " * (nixos_inputs.MAX_LOCK_BYTES + 1)), "too large"),
         (lambda p: os.mkfifo(p), "neither a nixpkgs directory nor a flake.lock"),
         (lambda p: p.symlink_to("/dev/zero"), "neither a nixpkgs directory nor a flake.lock"),
         (lambda p: None, "No such file"),
@@ -159,22 +174,63 @@ def test_old_nixpkgs_at_refuses_what_it_cannot_use(tmp_path, make, said):
     path = tmp_path / "flake.lock"
     make(path)
     with pytest.raises(InputError) as e:
-        nixos.old_nixpkgs_at(path)
+        nixos_inputs.old_nixpkgs_at(path)
     assert str(e.value).startswith(f"{path}: ") and said in str(e.value), str(e.value)
 
 
 def test_old_nixpkgs_at_reads_a_lock_or_a_tree(tmp_path):
     lock = tmp_path / "flake.lock"
     lock.write_text(json.dumps(LOCK))
-    assert nixos.old_nixpkgs_at(lock)["rev"] == "285e77e"
+    assert nixos_inputs.old_nixpkgs_at(lock)["rev"] == "285e77e"
     tree = tmp_path / "nixpkgs"
     tree.mkdir()
     (tree / "default.nix").write_text("{ ... }: {}")
-    assert nixos.old_nixpkgs_at(tree) == str(tree)
+    assert nixos_inputs.old_nixpkgs_at(tree) == str(tree)
 
 
-def test_flake_build_argv(tmp_path):
-    argv = nixos.flake_build_argv(nixos.Flake("path:/cfg", "box"), tmp_path / "result")
+def built_argv(monkeypatch, tmp_path, *, flake=None, include=(), flags=NO_FLAGS, subs=()):
+    """The argv `build_system` runs, as production builds a step's system."""
+    seen = []
+
+    def fake_run(argv, **kwargs):
+        seen.append(list(argv))
+        out = '[{"outputs": {"out": "/nix/store/x-system"}}]' if flake else "/nix/store/x-system"
+        return subprocess.CompletedProcess(argv, 0, out, "")
+
+    monkeypatch.setattr(process, "run", fake_run)
+    step = nixos.StepConfig((), "/old")
+    nixos.build_system(
+        LOCAL,
+        step,
+        flags,
+        step_file=tmp_path / "s.json",
+        out_link=tmp_path / "r",
+        flake=flake,
+        include=include,
+        substituters=subs,
+    )
+    return seen[-1]
+
+
+def instantiated_argv(monkeypatch, tmp_path, *, flake=None, include=(), flags=NO_FLAGS):
+    """The argv `instantiate_system` runs, as production evaluates a step's system."""
+    seen = []
+
+    def fake_run(argv, **kwargs):
+        seen.append(list(argv))
+        return subprocess.CompletedProcess(argv, 0, "/nix/store/x-system.drv\n", "")
+
+    monkeypatch.setattr(process, "run", fake_run)
+    step = nixos.StepConfig((), "/old")
+    root = tmp_path / "t.drv"
+    nixos.instantiate_system(
+        step, flags, step_file=tmp_path / "s.json", root=root, flake=flake, include=include
+    )
+    return seen[-1]
+
+
+def test_flake_build_argv(tmp_path, monkeypatch):
+    argv = built_argv(monkeypatch, tmp_path, flake=nixos.Flake("path:/cfg", "box"))
     assert argv == [
         "nix",
         "--extra-experimental-features",
@@ -182,7 +238,7 @@ def test_flake_build_argv(tmp_path):
         "build",
         "--impure",
         "--out-link",
-        str(tmp_path / "result"),
+        str(tmp_path / "r"),
         "--json",
         "-f",
         str(nixos.FLAKE_NIX),
@@ -195,8 +251,8 @@ def test_flake_build_argv(tmp_path):
     ]
 
 
-def test_classic_build_argv(tmp_path):
-    argv = nixos.classic_build_argv(tmp_path / "r", ["nixpkgs=/old"])
+def test_classic_build_argv(tmp_path, monkeypatch):
+    argv = built_argv(monkeypatch, tmp_path, include=["nixpkgs=/old"])
     assert argv == [
         "nix-build",
         "<nixpkgs/nixos>",
@@ -224,7 +280,7 @@ def test_activate_sets_the_system_profile_then_switches(monkeypatch, tmp_path):
 
     monkeypatch.setenv("NIX_STATE_DIR", str(tmp_path))
     monkeypatch.setattr(process, "run", fake_run)
-    nixos.activate("/nix/store/abc-nixos-system-box", nixos.Activation.BOOT)
+    nixos.activate(LOCAL, "/nix/store/abc-nixos-system-box", nixos.Activation.BOOT, NO_FLAGS)
     assert calls == [
         (
             [
@@ -254,7 +310,9 @@ def test_build_system_passes_the_step_file(monkeypatch, tmp_path):
     monkeypatch.setattr(process, "run", fake_run)
     step = nixos.StepConfig(("hello",), "/old/nixpkgs")
     out = nixos.build_system(
+        LOCAL,
         step,
+        NO_FLAGS,
         step_file=tmp_path / "step.json",
         out_link=tmp_path / "r",
         flake=nixos.Flake("path:/cfg", "box"),
@@ -268,16 +326,17 @@ def test_build_system_passes_the_step_file(monkeypatch, tmp_path):
     }
 
 
-def test_build_argv_names_the_substituters(tmp_path):
-    argv = nixos.classic_build_argv(tmp_path / "r", (), ["file:///c", "https://cache"])
+def test_build_argv_names_the_substituters(tmp_path, monkeypatch):
+    argv = built_argv(monkeypatch, tmp_path, subs=["file:///c", "https://cache"])
     assert argv[-3:] == ["--option", "substituters", "file:///c https://cache"]
-    argv = nixos.flake_build_argv(nixos.Flake("path:/cfg", "box"), tmp_path / "r", ["file:///c"])
+    flake = nixos.Flake("path:/cfg", "box")
+    argv = built_argv(monkeypatch, tmp_path, flake=flake, subs=["file:///c"])
     assert argv[-3:] == ["--option", "substituters", "file:///c"]
 
 
-def test_instantiate_argv(tmp_path):
+def test_instantiate_argv(tmp_path, monkeypatch):
     root = tmp_path / "t.drv"
-    assert nixos.instantiate_argv(root, include=["nixpkgs=/new"]) == [
+    assert instantiated_argv(monkeypatch, tmp_path, include=["nixpkgs=/new"]) == [
         "nix-instantiate",
         "<nixpkgs/nixos>",
         "-A",
@@ -289,7 +348,8 @@ def test_instantiate_argv(tmp_path):
         "--add-root",
         str(root),
     ]
-    assert nixos.instantiate_argv(root, nixos.Flake("path:/cfg", "box")) == [
+    flake = nixos.Flake("path:/cfg", "box")
+    assert instantiated_argv(monkeypatch, tmp_path, flake=flake) == [
         "nix-instantiate",
         "--extra-experimental-features",
         "nix-command flakes",
@@ -348,7 +408,7 @@ def test_remove_booted_root_only_drops_that_root(monkeypatch, tmp_path):
     run = tmp_path / "run"
     (gcroots / "booted-system").symlink_to(run / "booted-system")
     (gcroots / "current-system").symlink_to(run / "current-system")
-    assert nixos.remove_booted_root(run) == [gcroots / "booted-system"]
+    assert nixos.remove_booted_root(LOCAL, run) == [gcroots / "booted-system"]
     assert sorted(p.name for p in gcroots.iterdir()) == ["current-system"]
 
 
@@ -373,8 +433,8 @@ def test_old_nixpkgs_defaults_to_the_running_systems(tmp_path, monkeypatch):
         "nixos-version",
         f'echo \'{{"nixosVersion": "25.05.1", "nixpkgsRevision": "{rev}"}}\'',
     )
-    assert nix.nixos_revision() == rev
-    assert cli_apply._running_nixpkgs()["rev"] == rev
+    assert nix.nixos_revision(LOCAL) == rev
+    assert cli_apply._running_nixpkgs(LOCAL)["rev"] == rev
 
 
 def test_no_nixos_version_asks_for_old_nixpkgs(tmp_path, monkeypatch, capsys):
@@ -398,22 +458,23 @@ def test_etc_nixos_flake_is_implied(tmp_path, monkeypatch):
     old = tmp_path / "old-nixpkgs"
     old.mkdir()
     (old / "default.nix").write_text("{ ... }: {}")
-    builder = cli_apply._nixos_builder(None, None, None, (), str(old), (), "switch", "pin", None)
+    builder = cli_apply._nixos_builder(
+        LOCAL, NO_FLAGS, None, None, None, (), str(old), (), "switch", "pin", None
+    )
     assert builder.flake == nixos.Flake(f"path:{etc}", socket.gethostname())
     assert builder.configuration is None
 
 
-def test_pass_through_flags_reach_builds_and_evaluations(tmp_path):
-    from adapters.nixstore import nix
-
+def test_pass_through_flags_reach_builds_and_evaluations(tmp_path, monkeypatch):
     flags = ["--option", "connect-timeout", "5", "--max-jobs", "2", "--show-trace"]
+    given = NixFlags(tuple(flags))
     flake = nixos.Flake("path:/cfg", "box")
-    with nix.build_options(flags):
-        assert nixos.flake_build_argv(flake, tmp_path / "r")[-len(flags) :] == flags
-        assert nixos.classic_build_argv(tmp_path / "r")[-len(flags) :] == flags
-        assert nixos.instantiate_argv(tmp_path / "d", flake)[-len(flags) :] == flags
-    # Outside the block, nothing is added.
-    assert "--show-trace" not in nixos.flake_build_argv(flake, tmp_path / "r")
+    assert built_argv(monkeypatch, tmp_path, flake=flake, flags=given)[-len(flags) :] == flags
+    assert built_argv(monkeypatch, tmp_path, flags=given)[-len(flags) :] == flags
+    argv = instantiated_argv(monkeypatch, tmp_path, flake=flake, flags=given)
+    assert argv[-len(flags) :] == flags
+    # Without them, nothing is added.
+    assert "--show-trace" not in built_argv(monkeypatch, tmp_path, flake=flake)
 
 
 def test_bad_max_jobs_is_bad_input(capsys):
@@ -448,10 +509,10 @@ def test_a_local_flake_in_a_git_repository_is_read_as_git(tmp_path):
     (repo / "hosts" / "box").mkdir(parents=True)
     plain = tmp_path / "plain"
     plain.mkdir()
-    assert nixos.local_flake_ref(str(repo)) == f"git+file://{repo}"
-    assert nixos.local_flake_ref(f"{repo}/hosts/box") == f"git+file://{repo}?dir=hosts/box"
-    assert nixos.local_flake_ref(str(plain)) == f"path:{plain}"
+    assert nixos_inputs.local_flake_ref(str(repo)) == f"git+file://{repo}"
+    assert nixos_inputs.local_flake_ref(f"{repo}/hosts/box") == f"git+file://{repo}?dir=hosts/box"
+    assert nixos_inputs.local_flake_ref(str(plain)) == f"path:{plain}"
     (repo / ".git" / "shallow").write_text("")
-    assert nixos.local_flake_ref(str(repo)) == f"git+file://{repo}?shallow=1"
-    flake = nixos.Flake.parse(f"{repo}#box")
+    assert nixos_inputs.local_flake_ref(str(repo)) == f"git+file://{repo}?shallow=1"
+    flake = nixos.Flake.parse(f"{repo}#box", LOCAL)
     assert flake == nixos.Flake(f"git+file://{repo}?shallow=1", "box")

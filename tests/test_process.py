@@ -7,7 +7,9 @@ import subprocess
 import pytest
 
 from adapters.nixstore import process
-from solver.errors import NixError
+from adapters.nixstore.host import LOCAL
+from adapters.nixstore.ssh import Ssh
+from solver.errors import ConnectionLostError, NixError
 
 
 def test_runs_argv_and_captures_text():
@@ -190,22 +192,20 @@ def test_empty_argv():
         process.run([], check=True)
 
 
-def test_streamed_builds_pass_their_log_line_by_line():
+def test_logged_builds_pass_their_log_line_by_line():
     seen = []
     script = "echo out; echo one >&2; echo two >&2; exit 3"
-    with process.streaming(seen.append):
-        result = process.run(["sh", "-c", script], check=False, stream=True)
-        # A call that does not stream stays quiet, even inside the block.
-        process.run(["sh", "-c", "echo hidden >&2"], check=False)
+    result = process.run(["sh", "-c", script], check=False, log=seen.append)
+    # A call without a log stays quiet.
+    process.run(["sh", "-c", "echo hidden >&2"], check=False)
     assert seen == ["one", "two"]
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "one\ntwo\n")
     with pytest.raises(NixError, match="exit code 3: two"):
-        with process.streaming(seen.append):
-            process.run(["sh", "-c", script], check=True, stream=True)
+        process.run(["sh", "-c", script], check=True, log=seen.append)
 
 
-def test_without_a_sink_streaming_calls_just_capture():
-    result = process.run(["sh", "-c", "echo e >&2"], check=False, stream=True)
+def test_without_a_log_calls_just_capture():
+    result = process.run(["sh", "-c", "echo e >&2"], check=False)
     assert result.stderr == "e\n"
 
 
@@ -253,8 +253,8 @@ def test_a_monitor_gets_every_line_and_a_dead_one_is_ignored(tmp_path):
 
 
 def test_a_remote_command_is_one_shell_command_with_its_environment(monkeypatch):
-    """Through `remote`, argv and env become one quoted command for ssh; errors name the
-    host and the command, not the ssh options."""
+    """On an `Ssh` host, argv and env become one quoted command for ssh; errors name the
+    host and the command, not the ssh options; ssh's 255 is a lost connection."""
     seen = {}
 
     def fake_run(argv, **kwargs):
@@ -262,16 +262,16 @@ def test_a_remote_command_is_one_shell_command_with_its_environment(monkeypatch)
         return subprocess.CompletedProcess(argv, 255, "", "ssh: connect to host h: refused\n")
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    with process.remote(["ssh", "-p", "2222", "root@h"]):
-        result = process.run(["nix-store", "--gc"], check=False, env={"A": "x y"})
+    host = Ssh("root@h", options=("-p", "2222"))
+    result = host.run(["nix-store", "--gc"], check=False, env={"A": "x y"})
     assert result.returncode == 255
-    assert seen["argv"] == ["ssh", "-p", "2222", "root@h", "--", "env 'A=x y' nix-store --gc"]
+    assert seen["argv"][:3] == ["ssh", "-p", "2222"]
+    assert seen["argv"][-3:] == ["root@h", "--", "env 'A=x y' nix-store --gc"]
     assert seen["env"] is None
-    with process.remote(["ssh", "root@h"]), pytest.raises(NixError) as e:
-        process.run(["nix-store", "--gc"], check=True)
+    with pytest.raises(ConnectionLostError) as e:
+        host.run(["nix-store", "--gc"], check=True)
     assert str(e.value) == (
         "root@h: nix-store --gc failed with exit code 255: ssh: connect to host h: refused"
     )
-    # Outside the block, here again.
-    with process.remote(None):
-        assert process.run(["nix-store", "--gc"], check=False).args == ["nix-store", "--gc"]
+    # The local host runs it here.
+    assert LOCAL.run(["nix-store", "--gc"], check=False).args == ["nix-store", "--gc"]

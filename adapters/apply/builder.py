@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.nixstore.builds import NixFlags
+from adapters.nixstore.host import Host
 from solver.closure import Closure
 from solver.components import Change
 from solver.errors import BudgetSolveError
@@ -43,6 +45,10 @@ class Target:
 class Builder(Protocol):
     """How one kind of system describes, builds and switches to its generations."""
 
+    # The host the profile is on, where generations are built, switched to and collected.
+    host: Host
+    # The user's pass-through flags and where builds log.
+    flags: NixFlags
     profile: Path
     substituters: list[str]
 
@@ -67,8 +73,8 @@ class Builder(Protocol):
         ...
 
     def realise(self, drv: str, out_link: Path) -> str:
-        """Build the derivation `drv` (on the host the block is on, or wherever this
-        builder builds) so that its output is there, rooted at `out_link`; the output."""
+        """Build the derivation `drv` (on `host`, or wherever this builder builds) so that
+        its output is on `host`, rooted at `out_link`; the output."""
         ...
 
     def activate(self, path: str) -> None:

@@ -10,20 +10,17 @@ decided from the profile and the command line (adapters/apply/executor.py), and 
 journal only says where a plan stands.
 """
 
-import errno
-import fcntl
 import hashlib
 import json
-import os
-import stat
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
-from adapters.nixstore import host, nix
+from adapters.apply.measure import Calibration
+from adapters.nixstore.host import LOCAL, Held, Host
 from solver.errors import BudgetSolveError, InputError
 
 VERSION = 3
@@ -49,13 +46,6 @@ class Phase(Enum):
     DONE = "done"
 
 
-@dataclass(frozen=True)
-class CalibrationRecord:
-    ratio: float
-    other_bytes: int
-    tolerance_bytes: int
-
-
 @dataclass
 class Journal:
     """One run of a plan on one profile."""
@@ -77,15 +67,16 @@ class Journal:
     plan: dict[str, Any]
     model_peaks: list[int]
     arriving: list[int]
-    calibration: CalibrationRecord
+    calibration: Calibration
     measured: list[int | None]
     step: int = 0
     phase: Phase = Phase.BUILD
     failed_step: int | None = None
     error: str | None = None
     version: int = VERSION
-    # Where it lives; not part of the document.
+    # Where it lives, on which host; not part of the document.
     path: Path = field(default=Path("journal.json"), compare=False, repr=False)
+    host: Host = field(default=LOCAL, compare=False, repr=False)
 
     @property
     def steps(self) -> int:
@@ -94,8 +85,9 @@ class Journal:
     # -- reading and writing -------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path) -> "Journal | None":
-        """The journal at `path`, None when there is none; `InputError` when damaged."""
+    def load(cls, host: Host, path: Path) -> "Journal | None":
+        """The journal at `path` on `host`, None when there is none; `InputError` when
+        damaged."""
         try:
             raw = host.read_bytes(path)
         except OSError as e:
@@ -126,12 +118,12 @@ class Journal:
                 f"does not match){fix}"
             )
         try:
-            return cls._parse(data, path)
+            return cls._parse(data, host, path)
         except _BadField as e:
             raise InputError(f"{path}: damaged journal: {e}{fix}") from None
 
     @classmethod
-    def _parse(cls, data: dict[str, Any], path: Path) -> "Journal":
+    def _parse(cls, data: dict[str, Any], host: Host, path: Path) -> "Journal":
         get = _Reader(data)
         journal = cls(
             profile=get.of("profile", str),
@@ -146,7 +138,7 @@ class Journal:
             plan=get.of("plan", dict),
             model_peaks=get.list_of("model_peaks", int),
             arriving=get.list_of("arriving", int),
-            calibration=CalibrationRecord(
+            calibration=Calibration(
                 get.number("calibration", "ratio"),
                 get.nested_int("calibration", "other_bytes"),
                 get.nested_int("calibration", "tolerance_bytes"),
@@ -157,6 +149,7 @@ class Journal:
             failed_step=get.optional("failed_step", int),
             error=get.optional("error", str),
             path=path,
+            host=host,
         )
         steps = len(journal.specs) - 1
         if steps < 1:
@@ -186,16 +179,18 @@ class Journal:
         return journal
 
     def to_json(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "path"}
+        out = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("path", "host")
+        }
         out["status"] = self.status.value
         out["phase"] = self.phase.value
-        out["calibration"] = asdict(self.calibration)
+        out["calibration"] = self.calibration.to_json()
         out["digest"] = _digest(out)
         return out
 
     def save(self) -> None:
         text = json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n"
-        host.write_atomic(self.path, text)
+        self.host.write_atomic(self.path, text)
 
     def update(self, **changes: Any) -> None:
         """Change fields and make the change durable before returning."""
@@ -206,7 +201,7 @@ class Journal:
         self.save()
 
     def remove(self) -> None:
-        host.unlink(self.path)
+        self.host.unlink(self.path)
 
 
 def _digest(doc: dict[str, Any]) -> str:
@@ -292,7 +287,7 @@ class LockedError(BudgetSolveError):
 SUBDIRS = ("roots", "keep", "drvs", "steps")
 
 
-def check_state_dir(state: Path) -> None:
+def check_state_dir(host: Host, state: Path) -> None:
     """Make the state directory and its subdirectories, or refuse them when another user
     could change what is in them: a symbolic link, not ours, writable by others, here or
     in the directories above (`host.ensure_private`). Nothing is read, written or deleted
@@ -300,75 +295,23 @@ def check_state_dir(state: Path) -> None:
     host.ensure_private(state.parent, state, *(state / name for name in SUBDIRS))
 
 
-class ProfileLock:
-    """A non-blocking exclusive `flock` on the state directory's `lock` file.
-
-    The kernel drops it when the process dies, however it dies, so a killed run never
-    leaves a stale lock; the pid written into the file only names the holder.
-    """
-
-    def __init__(self, state: Path, profile: Path) -> None:
-        self.file = state / "lock"
-        self.profile = profile
-        self._fd: int | None = None
-        self._remote: host.HostLock | None = None
-
-    def __enter__(self) -> "ProfileLock":
-        if host.remote() is not None:
-            # On another host: held by a command running there (host.HostLock).
-            self._remote = host.HostLock(self.file)
-            try:
-                self._remote.__enter__()
-            except host.Held as held:
-                raise LockedError(
-                    f"another budget-solve apply is running on {host.named(self.profile)} "
-                    f"(pid {held.holder})"
-                ) from None
-            return self
-        try:
-            # O_NOFOLLOW: a link put in the lock's place must not have its file truncated.
-            fd = os.open(
-                self.file,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                0o600,
-            )
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise InputError(f"{self.file} is a symbolic link; refusing to use it") from None
-            raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise InputError(f"{self.file} is not a regular file; refusing to use it")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise LockedError(
-                    f"another budget-solve apply is running on {self.profile} (pid {holder})"
-                ) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._remote is not None:
-            self._remote.__exit__(kind, exc, tb)
-            self._remote = None
+@contextmanager
+def profile_lock(host: Host, state: Path, profile: Path) -> Iterator[None]:
+    """The profile's lock for the block: an exclusive lock on the state directory's `lock`
+    file on `host` (`Host.lock`), or `LockedError` naming the run that holds it."""
+    try:
+        with host.lock(state / "lock"):
+            yield
+    except Held as held:
+        raise LockedError(
+            f"another budget-solve apply is running on {host.named(profile)} (pid {held.holder})"
+        ) from None
 
 
-def state_dir_for(profile: Path) -> Path:
+def state_dir_for(host: Host, profile: Path) -> Path:
     """Where the journal, the lock and our temporary GC roots live for one profile."""
     # The host's own: on --target-host, its environment and its Nix state directory.
     base = host.environment("BUDGET_SOLVE_STATE_DIR")
-    root = Path(base) if base else nix.state_dir() / "budget-solve"
+    root = Path(base) if base else host.state_dir() / "budget-solve"
     digest = hashlib.sha256(str(profile.absolute()).encode()).hexdigest()[:16]
     return root / f"{profile.name}-{digest}"

@@ -15,18 +15,21 @@ the target, which fetches from its own substituters what they have.
 
 import json
 import os
-import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from adapters.apply.builder import Target
-from adapters.files import read_text, write_atomic
-from adapters.nixstore import host, nix
+from adapters.apply.nixos_inputs import Flake
+from adapters.files import write_atomic
+from adapters.nixstore import builds, nix, profiles
+from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.estimate import closure_from_derivation
+from adapters.nixstore.host import LOCAL, Host
+from adapters.nixstore.ssh import Ssh
 from solver.closure import Closure
 from solver.components import Change, Component
 from solver.errors import InputError
@@ -56,159 +59,6 @@ class BootedSystem(Enum):
 
 
 @dataclass(frozen=True)
-class Flake:
-    """`FLAKE#HOST`, as nixos-rebuild takes it."""
-
-    ref: str
-    host: str
-
-    @classmethod
-    def parse(cls, text: str, default_host: str | None = None) -> Self:
-        """`FLAKE#HOST`, or `FLAKE` alone for the name of the host the block is on (this
-        machine's, or a --target-host's), as nixos-rebuild takes it."""
-        ref, sep, name = text.partition("#")
-        if not sep:
-            name = default_host if default_host is not None else host.hostname()
-        if not ref or not name:
-            raise InputError(f"--flake {text!r}: expected FLAKE[#HOST], e.g. /etc/nixos#myhost")
-        if "://" not in ref and ":" not in ref.split("/", 1)[0] and ref.startswith(("/", ".")):
-            ref = local_flake_ref(ref)
-        return cls(ref, name)
-
-
-def local_flake_ref(path: str) -> str:
-    """A local flake path as the nix command line reads it, for `builtins.getFlake`
-    (which would take it as `path:`): inside a git repository, `git+file://ROOT` (with
-    `?dir=SUB` below its root, `shallow=1` for a shallow clone), where untracked files
-    are invisible and `self.rev` is set; elsewhere `path:ABS`. So the system evaluated is
-    the one `nixos-rebuild --flake PATH` builds (Nix's parseFlakeRefWithFragment)."""
-    absolute = os.path.abspath(path)
-    root, subdir = absolute, ""
-    while True:
-        if os.path.exists(os.path.join(root, ".git")):
-            query = [f"dir={subdir}"] if subdir else []
-            if os.path.exists(os.path.join(root, ".git", "shallow")):
-                query.append("shallow=1")
-            return f"git+file://{root}" + (f"?{'&'.join(query)}" if query else "")
-        if root == "/":
-            return f"path:{absolute}"
-        subdir = os.path.basename(root) + (f"/{subdir}" if subdir else "")
-        root = os.path.dirname(root)
-
-
-def old_nixpkgs_from_revision(revision: str) -> dict[str, Any]:
-    """The nixpkgs of a NixOS release revision (`nixos-version --json`), as
-    `builtins.fetchTree` attributes."""
-    if len(revision) != 40 or any(c not in "0123456789abcdef" for c in revision):
-        raise InputError(f"nixos-version: {revision!r} is not a nixpkgs git revision")
-    return {"type": "github", "owner": "NixOS", "repo": "nixpkgs", "rev": revision}
-
-
-# A flake.lock is a few kilobytes; one of megabytes is something else, and a FIFO or
-# /dev/zero put in its place is never read to the end.
-MAX_LOCK_BYTES: Final = 4 << 20
-# Input lookups while resolving `follows`: real locks need a handful; more is a loop.
-MAX_LOCK_STEPS: Final = 256
-
-
-def old_nixpkgs_at(path: Path) -> str | dict[str, Any]:
-    """`--old-nixpkgs PATH`, checked here before anything runs: a nixpkgs tree (its
-    absolute path) or a flake.lock (its locked nixpkgs input). Every problem is an
-    InputError that starts with the path."""
-    try:
-        mode = path.stat().st_mode
-    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
-        raise InputError(f"{path}: {getattr(e, 'strerror', None) or e}") from e
-    if stat.S_ISDIR(mode):
-        return _nixpkgs_tree(path)
-    if not stat.S_ISREG(mode):
-        raise InputError(f"{path}: neither a nixpkgs directory nor a flake.lock")
-    return old_nixpkgs_from_lock(_read_lock(path), source=str(path))
-
-
-def _nixpkgs_tree(path: Path) -> str:
-    # The step module imports it (`import oldSrc {}`), and nixpkgs reads its directories.
-    try:
-        names = os.listdir(path)
-        if "default.nix" not in names:
-            raise InputError(f"{path}: a directory without default.nix, not a nixpkgs tree")
-        with (path / "default.nix").open("rb"):
-            pass
-    except OSError as e:
-        raise InputError(f"{path}: cannot read the nixpkgs tree ({e.strerror or e})") from e
-    return str(path.absolute())
-
-
-def _read_lock(path: Path) -> str:
-    # Without waiting for a writer, should a FIFO have taken the file's place; capped.
-    text = read_text(path, MAX_LOCK_BYTES, what="flake.lock")
-    if not text.strip():
-        raise InputError(f"{path}: empty, not a flake.lock")
-    return text
-
-
-def old_nixpkgs_from_lock(
-    lock_text: str, input_name: str = "nixpkgs", *, source: str = "flake.lock"
-) -> dict[str, Any]:
-    """The locked nixpkgs input of a flake.lock, as `builtins.fetchTree` attributes."""
-    try:
-        lock = json.loads(lock_text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{source}: not a flake.lock (malformed JSON: {e})") from e
-    except RecursionError:
-        raise InputError(f"{source}: not a flake.lock (JSON nested too deeply)") from None
-    nodes = lock.get("nodes") if isinstance(lock, dict) else None
-    root = lock.get("root", "root") if isinstance(lock, dict) else None
-    if not isinstance(nodes, dict) or not isinstance(root, str):
-        raise InputError(f"{source}: not a flake.lock (no `nodes` object)")
-    if not isinstance(nodes.get(root), dict):
-        raise InputError(f"{source}: not a flake.lock (no root node {root!r})")
-    node = _lock_input(nodes, root, input_name)
-    if node is None:
-        raise InputError(
-            f"{source}: no locked input {input_name!r} (the root has no such input, or its "
-            "`follows` leads nowhere)"
-        )
-    locked = nodes[node].get("locked")
-    if (
-        not isinstance(locked, dict)
-        or not isinstance(locked.get("type"), str)
-        or not all(isinstance(v, str | int) for v in locked.values())
-    ):
-        raise InputError(
-            f"{source}: no locked input {input_name!r} (its node {node!r} has no `locked` "
-            "attributes with a `type`)"
-        )
-    return {k: v for k, v in locked.items() if k != "lastModified"}
-
-
-def _lock_input(nodes: dict[str, Any], root: str, input_name: str) -> str | None:
-    """The node the root's input leads to, through `follows` paths (which start at the
-    root, as Nix reads them); None where it leads nowhere."""
-    steps = 0
-
-    def resolve(path: list[Any]) -> str | None:
-        nonlocal steps
-        node = root
-        for name in path:
-            steps += 1
-            if steps > MAX_LOCK_STEPS:
-                return None
-            inputs = nodes[node].get("inputs")
-            target = (
-                inputs.get(name) if isinstance(inputs, dict) and isinstance(name, str) else None
-            )
-            if isinstance(target, list):
-                target = resolve(target)
-            if not isinstance(target, str) or not isinstance(nodes.get(target), dict):
-                return None
-            node = target
-        return node
-
-    return resolve([input_name])
-
-
-@dataclass(frozen=True)
 class StepConfig:
     """What one intermediate system keeps old, and what it holds back."""
 
@@ -229,26 +79,10 @@ class StepConfig:
         return path
 
 
-def split_include(include: Sequence[str]) -> tuple[str | None, list[str]]:
-    """`-I` entries as nixos-rebuild takes them: the `nixos-config=PATH` one (which must
-    exist) and the others, passed on to Nix."""
-    configuration = None
-    rest = []
-    for entry in include:
-        name, sep, value = entry.partition("=")
-        if name == "nixos-config" and sep:
-            configuration = value
-        else:
-            rest.append(entry)
-    if configuration is not None and not Path(configuration).exists():
-        raise InputError(f"-I nixos-config={configuration}: no such file")
-    return configuration, rest
-
-
 def _flake_args(flake: Flake, file: Path = FLAKE_NIX) -> list[str]:
     """`file` (by default `nixos-flake.nix`: the flake's system with the step module) and
     the arguments that name the flake's configuration."""
-    return [str(file), "--argstr", "flake", flake.ref, "--argstr", "host", flake.host]
+    return [str(file), "--argstr", "flake", flake.ref, "--argstr", "host", flake.name]
 
 
 def _include_flags(include: Sequence[str]) -> list[str]:
@@ -262,20 +96,10 @@ def _classic_args(include: Sequence[str]) -> list[str]:
     return ["<nixpkgs/nixos>", "-A", "system", *flags, "-I", f"nixos-config={CONFIG_NIX}"]
 
 
-def flake_build_argv(flake: Flake, out_link: Path, substituters: Sequence[str] = ()) -> list[str]:
-    """`nix build` of the flake's system extended with the step module."""
-    return nix.build_flake_file_argv(_flake_args(flake), out_link, substituters)
-
-
-def classic_build_argv(
-    out_link: Path, include: Sequence[str] = (), substituters: Sequence[str] = ()
-) -> list[str]:
-    """`nix-build '<nixpkgs/nixos>' -A system` with our nixos-config wrapping the user's."""
-    return nix.build_file_argv(_classic_args(include), out_link, substituters)
-
-
 def build_system(
+    host: Host,
     step: StepConfig,
+    flags: NixFlags,
     *,
     step_file: Path,
     out_link: Path,
@@ -285,8 +109,10 @@ def build_system(
 ) -> str:
     """Build the step's system; its top-level store path."""
     step.write(step_file)
-    return nix.build_file(
+    return builds.build_file(
+        host,
         _flake_args(flake) if flake else _classic_args(include),
+        flags,
         out_link=out_link,
         flakes=flake is not None,
         substituters=substituters,
@@ -305,38 +131,30 @@ def tagged_non_vital(
         # not call it without one).
         expression = [str(NON_VITAL_NIX), "--arg", "flake", "null", *_include_flags(include)]
         expression += ["-I", f"nixos-config={configuration}"]
-    value = nix.evaluate(expression, flakes=flake is not None)
+    value = builds.evaluate(LOCAL, expression, flakes=flake is not None)
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
         raise InputError(f"budgetSolve.nonVital: a list of package names, not {value!r:.80}")
     return value
 
 
-def system_profile() -> Path:
-    return nix.state_dir() / "profiles" / "system"
+def system_profile(host: Host) -> Path:
+    return host.state_dir() / "profiles" / "system"
 
 
-def activate(toplevel: str, activation: Activation) -> None:
+def activate(host: Host, toplevel: str, activation: Activation, flags: NixFlags) -> None:
     """Make `toplevel` the system profile's generation and activate it."""
-    nix.set_profile(system_profile(), toplevel)
-    nix.switch_to_configuration(toplevel, activation.value)
+    profiles.set_profile(host, system_profile(host), toplevel)
+    builds.switch_to_configuration(host, toplevel, activation.value, flags)
 
 
-def booted_system(run_dir: Path = Path("/run")) -> str | None:
+def booted_system(host: Host, run_dir: Path = Path("/run")) -> str | None:
     link = run_dir / "booted-system"
     return host.realpath(link) if host.is_symlink(link) else None
 
 
-def instantiate_argv(
-    root: Path, flake: Flake | None = None, include: Sequence[str] = ()
-) -> list[str]:
-    """`nix-instantiate` of the system the step file describes: its top-level `.drv`."""
-    if flake:
-        return nix.instantiate_argv(_flake_args(flake), root, flakes=True)
-    return nix.instantiate_argv(_classic_args(include), root)
-
-
 def instantiate_system(
     step: StepConfig,
+    flags: NixFlags,
     *,
     step_file: Path,
     root: Path,
@@ -345,8 +163,10 @@ def instantiate_system(
 ) -> str:
     """Evaluate the step's system without building it; its top-level derivation."""
     step.write(step_file)
-    return nix.instantiate(
+    return builds.instantiate(
+        LOCAL,
         _flake_args(flake) if flake else _classic_args(include),
+        flags,
         root=root,
         flakes=flake is not None,
         env={STEP_ENV: str(step_file)},
@@ -377,10 +197,10 @@ def realisable(problem: Problem, generations: Sequence[Generation]) -> list[Gene
     return out
 
 
-def remove_booted_root(run_dir: Path) -> list[Path]:
+def remove_booted_root(host: Host, run_dir: Path) -> list[Path]:
     """Drop the GC root NixOS keeps for /run/booted-system (the user said so)."""
     booted = str(run_dir / "booted-system")
-    gcroots = nix.state_dir() / "gcroots"
+    gcroots = host.state_dir() / "gcroots"
     removed = [gcroots / name for name, to in host.links(gcroots).items() if to == booted]
     for link in removed:
         host.unlink(link)
@@ -394,6 +214,7 @@ class NixosBuilder:
 
     def __init__(
         self,
+        host: Host,
         *,
         old_nixpkgs: str | Mapping[str, Any],
         state: Path,
@@ -404,11 +225,14 @@ class NixosBuilder:
         activation: Activation = Activation.SWITCH,
         booted: BootedSystem = BootedSystem.PIN,
         run_dir: Path = Path("/run"),
-        build_host: str | None = None,
+        build_host: Ssh | None = None,
+        flags: NixFlags,
     ) -> None:
         if flake is None and configuration is None:
             raise InputError("give --flake FLAKE#HOST or -I nixos-config=PATH")
-        self.profile = system_profile()
+        self.host = host
+        self.flags = flags
+        self.profile = system_profile(host)
         self.old_nixpkgs = old_nixpkgs
         self.state = state
         self.flake = flake
@@ -421,15 +245,14 @@ class NixosBuilder:
         self.reboots = booted is BootedSystem.REBOOT
         self._identity: str | None = None
         self._here: tempfile.TemporaryDirectory[str] | None = None
-        # Where each step's system is built (`user@host`), when not where it goes.
+        # Where each step's system is built, when not where it goes.
         self.build_host = build_host
 
     def _step(self, keep_old: Sequence[str], drop: Sequence[str] = ()) -> StepConfig:
         return StepConfig(tuple(keep_old), self.old_nixpkgs, self.configuration, tuple(drop))
 
     def non_vital(self) -> list[str]:
-        with nix.on_host(None):
-            return tagged_non_vital(self.flake, self.configuration, self.include)
+        return tagged_non_vital(self.flake, self.configuration, self.include)
 
     def _evaluated(self, step: StepConfig, name: str) -> str:
         """The step's system evaluated on this machine: its top-level derivation.
@@ -437,18 +260,18 @@ class NixosBuilder:
         Its step file and GC root go to the state directory here; on another host, whose
         state directory that is, to a directory of this machine's own for the run."""
         where = self.state
-        if host.remote() is not None:
+        if self.host.address is not None:
             if self._here is None:
                 self._here = tempfile.TemporaryDirectory(prefix="budget-solve-eval-")
             where = Path(self._here.name)
-        with nix.on_host(None):
-            return instantiate_system(
-                step,
-                step_file=where / "steps" / f"{name}.json",
-                root=where / "roots" / f"{name}.drv",
-                flake=self.flake,
-                include=self.include,
-            )
+        return instantiate_system(
+            step,
+            self.flags,
+            step_file=where / "steps" / f"{name}.json",
+            root=where / "roots" / f"{name}.drv",
+            flake=self.flake,
+            include=self.include,
+        )
 
     def identity(self) -> str:
         if self._identity is None:
@@ -457,8 +280,7 @@ class NixosBuilder:
 
     def target(self, old: Closure) -> Target:
         drv = self.identity()
-        with nix.on_host(None):
-            closure = closure_from_derivation(drv, substituters=self.substituters, like=old)
+        closure = closure_from_derivation(drv, substituters=self.substituters, like=old)
         return Target(drv, closure.roots[0], closure, drv=drv)
 
     def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
@@ -476,10 +298,11 @@ class NixosBuilder:
 
     def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
         step = self._step(spec["keep_old"], spec.get("drop", ()))
-        address = host.remote()
-        if address is None and self.build_host is None:
+        if self.host.address is None and self.build_host is None:
             return build_system(
+                self.host,
                 step,
+                self.flags,
                 step_file=self.state / "steps" / f"{name}.json",
                 out_link=out_link,
                 flake=self.flake,
@@ -488,32 +311,38 @@ class NixosBuilder:
             )
         drv = self._evaluated(step, name)
         if self.build_host is None:
-            nix.ship([drv], derivation=True)
+            builds.ship(self.host, [drv], self.flags, derivation=True)
         return self.realise(drv, out_link)
 
     def realise(self, drv: str, out_link: Path) -> str:
+        host, flags, subs = self.host, self.flags, self.substituters
         if self.build_host is None:
-            return nix.realise_path(drv, root=out_link, substituters=self.substituters)
-        with nix.built_on(self.build_host, drv, substituters=self.substituters) as built:
-            nix.copy_to(host.remote(), [built], source=self.build_host)
+            return builds.realise_path(host, drv, flags, root=out_link, substituters=subs)
+        with builds.built_on(self.build_host, drv, flags, substituters=subs) as built:
+            to = host if isinstance(host, Ssh) else None
+            builds.copy_to(to, [built], flags, source=self.build_host)
             # There now: this only roots it.
-            return nix.realise_path(built, root=out_link)
+            return builds.realise_path(host, built, flags, root=out_link)
 
     def activate(self, path: str) -> None:
-        activate(path, self.activation)
+        activate(self.host, path, self.activation, self.flags)
 
     def prepare(self) -> None:
         if self.booted_policy is BootedSystem.DROP:
-            remove_booted_root(self.run_dir)
+            remove_booted_root(self.host, self.run_dir)
 
     def pinned(self) -> list[str]:
         booted = self.booted()
-        if self.booted_policy is BootedSystem.PIN and booted and not nix.invalid_paths([booted]):
+        if (
+            self.booted_policy is BootedSystem.PIN
+            and booted
+            and not nix.invalid_paths(self.host, [booted])
+        ):
             return [booted]
         return []
 
     def booted(self) -> str | None:
-        return booted_system(self.run_dir)
+        return booted_system(self.host, self.run_dir)
 
     def moved_roots(self) -> list[str]:
         moved = [str(self.run_dir / "current-system")]

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from adapters.apply.builder import ApplyError, Builder, Target
-from adapters.apply.measure import Calibration, disk_usage
+from adapters.apply.measure import Calibration
 from adapters.apply.roots import Roots
-from adapters.nixstore import host, nix
+from adapters.nixstore import builds, nix
+from adapters.nixstore.host import Host
 from adapters.nixstore.loading import live_pinned
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
@@ -57,34 +58,41 @@ def _read_target(builder: Builder, roots: Roots, old: Closure, progress: Progres
     """The target, rooted at once so that no collection deletes it while we plan."""
     progress("reading the target's closure")
     # The target is evaluated and read here, whatever host the run changes.
-    with nix.on_host(None):
-        target = builder.target(old)
-    if not nix.invalid_paths([target.path]):
+    target = builder.target(old)
+    if not nix.invalid_paths(builder.host, [target.path]):
         roots.keep("target", target.path)
-    if target.drv is not None and not nix.invalid_paths([target.drv]):
+    if target.drv is not None and not nix.invalid_paths(builder.host, [target.drv]):
         roots.keep("target.drv", target.drv)
     return target
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the command line says about planning: space kept free, packages that may be
+    absent for a while, and the planner's time limit and workers."""
+
+    reserve: int = 0
+    non_vital: Sequence[str] = ()
+    time_limit: float = 60.0
+    workers: int | None = None
 
 
 def plan_apply(
     builder: Builder,
     roots: Roots,
     limit: int,
+    options: PlanOptions,
     *,
-    reserve: int = 0,
-    non_vital: Sequence[str] = (),
-    time_limit: float = 60.0,
-    workers: int | None = None,
     progress: Progress = quiet,
 ) -> Planned:
     """Plan under `limit` real bytes from what is on disk now; deletes nothing."""
-    profile = builder.profile
+    reserve, time_limit, workers = options.reserve, options.time_limit, options.workers
+    host, profile = builder.host, builder.profile
     current = host.realpath(profile)
-    remote = host.remote()
-    if remote is None:
+    if host.address is None:
         old = read_source(current)
     else:
-        old = nix.live_closure(current, source=f"{remote}:{profile}")
+        old = nix.live_closure(host, current, source=host.named(profile))
     target = _read_target(builder, roots, old, progress)
     # Every GC root counts, except the link of the generation the plan replaces, the
     # links the builder moves itself, and our temporary build roots.
@@ -92,6 +100,7 @@ def plan_apply(
     if host.is_symlink(profile):
         replaced.append(str(profile.parent / host.readlink(profile)))
     pinned = live_pinned(
+        host,
         old,
         target.closure,
         ignore_links=[*replaced, *builder.moved_roots()],
@@ -100,31 +109,32 @@ def plan_apply(
     if target.drv is not None:
         # A NixOS system evaluated here: the host gets its derivation now, to build the
         # target's glue in the last step; it is counted with the other roots.
-        nix.ship([target.drv], derivation=True)
-    drvs = _derivations(old, target)
+        builds.ship(host, [target.drv], builder.flags, derivation=True)
+    drvs = _derivations(host, old, target)
     held = [p for p in builder.pinned() if p != target.path]
     extra = []
     if held:
-        extra.append(Closure(nix.path_info(held, recursive=True), held, source="booted system"))
+        extra.append(
+            Closure(nix.path_info(host, held, recursive=True), held, source="booted system")
+        )
     if drvs:
-        extra.append(nix.derivation_closure(drvs.values()))
+        extra.append(nix.derivation_closure(host, drvs.values()))
     for part in extra:
         pinned = merge([pinned, part]) if pinned is not None else part
-    non_vital = sorted({*non_vital, *builder.non_vital()})
+    non_vital = sorted({*options.non_vital, *builder.non_vital()})
     problem = Problem.of(old, target.closure, non_vital=non_vital, pinned=pinned, reserve=reserve)
     inst = build_instance(problem)
     on_disk = merge([old, pinned]) if pinned is not None else old
     # Garbage on disk now is collected before the first step: it is no part of the
     # budget's "other" bytes.
-    garbage = disk_usage(nix.dead_paths())
-    calibration = Calibration.measure(
-        nix.store_dir(), on_disk, on_disk.size(), garbage_bytes=garbage
-    )
+    garbage = host.disk_usage(nix.dead_paths(host))
+    store = host.store_dir()
+    calibration = Calibration.measure(host, store, on_disk, on_disk.size(), garbage_bytes=garbage)
     budget = calibration.to_model(limit)
     if budget <= 0:
         raise InputError(
             f"--limit {format_size(limit)} leaves nothing for the store: it counts the whole "
-            f"filesystem of {nix.store_dir()}, which holds {format_size(calibration.other)} "
+            f"filesystem of {host.named(store)}, which holds {format_size(calibration.other)} "
             f"besides the store, and Nix needs {format_size(calibration.tolerance)} of "
             "working room"
         )
@@ -146,7 +156,7 @@ def plan_apply(
     return Planned(problem, target, result, calibration, checked, drvs, garbage)
 
 
-def _derivations(old: Closure, target: Target) -> dict[str, str]:
+def _derivations(host: Host, old: Closure, target: Target) -> dict[str, str]:
     """The start's and the target's derivations, where keeping them pins no package.
 
     They let a walk back rebuild the start, and the last step build the target's glue.
@@ -157,9 +167,9 @@ def _derivations(old: Closure, target: Target) -> dict[str, str]:
     wanted = {"start": old[old.roots[0]].deriver, "target": target.drv}
     out = {}
     for name, drv in wanted.items():
-        if drv is None or nix.invalid_paths([drv]):
+        if drv is None or nix.invalid_paths(host, [drv]):
             continue
-        paths = set(nix.derivation_closure([drv]))
+        paths = set(nix.derivation_closure(host, [drv]))
         if not any(p in old or p in target.closure for p in paths):
             out[name] = drv
     return out

@@ -5,8 +5,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.apply.builder import Target, generation_entries
-from adapters.nixstore import nix
+from adapters.nixstore import builds, profiles
+from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.estimate import read_target
+from adapters.nixstore.host import Host
 from solver.closure import Closure
 from solver.instance import Problem
 from solver.plan import Generation
@@ -20,8 +22,17 @@ class ProfileBuilder:
     reboots = False
 
     def __init__(
-        self, profile: Path, target: str, substituters: Sequence[str] = (), *, state: Path
+        self,
+        host: Host,
+        profile: Path,
+        target: str,
+        substituters: Sequence[str] = (),
+        *,
+        state: Path,
+        flags: NixFlags,
     ) -> None:
+        self.host = host
+        self.flags = flags
         self.profile = profile
         self.state = state
         self.substituters = list(substituters)
@@ -56,17 +67,21 @@ class ProfileBuilder:
         return {"entries": generation_entries(problem, gen)}
 
     def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
-        return nix.build_generation(
+        return builds.build_generation(
+            self.host,
             GENERATION_NIX,
             name,
             spec["entries"],
             out_link=out_link,
             paths_file=self.state / "steps" / f"{name}.json",
+            flags=self.flags,
             substituters=self.substituters,
         )
 
     def realise(self, drv: str, out_link: Path) -> str:
-        return nix.realise_path(drv, root=out_link, substituters=self.substituters)
+        return builds.realise_path(
+            self.host, drv, self.flags, root=out_link, substituters=self.substituters
+        )
 
     def activate(self, path: str) -> None:
-        nix.set_profile(self.profile, path)
+        profiles.set_profile(self.host, self.profile, path)

@@ -8,11 +8,13 @@
 
 from pathlib import Path
 
-from adapters.nixstore import host, nix
+from adapters.nixstore import profiles
+from adapters.nixstore.host import Host
 
 
 class Roots:
-    def __init__(self, state: Path) -> None:
+    def __init__(self, host: Host, state: Path) -> None:
+        self.host = host
         self.state = state
 
     def build(self, name: str) -> Path:
@@ -20,28 +22,23 @@ class Roots:
         return self.state / "roots" / name
 
     def drop_builds(self) -> None:
-        _unlink_links(self.state / "roots")
+        self.host.unlink_links(self.state / "roots")
 
     def keep(self, name: str, path: str) -> None:
-        nix.add_indirect_root(self.state / "keep" / name, path)
+        profiles.add_indirect_root(self.host, self.state / "keep" / name, path)
 
     def drop_keeps(self, prefix: str = "") -> None:
-        _unlink_links(self.state / "keep", prefix)
+        self.host.unlink_links(self.state / "keep", prefix)
 
     def keep_drv(self, name: str, drv: str | None) -> str | None:
         """Root a derivation for the whole run."""
         if drv is not None:
-            nix.add_indirect_root(self.state / "drvs" / name, drv)
+            profiles.add_indirect_root(self.host, self.state / "drvs" / name, drv)
         return drv
 
     def drop_drvs(self) -> None:
-        _unlink_links(self.state / "drvs")
+        self.host.unlink_links(self.state / "drvs")
 
     def temporary(self) -> list[str]:
         """Directories whose roots the plan does not count: they go before step 1."""
         return [str(self.state / "roots"), str(self.state / "drvs")]
-
-
-def _unlink_links(directory: Path, prefix: str = "") -> None:
-    """Remove the symlinks in `directory` (our GC roots there) whose names start so."""
-    host.unlink_links(directory, prefix)

@@ -10,26 +10,18 @@ from typing import Any, TypeVar
 import click
 
 from adapters.apply.builder import ApplyError, Builder
-from adapters.apply.executor import (
-    ApplyResult,
-    ApplyStatus,
-    DeclinedError,
-    Deletions,
-    Executor,
-)
+from adapters.apply.executor import Executor
 from adapters.apply.journal import state_dir_for
-from adapters.apply.nixos import (
-    Activation,
-    BootedSystem,
+from adapters.apply.nixos import Activation, BootedSystem, NixosBuilder, system_profile
+from adapters.apply.nixos_inputs import (
     Flake,
-    NixosBuilder,
     old_nixpkgs_at,
     old_nixpkgs_from_revision,
     split_include,
-    system_profile,
 )
 from adapters.apply.planning import InfeasibleError
 from adapters.apply.profile import ProfileBuilder
+from adapters.apply.results import ApplyResult, ApplyStatus, DeclinedError, Deletions
 from adapters.cli.options import (
     EXIT_FAILED,
     EXIT_INFEASIBLE,
@@ -51,7 +43,11 @@ from adapters.cli.options import (
     filesystem_limit,
 )
 from adapters.cli.text import Spinner, render
-from adapters.nixstore import host, nix
+from adapters.nixstore import builds, nix, profiles
+from adapters.nixstore.builds import NixFlags
+from adapters.nixstore.host import LOCAL
+from adapters.nixstore.host import Host as Machine
+from adapters.nixstore.ssh import Ssh
 from solver.errors import InputError
 from solver.planner import Result
 from solver.units import format_size
@@ -290,105 +286,107 @@ def apply(
     # collected for a command line that is wrong.
     _check_hosts(profile, target_host, sudo)
     _check_confirmation(yes, ask, dry_run)
+    # On --target-host, the run changes that host (its profile, journal, roots, disk);
+    # what names the target is read here.
+    host: Machine = Ssh.parse(target_host, sudo=sudo) if target_host is not None else LOCAL
     if limit == "auto":
-        limit = filesystem_limit(target_host)
+        limit = filesystem_limit(host)
     assert isinstance(limit, int)
     check_reserve(limit, reserve)
-    # On --target-host, everything below runs there (its profile, journal, roots, disk),
-    # except what names the target, which is read here.
-    with nix.on_host(target_host, sudo=sudo):
-        if nixos:
-            builder = _nixos_builder(
-                profile,
-                target,
-                flake,
-                include,
-                old_nixpkgs,
-                substituter,
-                activation,
-                booted_system,
-                build_host,
+    passed = [arg for name, value in nix_option for arg in ("--option", name, value)]
+    if max_jobs is not None:
+        passed += ["--max-jobs", str(max_jobs)]
+    if cores is not None:
+        passed += ["--cores", str(cores)]
+    passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
+    flags = NixFlags(tuple(passed))
+    if nixos:
+        builder = _nixos_builder(
+            host,
+            flags,
+            profile,
+            target,
+            flake,
+            include,
+            old_nixpkgs,
+            substituter,
+            activation,
+            booted_system,
+            build_host,
+        )
+    else:
+        if build_host is not None:
+            raise click.UsageError(
+                "--build-host is for --nixos: a profile's generations are links to "
+                "store paths, made where they go"
             )
-        else:
-            if build_host is not None:
-                raise click.UsageError(
-                    "--build-host is for --nixos: a profile's generations are links to "
-                    "store paths, made where they go"
-                )
-            for name, value in (
-                ("--flake", flake),
-                ("-I", include),
-                ("--old-nixpkgs", old_nixpkgs),
-            ):
-                if value:
-                    raise click.UsageError(f"{name} needs --nixos")
-            if profile is None or target is None:
-                raise click.UsageError("give --profile PROFILE and --target PATH (or --nixos)")
-            builder = ProfileBuilder(
-                profile, target, substituter, state=state_dir_for(nix.resolve_profile(profile))
-            )
-
-        def show_plan(result: Result) -> None:
-            if not as_json:
-                progress.clear()
-                render(result, sys.stdout)
-                sys.stdout.flush()
-
-        def echo_log(line: str) -> None:
-            progress.clear()
-            click.echo(line, err=True)
-
-        passed = [arg for name, value in nix_option for arg in ("--option", name, value)]
-        if max_jobs is not None:
-            passed += ["--max-jobs", str(max_jobs)]
-        if cores is not None:
-            passed += ["--cores", str(cores)]
-        passed += ["--fallback"] * fallback + ["--show-trace"] * show_trace
-        # Checked before anything is locked or written: a wrong --profile is one line.
-        nix.profile_system(builder.profile)
-        monitor = None if quiet or no_nom else nix.log_monitor()
-
-        with (
-            # nom draws the builds itself: our spinner would only fight it for the line.
-            Spinner(enabled=not quiet and monitor is None) as progress,
-            nix.build_log(None if quiet else echo_log, monitor=monitor),
-            nix.build_options(passed),
+        for name, value in (
+            ("--flake", flake),
+            ("-I", include),
+            ("--old-nixpkgs", old_nixpkgs),
         ):
-            executor = Executor(
-                builder,
-                progress=progress,
-                detail=progress.detail,
-                show_plan=show_plan,
-                confirm=_confirm(yes and not ask, quiet, progress),
-                keep_rollback=keep_rollback,
+            if value:
+                raise click.UsageError(f"{name} needs --nixos")
+        if profile is None or target is None:
+            raise click.UsageError("give --profile PROFILE and --target PATH (or --nixos)")
+        state = state_dir_for(host, profiles.resolve_profile(host, profile))
+        builder = ProfileBuilder(host, profile, target, substituter, state=state, flags=flags)
+
+    def show_plan(result: Result) -> None:
+        if not as_json:
+            progress.clear()
+            render(result, sys.stdout)
+            sys.stdout.flush()
+
+    def echo_log(line: str) -> None:
+        progress.clear()
+        click.echo(line, err=True)
+
+    # Checked before anything is locked or written: a wrong --profile is one line.
+    profiles.profile_system(host, builder.profile)
+    monitor = None if quiet or no_nom else builds.log_monitor()
+
+    with (
+        # nom draws the builds itself: our spinner would only fight it for the line.
+        Spinner(enabled=not quiet and monitor is None) as progress,
+        builds.logged(passed, None if quiet else echo_log, monitor=monitor) as logged,
+    ):
+        builder.flags = logged
+        executor = Executor(
+            builder,
+            progress=progress,
+            detail=progress.detail,
+            show_plan=show_plan,
+            confirm=_confirm(yes and not ask, quiet, progress),
+            keep_rollback=keep_rollback,
+        )
+        try:
+            result = executor.run(
+                limit,
+                rollback_to_start=rollback_to_start,
+                dry_run=dry_run,
+                plain_first=plain_first,
+                reserve=reserve,
+                non_vital=non_vital,
+                time_limit=time_limit,
+                workers=workers,
             )
-            try:
-                result = executor.run(
-                    limit,
-                    rollback_to_start=rollback_to_start,
-                    dry_run=dry_run,
-                    plain_first=plain_first,
-                    reserve=reserve,
-                    non_vital=non_vital,
-                    time_limit=time_limit,
-                    workers=workers,
+        except InfeasibleError as e:
+            if as_json:
+                click.echo(json.dumps(e.result.to_json(), indent=2))
+            hint = ""
+            if nixos and booted_system == BootedSystem.PIN.value and builder.pinned():
+                hint = (
+                    " (/run/booted-system keeps the running system on disk throughout: "
+                    "--booted-system reboot or drop frees it)"
                 )
-            except InfeasibleError as e:
-                if as_json:
-                    click.echo(json.dumps(e.result.to_json(), indent=2))
-                hint = ""
-                if nixos and booted_system == BootedSystem.PIN.value and builder.pinned():
-                    hint = (
-                        " (/run/booted-system keeps the running system on disk throughout: "
-                        "--booted-system reboot or drop frees it)"
-                    )
-                click.echo(f"error: {e}{hint}", err=True)
-                ctx.exit(EXIT_INFEASIBLE)
-            except (ApplyError, DeclinedError) as e:
-                click.echo(f"error: {e}", err=True)
-                ctx.exit(EXIT_FAILED)
-        _print_applied(result, builder.profile, as_json)
-        ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
+            click.echo(f"error: {e}{hint}", err=True)
+            ctx.exit(EXIT_INFEASIBLE)
+        except (ApplyError, DeclinedError) as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(EXIT_FAILED)
+    _print_applied(host, result, builder.profile, as_json)
+    ctx.exit(EXIT_REBOOT if result.status is ApplyStatus.REBOOT else EXIT_OK)
 
 
 def _check_confirmation(yes: bool, ask: bool, dry_run: bool) -> None:
@@ -433,20 +431,20 @@ def deletion_lines(d: Deletions) -> list[str]:
     """What a run deletes, for a person: the rollback it loses, first."""
     if d.resuming:
         return [
-            f"resuming the interrupted run on {host.named(d.profile)}: it deletes the "
+            f"resuming the interrupted run on {d.profile}: it deletes the "
             "generations it created as the next one replaces each"
         ]
     lines = []
     if d.start_generation is not None:
         if d.rollback_bytes is not None and d.steps == 1:
             lines.append(
-                f"keeps generation {d.start_generation} of {host.named(d.profile)} "
+                f"keeps generation {d.start_generation} of {d.profile} "
                 f"({d.start_path}) as the rollback: {format_size(d.rollback_bytes)} more on "
                 "disk after the run"
             )
         else:
             lines.append(
-                f"deletes generation {d.start_generation} of {host.named(d.profile)} "
+                f"deletes generation {d.start_generation} of {d.profile} "
                 f"({d.start_path}) once step 1 is current: the rollback to the running "
                 "system goes with it"
             )
@@ -488,6 +486,8 @@ ETC_NIXOS = Path("/etc/nixos")
 
 
 def _nixos_builder(
+    host: Machine,
+    flags: NixFlags,
     profile: Path | None,
     target: str | None,
     flake: str | None,
@@ -511,24 +511,27 @@ def _nixos_builder(
             configuration = str(ETC_NIXOS / "configuration.nix")
         else:
             raise click.UsageError("--nixos needs --flake FLAKE[#HOST] or -I nixos-config=PATH")
+    old = _old_nixpkgs(old_nixpkgs) if old_nixpkgs is not None else _running_nixpkgs(host)
     return NixosBuilder(
-        old_nixpkgs=_old_nixpkgs(old_nixpkgs) if old_nixpkgs is not None else _running_nixpkgs(),
-        state=state_dir_for(system_profile()),
-        # Within the block on the target host: FLAKE alone names its configuration.
-        flake=Flake.parse(flake) if flake else None,
+        host,
+        old_nixpkgs=old,
+        state=state_dir_for(host, system_profile(host)),
+        # FLAKE alone names the configuration of the host it goes to.
+        flake=Flake.parse(flake, host) if flake else None,
         configuration=configuration,
         include=rest,
         substituters=substituters,
         activation=Activation(activation),
         booted=BootedSystem(booted_system),
         run_dir=Path(os.environ.get("BUDGET_SOLVE_RUN_DIR") or "/run"),
-        build_host=build_host,
+        build_host=Ssh.parse(build_host) if build_host is not None else None,
+        flags=flags,
     )
 
 
-def _running_nixpkgs() -> dict[str, Any]:
+def _running_nixpkgs(host: Machine) -> dict[str, Any]:
     """The nixpkgs the running system was built from, when NixOS knows it."""
-    revision = nix.nixos_revision()
+    revision = nix.nixos_revision(host)
     if revision is None:
         raise click.UsageError(
             "--nixos needs --old-nixpkgs (the nixpkgs tree or the flake.lock the running "
@@ -546,7 +549,7 @@ def _old_nixpkgs(value: str) -> str | dict[str, Any]:
         raise InputError(f"--old-nixpkgs {e}") from e
 
 
-def _print_applied(result: ApplyResult, profile: Path, as_json: bool) -> None:
+def _print_applied(host: Machine, result: ApplyResult, profile: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return

@@ -9,8 +9,8 @@ from typing import Any, Final, TypeVar
 import click
 
 from adapters.apply.measure import size_bytes
-from adapters.nixstore import nix
-from adapters.nixstore.host import named
+from adapters.nixstore import ssh
+from adapters.nixstore.host import Host as Machine
 from solver.errors import InputError
 from solver.units import format_size, parse_size
 
@@ -150,7 +150,7 @@ class NixSettingValue(click.ParamType):  # type: ignore[type-arg]
 
 class Host(click.ParamType):  # type: ignore[type-arg]
     """An SSH host, `[USER@]HOST`, `ssh://[USER@]HOST` or `ssh-ng://[USER@]HOST`, checked as
-    every host value is (`nix.check_host`): nothing ssh could read as an option of its
+    every host value is (`ssh.check_host`): nothing ssh could read as an option of its
     own or as a second line."""
 
     name = "[USER@]HOST"
@@ -158,7 +158,7 @@ class Host(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         text = str(value)
         try:
-            nix.check_host(text, None)
+            ssh.check_host(text, None)
         except InputError as e:
             self.fail(str(e), param, ctx)
         return text
@@ -219,17 +219,16 @@ def check_reserve(limit: int, reserve: int) -> None:
         )
 
 
-def filesystem_limit(host: str | None) -> int:
-    """`--limit auto`: the size of the filesystem that holds the store, here or on `host`."""
-    store = nix.store_dir()
-    with nix.on_host(host):
-        where = named(store)
-        try:
-            size = size_bytes(store)
-        except OSError as e:
-            raise InputError(
-                f"--limit auto: cannot measure the filesystem of {where}: {e.strerror}"
-            ) from e
+def filesystem_limit(host: Machine) -> int:
+    """`--limit auto`: the size of the filesystem that holds the store on `host`."""
+    store = host.store_dir()
+    where = host.named(store)
+    try:
+        size = size_bytes(host, store)
+    except OSError as e:
+        raise InputError(
+            f"--limit auto: cannot measure the filesystem of {where}: {e.strerror}"
+        ) from e
     if size <= 0:
         # Some filesystems (procfs, some overlays and FUSE mounts) report no blocks.
         raise InputError(

@@ -11,13 +11,8 @@ from typing import Any, Self
 
 import click
 
-from adapters.apply.nixos import (
-    Flake,
-    StepConfig,
-    instantiate_system,
-    split_include,
-    tagged_non_vital,
-)
+from adapters.apply.nixos import StepConfig, instantiate_system, tagged_non_vital
+from adapters.apply.nixos_inputs import Flake, split_include
 from adapters.cli.options import (
     EXIT_INFEASIBLE,
     EXIT_OK,
@@ -35,9 +30,12 @@ from adapters.cli.options import (
     filesystem_limit,
 )
 from adapters.cli.text import Spinner, render
-from adapters.nixstore import nix
+from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.estimate import SizingReport, sizing_report
+from adapters.nixstore.host import LOCAL
+from adapters.nixstore.host import Host as Machine
 from adapters.nixstore.loading import load_problem
+from adapters.nixstore.ssh import Ssh
 from solver.errors import InputError
 from solver.instance import Problem
 from solver.planner import PEAK_GAP, Result, plan_checked
@@ -186,22 +184,23 @@ def plan(
         )
     if offline and (substituter or target_store):
         raise click.UsageError("--offline asks no cache: no --substituter or --target-store")
+    host: Machine = Ssh.parse(target_host) if target_host is not None else LOCAL
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
         if limit == "auto":
             progress("measuring the disk")
-            limit = filesystem_limit(target_host)
+            limit = filesystem_limit(host)
         assert isinstance(limit, int)
         # Before the configuration is evaluated or a closure read.
         check_reserve(limit, reserve)
         if target is None:
             progress("evaluating the configuration")
-            target, tagged = _evaluate(flake, include, Path(scratch), target_host)
+            target, tagged = _evaluate(flake, include, Path(scratch), host)
             non_vital = tuple(sorted({*non_vital, *tagged}))
         with sizing_report() as report:
             problem = load_problem(
                 current,
                 target,
-                host=target_host,
+                host=host,
                 non_vital=non_vital,
                 couple=couples(couple),
                 keep=keep,
@@ -291,7 +290,7 @@ def _print(result: Result, estimates: Estimates, as_json: bool) -> None:
 
 
 def _evaluate(
-    flake: str | None, include: Sequence[str], scratch: Path, target_host: str | None
+    flake: str | None, include: Sequence[str], scratch: Path, host: Machine
 ) -> tuple[str, list[str]]:
     """The top-level derivation of a NixOS configuration, rooted in `scratch` while the
     plan is made (the step module with nothing kept old: the plain new system), and the
@@ -303,12 +302,10 @@ def _evaluate(
         raise click.UsageError("-I nixos-config=PATH names the configuration to evaluate")
     # Nothing is kept old, so the old nixpkgs is never read.
     step = StepConfig((), "/", configuration)
-    parsed = None
-    if flake:
-        with nix.on_host(target_host):
-            parsed = Flake.parse(flake)
+    parsed = Flake.parse(flake, host) if flake else None
     drv = instantiate_system(
         step,
+        NixFlags(),
         step_file=scratch / "step.json",
         root=scratch / "target.drv",
         flake=parsed,

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.nixstore import formats, nix
+from adapters.nixstore.host import LOCAL
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, PathInfo
 from solver.errors import BudgetSolveError, InputError, NixError
@@ -104,8 +105,8 @@ class _Lookup:
         found: dict[str, PathInfo] = {}
         if not want:
             return found
-        local = set(want) - set(nix.invalid_paths(want))
-        found.update((i.path, i) for i in nix.path_info(sorted(local), recursive=False))
+        local = set(want) - set(nix.invalid_paths(LOCAL, want))
+        found.update((i.path, i) for i in nix.path_info(LOCAL, sorted(local), recursive=False))
         self.origin.update(dict.fromkeys(found, "local"))
         for url in list(self.caches):
             missing = [p for p in want if p not in found]
@@ -113,7 +114,7 @@ class _Lookup:
                 break
             try:
                 _check_cache(url)
-                infos = nix.path_info(missing, recursive=False, store=url, known_only=True)
+                infos = nix.path_info(LOCAL, missing, recursive=False, store=url, known_only=True)
             except nix.CacheUnreachableError as e:
                 self.caches.remove(url)
                 _unreachable(url, str(e))
@@ -155,7 +156,7 @@ def closure_from_derivation(
     references at a time.
     """
     if drvs is None:
-        drvs = nix.show_derivation(drv)
+        drvs = nix.show_derivation(LOCAL, drv)
     deriver: dict[str, str] = {}
     for path, derivation in drvs.items():
         for out in derivation.outputs.values():
@@ -246,19 +247,19 @@ def read_target(
     def caches() -> list[str]:
         if offline:
             return []
-        return list(substituters) if substituters else nix.configured_substituters()
+        return list(substituters) if substituters else nix.configured_substituters(LOCAL)
 
     saved = _saved_derivations(spec)
     if saved is not None:
         top = _root_derivation(saved, spec)
         return closure_from_derivation(top, substituters=caches(), like=like, drvs=saved), top
-    if spec.endswith(".drv") and nix.is_store_path(spec):
-        if nix.invalid_paths([spec]):
+    if spec.endswith(".drv") and nix.is_store_path(LOCAL, spec):
+        if nix.invalid_paths(LOCAL, [spec]):
             raise InputError(f"{spec}: the derivation is not in the store")
-        if not nix.invalid_paths(nix.query_outputs(spec)):
+        if not nix.invalid_paths(LOCAL, nix.query_outputs(LOCAL, spec)):
             return read_source(spec), spec
         return closure_from_derivation(spec, substituters=caches(), like=like), spec
-    if nix.is_store_path(spec) and nix.invalid_paths([spec]):
+    if nix.is_store_path(LOCAL, spec) and nix.invalid_paths(LOCAL, [spec]):
         if offline:
             raise InputError(f"{spec} is not in the store, and --offline asks no cache for it")
         urls = caches()
@@ -266,7 +267,7 @@ def read_target(
         for url in urls:
             try:
                 _check_cache(url)
-                return nix.closure(spec, store=url), None
+                return nix.closure(LOCAL, spec, store=url), None
             except nix.CacheUnreachableError as e:
                 _unreachable(url, str(e))
                 errors.append(str(e))
@@ -283,7 +284,7 @@ _FIRST_KEY = re.compile(rb'\{\s*"((?:[^"\\]|\\.)*)"')
 
 def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
     """The derivations of a saved `nix derivation show -r` file; None for any other file."""
-    if nix.in_store(spec) or not os.path.isfile(spec):
+    if nix.in_store(LOCAL, spec) or not os.path.isfile(spec):
         return None
     try:
         with open(spec, "rb") as f:
@@ -302,7 +303,7 @@ def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
     if not isinstance(data, dict):
         return None
     looks = "derivations" in data or (data and all(str(k).endswith(".drv") for k in data))
-    return formats.parse_derivations(data, spec, nix.store_dir()) if looks else None
+    return formats.parse_derivations(data, spec, LOCAL.store_dir()) if looks else None
 
 
 def _root_derivation(drvs: dict[str, formats.Derivation], source: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from adapters.nixstore import nix
 from adapters.nixstore.estimate import read_target
+from adapters.nixstore.host import LOCAL, Host
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
 from solver.errors import InputError, NixError
@@ -16,10 +17,11 @@ log = logging.getLogger(__name__)
 
 def is_live(spec: str) -> bool:
     """A source that names something in the local store (a store path or a link to one)."""
-    return nix.in_store(os.path.realpath(spec))
+    return nix.in_store(LOCAL, os.path.realpath(spec))
 
 
 def live_pinned(
+    host: Host,
     old: Closure,
     new: Closure,
     *,
@@ -40,7 +42,7 @@ def live_pinned(
     targets = sorted(
         {
             target
-            for link, target in nix.gc_roots().items()
+            for link, target in nix.gc_roots(host).items()
             if os.path.abspath(link) not in skip
             and not any(link.startswith(d) for d in dirs)
             and target not in ignore_targets
@@ -52,13 +54,15 @@ def live_pinned(
     # A root at a derivation keeps the derivation file and its inputs, not its outputs.
     drvs = [t for t in targets if t.endswith(".drv")]
     paths = [t for t in targets if not t.endswith(".drv")]
-    parts = [nix.derivation_closure(drvs)] if drvs else []
+    parts = [nix.derivation_closure(host, drvs)] if drvs else []
     if paths:
-        parts.append(Closure(nix.path_info(paths, recursive=True), paths, source="GC roots"))
+        parts.append(Closure(nix.path_info(host, paths, recursive=True), paths, source="GC roots"))
     return merge(parts, source="GC roots")
 
 
-def keep_closure(paths: Sequence[str], old: Closure, new: Closure, live: bool) -> Closure | None:
+def keep_closure(
+    host: Host, paths: Sequence[str], old: Closure, new: Closure, live: bool
+) -> Closure | None:
     """Closures of `--keep` paths, from the known closures or, on a live store, from Nix."""
     parts = []
     for path in paths:
@@ -69,7 +73,9 @@ def keep_closure(paths: Sequence[str], old: Closure, new: Closure, live: bool) -
             parts.append(new.restrict([real]))
         elif live or is_live(real):
             try:
-                parts.append(Closure(nix.path_info([real], recursive=True), [real], source=path))
+                parts.append(
+                    Closure(nix.path_info(host, [real], recursive=True), [real], source=path)
+                )
             except NixError as e:
                 raise InputError(f"--keep {path}: not in either closure, and {e}") from e
         else:
@@ -91,32 +97,31 @@ def load_problem(
     target_store: str | None = None,
     substituters: Sequence[str] = (),
     offline: bool = False,
-    host: str | None = None,
+    host: Host = LOCAL,
 ) -> Problem:
     """Read both systems and everything that pins paths, and split them into components.
 
-    `host`: the current system, its GC roots and `keep` are on that host, read over SSH
-    (`current` names a path there); the target is read here. The target is sized from
+    `host`: the current system, its GC roots and `keep` are on that host (`current` names
+    a path there; another host is read over SSH); the target is read here. The target is sized from
     `target_store` and `substituters` where given, else from nix.conf's substituters; with
     `offline`, from none (what the local store lacks is estimated).
     """
-    old = nix.host_closure(host, current) if host is not None else read_source(current)
+    old = nix.host_closure(host, current) if host.address is not None else read_source(current)
     caches = [*([target_store] if target_store else []), *substituters]
     new, _ = read_target(target, like=old, substituters=caches or None, offline=offline)
-    live = host is not None or is_live(current)
-    with nix.on_host(host):
-        pinned = [
-            p
-            for p in (
-                # Planning only: roots at either system (the profile's current generation,
-                # /run/current-system, `result` links) are taken to move with the upgrade.
-                live_pinned(old, new, ignore_targets=[*old.roots, *new.roots])
-                if live and gc_roots
-                else None,
-                keep_closure(keep, old, new, live),
-            )
-            if p is not None
-        ]
+    live = host.address is not None or is_live(current)
+    pinned = [
+        p
+        for p in (
+            # Planning only: roots at either system (the profile's current generation,
+            # /run/current-system, `result` links) are taken to move with the upgrade.
+            live_pinned(host, old, new, ignore_targets=[*old.roots, *new.roots])
+            if live and gc_roots
+            else None,
+            keep_closure(host, keep, old, new, live),
+        )
+        if p is not None
+    ]
     return Problem.of(
         old,
         new,

@@ -1,7 +1,6 @@
 """The one place that starts subprocesses: argv lists, text, explicit `check`, readable errors."""
 
 import contextlib
-import contextvars
 import io
 import json
 import logging
@@ -30,22 +29,6 @@ _NOISE = (
 
 # Nix's internal JSON log: the result type of one line of a build's own output.
 _BUILD_LOG_LINE = 101
-
-# Where the output of long commands (builds) goes as it comes, line by line; None: nowhere.
-_sink: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
-    "build_log", default=None
-)
-
-
-# The ssh command (`ssh OPTIONS HOST`) that commands run through, or None: here.
-_remote: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
-    "remote", default=None
-)
-
-
-# Whether commands on the host run through `sudo` (nixos-rebuild's --sudo).
-_sudo: contextvars.ContextVar[bool] = contextvars.ContextVar("sudo", default=False)
-
 
 # A command that is running, and one that has run (their output as text).
 Running = subprocess.Popen[str]
@@ -79,50 +62,6 @@ def finish(proc: Running, *, grace: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def current_remote() -> tuple[str, ...] | None:
-    """The ssh command that `run` runs commands through now, None when here."""
-    return _remote.get()
-
-
-def on_remote(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
-    """The local command that runs `argv` on the current host: one shell command there,
-    with `env` set on that side, as root through `sudo` when asked. `SSH... HOST --
-    'COMMAND'`: the ssh command ends with its destination, and `--` follows it."""
-    ssh = _remote.get()
-    assert ssh is not None, "on_remote() is for a block run on another host"
-    assignments = [f"{name}={value}" for name, value in (env or {}).items()]
-    command = ["env", *assignments, *argv] if assignments else list(argv)
-    if _sudo.get():
-        # Never a password prompt: no one may be there to type it.
-        command = ["sudo", "--non-interactive", "--", *command]
-    # OpenSSH reads options again after the destination unless `--` ends them there, so
-    # nothing of the command is ever an option to ssh.
-    return [*ssh, "--", shlex.join(command)]
-
-
-@contextlib.contextmanager
-def remote(ssh: Sequence[str] | None, *, sudo: bool = False) -> Iterator[None]:
-    """Within the block, `run` runs every command through `ssh` (None: here again), with
-    `sudo` on the host when asked."""
-    token = _remote.set(tuple(ssh) if ssh is not None else None)
-    sudo_token = _sudo.set(sudo and ssh is not None)
-    try:
-        yield
-    finally:
-        _sudo.reset(sudo_token)
-        _remote.reset(token)
-
-
-@contextlib.contextmanager
-def streaming(sink: Callable[[str], None] | None) -> Iterator[None]:
-    """Within the block, `run(..., stream=True)` passes each stderr line to `sink`."""
-    token = _sink.set(sink)
-    try:
-        yield
-    finally:
-        _sink.reset(token)
 
 
 @contextlib.contextmanager
@@ -226,30 +165,29 @@ def run(
     env: Mapping[str, str] | None = None,
     input: str | None = None,
     timeout: float | None = None,
-    stream: bool = False,
+    log: Callable[[str], None] | None = None,
     label: str | None = None,
+    where: str | None = None,
+    lost: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `argv` (never through a shell), capturing stdout and stderr as text.
+    """Run `argv` here (never through a shell), capturing stdout and stderr as text.
 
     `env` adds variables on top of the inherited environment, so NIX_STORE_DIR and
     friends always reach Nix. With `check=True` a non-zero exit raises `NixError`.
-    `stream`: a build whose log also goes, line by line, to the `streaming` sink.
-    `label`: what errors call the command instead of its argv (a script, say).
+    `log`: each stderr line also goes there as it comes (a build's log).
+    `label`: what errors call the command instead of its argv (a script, say); `where`:
+    the host errors name before it. `lost`: the exit code that means the connection to
+    that host failed (ssh's 255), raised as `ConnectionLostError`.
     """
     argv = list(argv)
     if not argv:
         raise ValueError("run() needs a command")
-    remote = _remote.get()
-    where = f"{remote[-1]}: " if remote is not None else ""
-    shown = where + (label if label is not None else describe(argv))
-    if remote is not None:
-        argv, env = on_remote(argv, env), None
+    shown = (f"{where}: " if where else "") + (label if label is not None else describe(argv))
     logger.debug("running %s", shlex.join(argv))
     full_env = {**os.environ, **env} if env is not None else None
-    sink = _sink.get() if stream else None
     try:
-        if sink is not None:
-            result = _streamed(argv, full_env, sink)
+        if log is not None:
+            result = _streamed(argv, full_env, log)
         else:
             result = subprocess.run(
                 argv,
@@ -284,8 +222,7 @@ def run(
             status = f"failed with exit code {result.returncode}"
         reason = last_error_line(result.stderr)
         message = f"{shown} {status}" + (f": {reason}" if reason else "")
-        # ssh exits 255 when the connection fails or breaks, and passes on any other code.
-        if remote is not None and result.returncode == 255:
+        if lost is not None and result.returncode == lost:
             raise ConnectionLostError(message)
         raise NixError(message)
     return result

@@ -23,6 +23,7 @@ from adapters.nixstore.formats import (
     read_registration,
     some_paths,
 )
+from adapters.nixstore.host import LOCAL
 from solver.closure import Closure, PathInfo
 from solver.errors import ClosureError, InputError
 
@@ -211,7 +212,7 @@ def _top_level_store_path(spec: str) -> str | None:
     candidates = [os.path.normpath(spec)]
     if os.path.lexists(spec):
         candidates.append(os.path.realpath(spec))
-    return next((c for c in candidates if nix.is_store_path(c)), None)
+    return next((c for c in candidates if nix.is_store_path(LOCAL, c)), None)
 
 
 def _db_readable(db: Path) -> bool:
@@ -226,7 +227,7 @@ def _live_closure(paths: list[str], source: str) -> Closure:
             return read_db(db, paths)
         except _DbError as e:
             logger.debug("falling back to nix path-info: %s", e)
-    infos = nix.path_info(paths, recursive=True)
+    infos = nix.path_info(LOCAL, paths, recursive=True)
     return Closure(infos, paths, source=source)
 
 
@@ -246,11 +247,11 @@ def _missing(paths: list[str]) -> list[str]:
                 return [p for p in paths if p not in found]
             finally:
                 conn.close()
-    return nix.invalid_paths(paths)
+    return nix.invalid_paths(LOCAL, paths)
 
 
 def _read_derivation(drv: str) -> Closure:
-    outputs = nix.query_outputs(drv)
+    outputs = nix.query_outputs(LOCAL, drv)
     missing = _missing(outputs)
     if missing:
         raise InputError(
@@ -266,7 +267,7 @@ def read_source(spec: str) -> Closure:
     path (or a link to one) in the local store, or a `.drv` whose outputs are built."""
     if not spec:
         raise InputError("empty closure source")
-    store_dir = nix.store_dir()
+    store_dir = LOCAL.store_dir()
     store_path = _top_level_store_path(spec)
     if store_path is not None:
         if store_path.endswith(".drv"):

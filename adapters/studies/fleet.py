@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.nixstore import nix
+from adapters.nixstore.ssh import check_host as ssh_address
 from adapters.studies import schema as y
 from adapters.studies.changes import parse_change, read_current
 from solver.capacity import Curve, curve, heuristic_plan
@@ -154,7 +154,7 @@ def load(path: Path) -> Fleet:
             sw = hw.key(h, "ssh")
             ssh = y.string(h["ssh"], sw)
             try:
-                address = nix.check_host(ssh, None)
+                address = ssh_address(ssh, None)
             except InputError as e:
                 raise sw.error(str(e)) from None
             same = _same_host(address)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.nixstore import host as host_module
-from adapters.nixstore import nix
+from adapters.nixstore import ssh
+from adapters.nixstore.versions import forget_versions
 from tests.e2e import versions
 from tests.e2e.shell import sh
 from tests.e2e.versions import Nix
@@ -148,11 +148,11 @@ def nix_store(tmp_path, monkeypatch, nix_version) -> Iterator[NixStore]:
     monkeypatch.delenv("NIX_USER_CONF_FILES", raising=False)
     monkeypatch.delenv("NIX_PATH", raising=False)
     # The tool asks each host for its Nix version once per process; this test's may differ.
-    nix.forget_versions()
-    host_module.forget_environments()
+    forget_versions()
+    ssh.forget_environments()
     yield NixStore(root=root, store_dir=root / "store", state_dir=root / "var", nix=nix_version)
-    nix.forget_versions()
-    host_module.forget_environments()
+    forget_versions()
+    ssh.forget_environments()
 
 
 @pytest.fixture

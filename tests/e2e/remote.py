@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.nixstore import nix
+from adapters.nixstore.ssh import Ssh
 from tests.e2e.shell import sh
 from tests.e2e.versions import Nix
 
@@ -34,7 +34,7 @@ class RemoteHost:
 
     def run(self, *argv: str) -> str:
         """Run a command on the host; its stdout. Fails the test on error."""
-        ssh = [*nix.ssh_command(self.address), "--", shlex.join(argv)]
+        ssh = [*Ssh.parse(self.address).ssh_argv(), "--", shlex.join(argv)]
         result = subprocess.run(ssh, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             pytest.fail(f"on the host: {shlex.join(argv)} failed:\n{result.stderr}")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.apply.journal import ProfileLock, state_dir_for
+from adapters.apply.journal import profile_lock, state_dir_for
 from adapters.cli import main
-from adapters.nixstore import nix
+from adapters.nixstore import builds, profiles
+from adapters.nixstore.host import LOCAL
 from tests.e2e.shell import sh
 from tests.e2e.test_apply import MiB, apply_argv, prepare
 
@@ -48,7 +49,7 @@ def test_dry_run_plans_and_changes_nothing(small_store, capsys):
     assert sorted(os.listdir(profile.parent)) == generations
     assert Path(dead).exists() and Path(pkg).exists()
     # Nothing of ours is left behind either: no roots, no journal.
-    state = state_dir_for(profile)
+    state = state_dir_for(LOCAL, profile)
     assert not (state / "journal.json").exists()
     assert not [p for p in (state / "keep").glob("*")] if (state / "keep").exists() else True
 
@@ -77,11 +78,11 @@ def test_other_generations_of_the_start_are_kept_and_counted(small_store, capsys
     other = sh("nix-store", "--add", str(store.write("other-system", "u" * 1000))).stdout.strip()
     sh("nix-env", "--profile", str(profile), "--set", other)
     sh("nix-env", "--profile", str(profile), "--set", old)
-    before = nix.generations(profile)
+    before = profiles.generations(LOCAL, profile)
     assert sorted(before) == [1, 2, 3]
     code, _out, err = run(capsys, apply_argv(profile, new, cache, budget))
     assert code == 0, err
-    after = nix.generations(profile)
+    after = profiles.generations(LOCAL, profile)
     assert after[1] == before[1] and after[2] == before[2]
     assert 3 not in after
     assert os.path.realpath(profile) == new
@@ -106,9 +107,9 @@ def test_profile_given_as_a_link_to_the_profile(small_store, capsys):
 def test_a_second_run_on_the_profile_is_refused(small_store, capsys):
     store, remount = small_store
     profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
-    state = state_dir_for(profile)
+    state = state_dir_for(LOCAL, profile)
     state.mkdir(parents=True, mode=0o700, exist_ok=True)
-    with ProfileLock(state, profile):
+    with profile_lock(LOCAL, state, profile):
         code, _out, err = run(capsys, apply_argv(profile, new, cache, budget))
     assert code == 2
     assert err == f"error: another budget-solve apply is running on {profile} (pid {os.getpid()})\n"
@@ -124,12 +125,14 @@ def test_thousands_of_paths_in_one_generation(nix_store, tmp_path):
     paths = sh("nix-store", "--add", *files).stdout.split()
     assert len(set(paths)) == 2500
     assert sum(len(p) + 1 for p in paths) > 128 * 1024
-    out = nix.build_generation(
+    out = builds.build_generation(
+        LOCAL,
         GENERATION_NIX,
         "budget-solve-generation-1",
         paths,
         out_link=tmp_path / "result",
         paths_file=tmp_path / "paths.json",
+        flags=builds.NixFlags(),
     )
     assert len(os.listdir(out)) == 2500
     refs = set(sh("nix-store", "--query", "--references", out).stdout.split())
@@ -244,7 +247,7 @@ def test_without_a_terminal_and_yes_nothing_runs(small_store, capsys):
     code, _out, err = run(capsys, _without_yes(apply_argv(profile, new, cache, budget)))
     assert code == 2 and err.count("\n") == 1 and "give --yes" in err, err
     assert sorted(os.listdir(profile.parent)) == before and Path(dead).exists()
-    assert not state_dir_for(profile).exists()
+    assert not state_dir_for(LOCAL, profile).exists()
 
 
 @pytest.mark.parametrize("answer", ["n", "", "y"])
@@ -311,7 +314,7 @@ def test_keep_rollback_keeps_the_generation_before_the_target(small_store, capsy
     assert code == 0, err
     doc = json.loads(out)
     assert "as the rollback" in err and "more on disk after the run" in err
-    gens = nix.generations(profile)
+    gens = profiles.generations(LOCAL, profile)
     # The target, and the generation before it, which is the plan's last intermediate one.
     assert len(gens) == 2 and gens[max(gens)] == new
     rollback = gens[min(gens)]

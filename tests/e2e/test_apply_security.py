@@ -14,7 +14,8 @@ from adapters.apply import executor as executor_module
 from adapters.apply import journal as journal_module
 from adapters.apply.journal import state_dir_for
 from adapters.cli import main
-from adapters.nixstore import nix
+from adapters.nixstore import profiles
+from adapters.nixstore.host import LOCAL
 from tests.e2e.shell import sh
 from tests.e2e.test_apply import apply_argv, prepare
 
@@ -62,7 +63,7 @@ def world(small_store):
 )
 def test_a_state_subdirectory_linked_to_the_profiles_is_refused(world, capsys, subdir, dry_run):
     _store, profile, old, new, cache, budget = world
-    state = state_dir_for(profile)
+    state = state_dir_for(LOCAL, profile)
     state.mkdir(parents=True, mode=0o700)
     (state / subdir).symlink_to(profile.parent)
     before = snapshot(profile.parent)
@@ -83,7 +84,7 @@ def test_a_state_file_as_a_link_leaves_what_it_points_at_alone(
 ):
     """The lock would be truncated to our pid, the journal read and replaced through."""
     _store, profile, old, new, cache, budget = world
-    state = state_dir_for(profile)
+    state = state_dir_for(LOCAL, profile)
     state.mkdir(parents=True, mode=0o700)
     canary = tmp_path / "precious"
     canary.write_text(content)
@@ -138,7 +139,7 @@ def crashed_run(world, capsys, monkeypatch) -> tuple[Path, dict]:
         with pytest.raises(Crash):
             main(apply_argv(profile, new, cache, budget))
     capsys.readouterr()
-    path = state_dir_for(profile) / "journal.json"
+    path = state_dir_for(LOCAL, profile) / "journal.json"
     doc = json.loads(path.read_text())
     assert doc["status"] == "running" and doc["step"] == 2
     return path, doc
@@ -166,14 +167,14 @@ def test_an_edited_journal_is_refused_and_changes_nothing(world, capsys, monkeyp
 def test_a_forged_start_generation_does_not_delete_the_users(world, capsys, monkeypatch):
     _store, profile, _old, new, cache, budget = world
     path, doc = crashed_run(world, capsys, monkeypatch)
-    mine = nix.generations(profile)[2]
+    mine = profiles.generations(LOCAL, profile)[2]
     doc["start_generation"] = 2
     doc["newest_generation"] = 2
     rewrite(path, doc, digest=True)
     code, _out, err = run(capsys, apply_argv(profile, new, cache, budget))
     assert code == 0, err
     assert os.path.realpath(profile) == new
-    assert nix.generations(profile).get(2) == mine
+    assert profiles.generations(LOCAL, profile).get(2) == mine
 
 
 def test_a_forged_newest_generation_does_not_delete_the_users(world, capsys, monkeypatch):
@@ -181,13 +182,13 @@ def test_a_forged_newest_generation_does_not_delete_the_users(world, capsys, mon
     a generation of the plan are the run's."""
     _store, profile, _old, new, cache, budget = world
     path, doc = crashed_run(world, capsys, monkeypatch)
-    mine = nix.generations(profile)[2]
+    mine = profiles.generations(LOCAL, profile)[2]
     doc["newest_generation"] = 0
     doc["start_generation"] = None
     rewrite(path, doc, digest=True)
     code, _out, err = run(capsys, apply_argv(profile, new, cache, budget))
     assert code == 0, err
-    assert nix.generations(profile).get(2) == mine
+    assert profiles.generations(LOCAL, profile).get(2) == mine
 
 
 @pytest.mark.parametrize("where", ["paths", "specs", "both"])

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
-from adapters.nixstore import nix
+from adapters.nixstore import versions as nix_versions
 from adapters.nixstore.estimate import closure_from_derivation, read_target
+from adapters.nixstore.host import LOCAL
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure
 
@@ -130,14 +131,14 @@ def test_target_with_fetched_file_and_source_tree(nix_store, tmp_path, capsys):
     no Nix says that registry.json references the tree (its environment names it)."""
     conf = nix_store.root / "etc" / "nix.conf"
     conf.write_text(conf.read_text() + "require-sigs = false\n")
-    nix.forget_versions()
+    nix_versions.forget_versions()
     versions = Versions(tmp_path)
     old = tmp_path / "old"
     run("nix-build", *versions.args("1"), "-o", str(old))
     old_drv = run("nix-instantiate", *versions.args("1"))
     drv = run("nix-instantiate", *versions.args("2"))
     saved = tmp_path / "target-drvs.json"
-    saved.write_text(run(*nix.show_derivation_argv(nix.version(), drv)))
+    saved.write_text(run(*nix_versions.show_derivation_argv(nix_versions.version(LOCAL), drv)))
     truth = read_source(run("nix-build", *versions.args("2"), "--no-out-link"))
     current = read_source(str(old))
 

@@ -5,8 +5,9 @@ import subprocess
 
 import pytest
 
-from adapters.apply import nixos
-from adapters.nixstore import nix
+from adapters.apply.nixos_inputs import Flake
+from adapters.nixstore import builds
+from adapters.nixstore.host import LOCAL
 from tests.e2e.shell import sh
 
 pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
@@ -19,7 +20,7 @@ FLAKE = """{ outputs = { self }: {
 
 
 def _eval(*argv: str) -> str:
-    return sh(*nix.FLAKES, "eval", "--raw", *argv).stdout.strip()
+    return sh(*builds.FLAKES, "eval", "--raw", *argv).stdout.strip()
 
 
 @pytest.mark.parametrize("in_git", [True, False])
@@ -33,7 +34,7 @@ def test_get_flake_sees_what_the_command_line_sees(nix_store, tmp_path, in_git):
         subprocess.run([*git, "add", "flake.nix"], check=True)
         subprocess.run([*git, "commit", "-qm", "config"], check=True)
     (flake / "untracked").write_text("not in git\n")
-    ref = nixos.Flake.parse(f"{flake}#box").ref
+    ref = Flake.parse(f"{flake}#box", LOCAL).ref
     shown = 's: if s then "seen" else "unseen"'
     expr = f'let f = builtins.getFlake "{ref}"; in ({shown}) f.seen + " " + f.revision'
     ours = _eval("--impure", "--expr", expr)

@@ -1,6 +1,6 @@
-"""The files and disk of the machine a run changes (adapters/nixstore/host.py): each
-function does on a host over SSH what it does here, checked on the test's second host
-and on a directory here."""
+"""The files and disk of the machine a run changes (adapters/nixstore/host.py and
+ssh.py): each method does on a host over SSH what it does here, checked on the test's
+second host and on a directory here."""
 
 import os
 import threading
@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from adapters.nixstore import host, nix
+from adapters.nixstore import process
+from adapters.nixstore.host import LOCAL, Held, Host
+from adapters.nixstore.ssh import Ssh
 from solver.errors import InputError
 
 pytestmark = pytest.mark.nix
 
 
-def _exercise(base: Path, check_file, check_link) -> None:
-    """The same calls, wherever the block runs; `check_*` look from outside."""
+def _exercise(host: Host, base: Path, check_file, check_link) -> None:
+    """The same calls, on `host`; `check_*` look from outside."""
     journal = base / "state" / "journal.json"
     assert host.read_bytes(journal) is None
     host.write_atomic(journal, '{"a": "é"}\n', mode=0o600)
@@ -71,6 +73,7 @@ def _exercise(base: Path, check_file, check_link) -> None:
 
 def test_host_functions_here(tmp_path):
     _exercise(
+        LOCAL,
         tmp_path,
         lambda path, text: path.read_text() == text or pytest.fail(path),
         lambda link, target: os.readlink(link) == target or pytest.fail(link),
@@ -82,14 +85,15 @@ def test_host_functions_over_ssh(remote_host, tmp_path):
     h = remote_host
     # A directory of the host's own: its state directory is not this machine's.
     base = h.state_dir / "host-test"
-    with nix.on_host(h.address):
-        assert host.remote() == h.address
-        _exercise(
-            base,
-            lambda path, text: h.run("cat", str(path)) == text or pytest.fail(path),
-            lambda link, target: h.run("readlink", str(link)).strip() == target or pytest.fail(),
-        )
-        store = host.usage(h.store_dir)
+    there = Ssh.parse(h.address)
+    assert there.address == h.address
+    _exercise(
+        there,
+        base,
+        lambda path, text: h.run("cat", str(path)) == text or pytest.fail(path),
+        lambda link, target: h.run("readlink", str(link)).strip() == target or pytest.fail(),
+    )
+    store = there.usage(h.store_dir)
     assert not (base / "roots").exists()  # nothing happened here
     blocks, free, size = (
         int(w) for w in h.run("stat", "-f", "-c", "%b %f %S", str(h.store_dir)).split()
@@ -99,9 +103,9 @@ def test_host_functions_over_ssh(remote_host, tmp_path):
     assert abs(store.used - (blocks - free) * size) < 8 << 20
 
 
-def _hostile(base: Path, chown, make_link, make_dir, listing) -> None:
-    """What a hostile state directory holds is refused, wherever the block runs; `chown`,
-    `make_link`, `make_dir` and `listing` act from outside, on the machine of the block."""
+def _hostile(host: Host, base: Path, chown, make_link, make_dir, listing) -> None:
+    """What a hostile state directory holds is refused, on `host`; `chown`, `make_link`,
+    `make_dir` and `listing` act from outside, on that machine."""
     profiles = base / "profiles"
     make_dir(profiles)
     make_link(profiles / "system-1-link", "/nix/store/" + "a" * 32 + "-system")
@@ -142,6 +146,7 @@ def _chown_here(path: Path, uid: int, mode: int) -> None:
 
 def test_a_hostile_state_directory_here(tmp_path):
     _hostile(
+        LOCAL,
         tmp_path,
         _chown_here,
         lambda link, target: os.symlink(target, link),
@@ -155,50 +160,56 @@ def test_a_hostile_state_directory_over_ssh(remote_host):
     h = remote_host
     base = h.state_dir / "hostile"
     h.run("mkdir", "-p", str(base))
-    with nix.on_host(h.address):
-        _hostile(
-            base,
-            lambda path, uid, mode: h.run(
-                "sh", "-c", f"chown {uid} {path} && chmod {mode:o} {path}"
-            ),
-            lambda link, target: h.run("ln", "-sfn", target, str(link)),
-            lambda d: h.run("mkdir", "-p", str(d)),
-            lambda d: sorted(h.run("ls", "-A", str(d)).split()),
-        )
-        lock = base / "bs" / "system-1" / "lock"
-        h.run("sh", "-c", f"echo precious > {base}/canary && ln -s {base}/canary {lock}")
-        with pytest.raises(InputError, match="refusing to lock it"):
-            host.HostLock(lock).__enter__()
+    there = Ssh.parse(h.address)
+    _hostile(
+        there,
+        base,
+        lambda path, uid, mode: h.run("sh", "-c", f"chown {uid} {path} && chmod {mode:o} {path}"),
+        lambda link, target: h.run("ln", "-sfn", target, str(link)),
+        lambda d: h.run("mkdir", "-p", str(d)),
+        lambda d: sorted(h.run("ls", "-A", str(d)).split()),
+    )
+    lock = base / "bs" / "system-1" / "lock"
+    h.run("sh", "-c", f"echo precious > {base}/canary && ln -s {base}/canary {lock}")
+    with pytest.raises(InputError, match="refusing to lock it"), there.lock(lock):
+        pass
     assert h.run("cat", str(base / "canary")) == "precious\n"
 
 
 @pytest.mark.every_nix
-def test_a_host_lock_is_exclusive_and_goes_with_its_connection(remote_host):
+def test_a_host_lock_is_exclusive_and_goes_with_its_connection(remote_host, monkeypatch):
     h = remote_host
+    there = Ssh.parse(h.address)
     lock = h.state_dir / "lock"
     h.run("mkdir", "-p", str(h.state_dir))
-    with nix.on_host(h.address):
-        first = host.HostLock(lock)
-        first.__enter__()
-        with pytest.raises(host.Held) as held:
-            host.HostLock(lock).__enter__()
-        assert "@" in held.value.holder
-        first.__exit__(None, None, None)
-        with host.HostLock(lock):
+    # The ssh commands the locks run, to kill one.
+    started: list[process.Running] = []
+    start = process.start
+
+    def recorded(*args, **kwargs) -> process.Running:
+        started.append(start(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(process, "start", recorded)
+    with there.lock(lock):
+        with pytest.raises(Held) as held, there.lock(lock):
             pass
-        # The connection is lost (its ssh killed): the host's side ends, and the lock goes.
-        second = host.HostLock(lock)
-        second.__enter__()
-        assert second._proc is not None
-        second._proc.kill()
-        for _ in range(100):
-            try:
-                with host.HostLock(lock):
-                    break
-            except host.Held:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the lock outlived its connection")
+        assert "@" in held.value.holder
+    with there.lock(lock):
+        pass
+    # The connection is lost (its ssh killed): the host's side ends, and the lock goes.
+    second = there.lock(lock)
+    second.__enter__()
+    started[-1].kill()
+    for _ in range(100):
+        try:
+            with there.lock(lock):
+                break
+        except Held:
+            time.sleep(0.1)
+    else:
+        pytest.fail("the lock outlived its connection")
+    second.__exit__(None, None, None)
 
 
 @pytest.mark.every_nix
@@ -214,10 +225,6 @@ def test_usage_is_streamed_from_the_host(remote_host):
         if len(seen) >= 3:
             got.set()
 
-    with nix.on_host(h.address):
-        stream = host.UsageStream(h.store_dir, 0.05, each)
-        try:
-            assert got.wait(20), "no samples from the host"
-        finally:
-            stream.close()
+    with Ssh.parse(h.address).usage_samples(h.store_dir, 0.05, each):
+        assert got.wait(20), "no samples from the host"
     assert all(used >= 1 << 20 for used in seen)

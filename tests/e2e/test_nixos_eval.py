@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from adapters.apply import nixos
+from adapters.apply.nixos_inputs import Flake
+from adapters.nixstore.builds import NixFlags
+from adapters.nixstore.host import LOCAL
 from tests.e2e.shell import standin_flake
 
 pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
@@ -27,7 +30,9 @@ def test_classic_and_flake_steps_keep_old_packages(nix_store):
         configuration=str(STANDIN / "configuration.nix"),
     )
     classic = nixos.build_system(
+        LOCAL,
         step,
+        NixFlags(),
         step_file=nix_store.root / "step.json",
         out_link=nix_store.root / "classic",
         include=[f"nixpkgs={STANDIN / 'new'}"],
@@ -39,18 +44,22 @@ def test_classic_and_flake_steps_keep_old_packages(nix_store):
 
     flake = standin_flake(nix_store.root / "flake")
     from_flake = nixos.build_system(
+        LOCAL,
         nixos.StepConfig(("hello",), str(STANDIN / "old")),
+        NixFlags(),
         step_file=nix_store.root / "step2.json",
         out_link=nix_store.root / "flake-result",
-        flake=nixos.Flake.parse(f"{flake}#box"),
+        flake=Flake.parse(f"{flake}#box", LOCAL),
     )
     # Same packages, same glue: the same system whichever way it was described.
     assert from_flake == classic
 
     everything_new = nixos.build_system(
+        LOCAL,
         nixos.StepConfig(
             (), str(STANDIN / "old"), configuration=str(STANDIN / "configuration.nix")
         ),
+        NixFlags(),
         step_file=nix_store.root / "step3.json",
         out_link=nix_store.root / "new",
         include=[f"nixpkgs={STANDIN / 'new'}"],
@@ -68,10 +77,12 @@ def test_plan_command_evaluates_a_flake_configuration(nix_store, capsys):
 
     flake = standin_flake(nix_store.root / "flake")
     old = nixos.build_system(
+        LOCAL,
         nixos.StepConfig(("hello", "world"), str(STANDIN / "old")),
+        NixFlags(),
         step_file=nix_store.root / "old.json",
         out_link=nix_store.root / "old-system",
-        flake=nixos.Flake.parse(f"{flake}#box"),
+        flake=Flake.parse(f"{flake}#box", LOCAL),
     )
     for how in (
         ["--flake", f"{flake}#box"],
@@ -93,14 +104,14 @@ def test_non_vital_tags_are_read_from_the_configuration(nix_store):
     classic configuration; [] from one that does not import the module."""
     module = Path(nixos.__file__).with_name("nixos-module.nix")
     flake = standin_flake(nix_store.root / "flake")
-    assert nixos.tagged_non_vital(nixos.Flake.parse(f"{flake}#box"), None, []) == []
+    assert nixos.tagged_non_vital(Flake.parse(f"{flake}#box", LOCAL), None, []) == []
     shutil.copy(module, flake / "budget-solve.nix")
     (flake / "configuration.nix").write_text(
         "{ pkgs, ... }: { imports = [ ./budget-solve.nix ];\n"
         "  environment.systemPackages = [ pkgs.hello pkgs.editor ];\n"
         '  budgetSolve.nonVital = [ "editor" ]; }\n'
     )
-    tagged = nixos.tagged_non_vital(nixos.Flake.parse(f"{flake}#box"), None, [])
+    tagged = nixos.tagged_non_vital(Flake.parse(f"{flake}#box", LOCAL), None, [])
     assert tagged == ["editor"]
     classic = nixos.tagged_non_vital(
         None, str(flake / "configuration.nix"), [f"nixpkgs={STANDIN / 'new'}"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from adapters.nixstore import formats, nix, sources
+from adapters.nixstore.host import LOCAL
 from solver.closure import Closure
 from solver.errors import InputError, NixError
 
@@ -70,7 +71,7 @@ def built(nix_store):
 
 def test_store_is_throwaway(built):
     store, _, _, path = built
-    assert nix.store_dir() == str(store.store_dir)
+    assert LOCAL.store_dir() == str(store.store_dir)
     assert nix.state_db_path() == store.db
     assert store.db.is_file()
     assert path.startswith(f"{store.store_dir}/")
@@ -78,7 +79,7 @@ def test_store_is_throwaway(built):
 
 def test_live_path_info_matches_nix(built):
     store, _, link, path = built
-    closure = nix.closure(str(link))
+    closure = nix.closure(LOCAL, str(link))
     assert closure.roots == (path,)
     assert len(closure) == 5
     assert sizes(closure) == nix_sizes(store, link)
@@ -93,14 +94,14 @@ def test_live_path_info_matches_nix(built):
 
 def test_path_info_not_recursive(built):
     _, _, _, path = built
-    (info,) = nix.path_info([path], recursive=False)
+    (info,) = nix.path_info(LOCAL, [path], recursive=False)
     assert info.path == path
     assert len(info.references) == 2
 
 
 def test_read_db_matches_nix(built):
     store, _, link, path = built
-    live = nix.closure(path)
+    live = nix.closure(LOCAL, path)
     closure = sources.read_db(store.db, [path])
     assert summary(closure) == summary(live)
     assert closure.size() == nix_closure_size(store, link)
@@ -109,7 +110,7 @@ def test_read_db_matches_nix(built):
 
 def test_read_source_store_path_link_and_drv(built):
     store, _, link, path = built
-    live = summary(nix.closure(path))
+    live = summary(nix.closure(LOCAL, path))
     assert summary(sources.read_source(path)) == live
     assert summary(sources.read_source(str(link))) == live
     drv = store.run("nix-store", "--query", "--deriver", path).strip()
@@ -138,9 +139,9 @@ def test_binary_cache(built):
     assert from_dir.size() == total
     assert summary(sources.read_source(str(cache))) == summary(from_dir)
 
-    infos = nix.path_info([path], store=f"file://{cache}")
+    infos = nix.path_info(LOCAL, [path], store=f"file://{cache}")
     assert {i.path: i.nar_size for i in infos} == expected
-    via_nix = nix.closure(path, store=f"file://{cache}")
+    via_nix = nix.closure(LOCAL, path, store=f"file://{cache}")
     assert summary(via_nix) == summary(from_dir)
     assert via_nix.size() == total
 
@@ -150,39 +151,41 @@ def test_registration_from_dump_db(built):
     paths = store.run("nix-store", "--query", "--requisites", path).split()
     text = store.run("nix-store", "--dump-db", *paths)
     closure = formats.read_registration(text, "dump-db")
-    assert summary(closure) == summary(nix.closure(path))
+    assert summary(closure) == summary(nix.closure(LOCAL, path))
     assert closure.size() == nix_closure_size(store, link)
 
 
 def test_saved_path_info_files(built):
     store, _, link, path = built
-    live = summary(nix.closure(path))
+    live = summary(nix.closure(LOCAL, path))
     saved = store.write("path-info.json", store.run("nix", "path-info", "--json", "-r", str(link)))
     assert summary(sources.read_source(str(saved))) == live
     for shape in ("list", "2.19", "v2"):
-        dumped = store.write(f"{shape}.json", formats.dump_path_info_json(nix.closure(path), shape))
+        dumped = store.write(
+            f"{shape}.json", formats.dump_path_info_json(nix.closure(LOCAL, path), shape)
+        )
         assert summary(sources.read_source(str(dumped))) == live
 
 
 def test_gc_roots_find_the_result_link(built):
     store, expr, link, path = built
-    roots = nix.gc_roots()
+    roots = nix.gc_roots(LOCAL)
     assert roots[str(link)] == path
     other = store.root / "result-libfoo"
     libfoo = store.build(expr, "libfoo", other)
-    assert nix.gc_roots()[str(other)] == libfoo
+    assert nix.gc_roots(LOCAL)[str(other)] == libfoo
 
 
 def test_derivation_not_built_then_realised(built):
     store, expr, _, _ = built
     drv = store.run("nix-instantiate", str(expr), "-A", "notbuilt").strip()
-    (out,) = nix.query_outputs(drv)
+    (out,) = nix.query_outputs(LOCAL, drv)
     assert out.endswith("-notbuilt-1.0")
-    assert nix.invalid_paths([out]) == [out]
+    assert nix.invalid_paths(LOCAL, [out]) == [out]
     with pytest.raises(InputError, match=f"{drv} is not built: {out} not in the store"):
         sources.read_source(drv)
-    assert nix.realise(drv) == [out]
-    assert nix.invalid_paths([out]) == []
+    assert nix.realise(LOCAL, drv) == [out]
+    assert nix.invalid_paths(LOCAL, [out]) == []
     closure = sources.read_source(drv)
     assert closure.roots == (out,)
     assert len(closure) == 2
@@ -191,12 +194,12 @@ def test_derivation_not_built_then_realised(built):
 def test_nix_failures_are_one_line_errors(nix_store):
     missing = f"{nix_store.store_dir}/{'a' * 32}-missing-1.0.drv"
     with pytest.raises(NixError) as caught:
-        nix.query_outputs(missing)
+        nix.query_outputs(LOCAL, missing)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"nix-store --query --outputs {missing} failed with exit code")
     with pytest.raises(NixError):
-        nix.path_info([missing.removesuffix(".drv")])
+        nix.path_info(LOCAL, [missing.removesuffix(".drv")])
 
 
 def test_path_info_json_is_what_nix_prints(built):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.nixstore import formats, nix
+from adapters.nixstore import formats, versions
 from tests.e2e.versions import Nix
 from tests.test_derivations import VERSIONS, full
 from tests.test_nix_versions import standin_script, write_standin
@@ -46,9 +46,9 @@ def played_by(real: Nix) -> str:
     candidates = [
         name
         for name, (line, _verb, _kind) in VERSIONS.items()
-        if "Lix" not in line and nix.parse_version(line).release <= real.key
+        if "Lix" not in line and versions.parse_version(line).release <= real.key
     ]
-    return max(candidates, key=lambda name: nix.parse_version(VERSIONS[name][0]).release)
+    return max(candidates, key=lambda name: versions.parse_version(VERSIONS[name][0]).release)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def pair(nix_store, tmp_path) -> Pair:
     top_drv = nix_store.run("nix-instantiate", str(expr), "-A", "top").strip()
     glibc = nix_store.run("nix-build", str(expr), "-A", "glibc", "--no-out-link").strip()
     cache = f"file://{tmp_path / 'cache'}"
-    nix_store.run(*nix.NIX, "copy", "--to", cache, glibc)
+    nix_store.run(*versions.NIX, "copy", "--to", cache, glibc)
     played = played_by(nix_store.nix)
     where = tmp_path / "standin"
     where.mkdir()
@@ -144,7 +144,7 @@ def test_version_line(pair):
     real, standin = pair.on_real("nix", "--version"), pair.on_standin("nix", "--version")
     assert VERSION_LINE.match(real.out) and VERSION_LINE.match(standin.out), (real, standin)
     # Read alike: a Nix, not Lix, in the stand-in's range of releases.
-    assert not nix.parse_version(real.out).lix and not nix.parse_version(standin.out).lix
+    assert not versions.parse_version(real.out).lix and not versions.parse_version(standin.out).lix
     assert played_by(pair.real) == pair.played
 
 
@@ -153,8 +153,8 @@ def test_version_line(pair):
 )
 def test_verbs_are_accepted_refused_and_warned_about_alike(pair, verb):
     args = ["--recursive", pair.top_drv] if "deriv" in verb else ["--json"]
-    real = pair.on_real(*nix.NIX, *verb.split(), *args)
-    standin = pair.on_standin(*nix.NIX, *verb.split(), *args)
+    real = pair.on_real(*versions.NIX, *verb.split(), *args)
+    standin = pair.on_standin(*versions.NIX, *verb.split(), *args)
     said = f"real Nix {pair.real.release} and the stand-in playing {pair.played}"
     assert (real.code == 0) == (standin.code == 0), (said, real, standin)
     assert real.warnings == standin.warnings, said
@@ -162,7 +162,9 @@ def test_verbs_are_accepted_refused_and_warned_about_alike(pair, verb):
 
 
 def test_derivation_show_has_the_shape_of_the_real_one(pair):
-    argv = nix.show_derivation_argv(nix.parse_version(pair.on_real("nix", "--version").out), "")
+    argv = versions.show_derivation_argv(
+        versions.parse_version(pair.on_real("nix", "--version").out), ""
+    )
     real = pair.on_real(*argv[:-1], pair.top_drv)
     standin = pair.on_standin(*argv[:-1], full("topdrv"))
     assert real.code == 0 and standin.code == 0, (real, standin)
@@ -180,7 +182,7 @@ def nix_store_dir(path: str) -> Path:
 
 
 def test_config_show_has_the_shape_of_the_real_one(pair):
-    argv = nix.config_show_argv(nix.parse_version(pair.on_real("nix", "--version").out))
+    argv = versions.config_show_argv(versions.parse_version(pair.on_real("nix", "--version").out))
     real, standin = pair.on_real(*argv), pair.on_standin(*argv)
     assert real.code == 0 and standin.code == 0, (real, standin)
     assert real.warnings == standin.warnings == []
@@ -194,9 +196,9 @@ def test_config_show_has_the_shape_of_the_real_one(pair):
 def test_path_info_from_a_cache_has_the_shape_of_the_real_one(pair, ask_format):
     """What the tool asks a cache (`nix path-info --json [--json-format 1] --store URL`),
     for a path it has and one it has not."""
-    v = nix.parse_version(pair.on_real("nix", "--version").out)
-    flags = nix.json_format(v) if ask_format else []
-    argv = [*nix.NIX, "path-info", "--json", *flags, "--store", pair.cache]
+    v = versions.parse_version(pair.on_real("nix", "--version").out)
+    flags = versions.json_format(v) if ask_format else []
+    argv = [*versions.NIX, "path-info", "--json", *flags, "--store", pair.cache]
     missing = str(nix_store_dir(pair.glibc) / ("0" * 32 + "-missing-1.0"))
     real = pair.on_real(*argv, pair.glibc, missing)
     standin = pair.on_standin(*argv, full("glibc"), "/nix/store/" + "0" * 32 + "-missing-1.0")
@@ -212,7 +214,7 @@ def test_path_info_from_a_cache_has_the_shape_of_the_real_one(pair, ask_format):
 
 
 def test_json_format_is_accepted_or_refused_alike(pair):
-    argv = [*nix.NIX, "path-info", "--json", "--json-format", "1", "--store", pair.cache]
+    argv = [*versions.NIX, "path-info", "--json", "--json-format", "1", "--store", pair.cache]
     real = pair.on_real(*argv, pair.glibc)
     standin = pair.on_standin(*argv, full("glibc"))
     assert (real.code == 0) == (standin.code == 0), (real, standin)
