@@ -482,6 +482,7 @@ def test_bad_input(tmp_path, name, files, argv, said):
 def test_damaged_journal(tmp_path, journal, monkeypatch):
     """A journal an apply would read: refused with one line saying to remove it."""
     from adapters.apply.journal import state_dir_for
+    from adapters.nixstore.host import LOCAL
 
     # A profile at a generation that exists, in a store directory of the test's own.
     store = tmp_path / "store"
@@ -491,7 +492,7 @@ def test_damaged_journal(tmp_path, journal, monkeypatch):
     profile.symlink_to(store / f"{H}-x")
     # Where the subprocess (run() sets the same variable) will look for it.
     monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(tmp_path / "state"))
-    state = state_dir_for(profile)
+    state = state_dir_for(LOCAL, profile)
     state.mkdir(parents=True, mode=0o700)
     (state / "journal.json").write_bytes(journal)
     result = run(

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 
 from adapters.cli import main
-from adapters.nixstore import estimate, formats, nix, process
+from adapters.nixstore import estimate, formats, nix, process, versions
+from adapters.nixstore.host import LOCAL
 from solver.closure import Closure, PathInfo
 from solver.errors import InputError, NixError
 
@@ -165,12 +166,12 @@ def test_a_content_addressed_output_has_no_path_yet():
     ],
 )
 def test_versions(text, lix, release):
-    assert nix.parse_version(text) == nix.Version(lix, release)
+    assert versions.parse_version(text) == versions.Version(lix, release)
 
 
 def test_no_version_is_an_error():
     with pytest.raises(NixError, match="no version"):
-        nix.parse_version("nix: command not found")
+        versions.parse_version("nix: command not found")
 
 
 @pytest.mark.parametrize("name", sorted(VERSIONS))
@@ -190,13 +191,13 @@ def test_target_drv_sized_the_same_on_every_version(name, monkeypatch, tmp_path)
             return SimpleNamespace(stdout=json.dumps(shape(kind)), stderr="", returncode=0)
         raise AssertionError(f"unexpected command for Nix {name}: {argv}")
 
-    nix.forget_versions()
+    versions.forget_versions()
     monkeypatch.setattr(process, "run", run)
-    monkeypatch.setattr(nix, "store_dir", lambda: STORE)
-    monkeypatch.setattr(nix, "invalid_paths", lambda paths: list(paths))
+    monkeypatch.setenv("NIX_STORE_DIR", STORE)
+    monkeypatch.setattr(nix, "invalid_paths", lambda host, paths: list(paths))
     glibc = PathInfo(full("glibc"), 30_000_000, ())
 
-    def path_info(paths, *, recursive=True, store=None, known_only=False):
+    def path_info(host, paths, *, recursive=True, store=None, known_only=False):
         return [glibc] if store and full("glibc") in paths else []
 
     monkeypatch.setattr(nix, "path_info", path_info)
@@ -205,7 +206,7 @@ def test_target_drv_sized_the_same_on_every_version(name, monkeypatch, tmp_path)
             full("topdrv"), substituters=[f"file://{tmp_path}"]
         )
     finally:
-        nix.forget_versions()
+        versions.forget_versions()
     assert sorted(closure) == sorted(full(k) for k in ("top", "sp", "hello", "glibc"))
     assert closure[full("glibc")].nar_size == 30_000_000
     assert not closure[full("glibc")].estimated and closure[full("hello")].estimated
@@ -224,7 +225,7 @@ def test_target_drv_sized_the_same_on_every_version(name, monkeypatch, tmp_path)
     ],
 )
 def test_config_verb(text, argv):
-    assert nix.config_show_argv(nix.parse_version(text))[3:] == argv
+    assert versions.config_show_argv(versions.parse_version(text))[3:] == argv
 
 
 # --- fixed outputs: their paths in every shape Nix has written -----------------------------
@@ -345,11 +346,11 @@ def nothing_known(monkeypatch):
     """No path in the local store, and every cache asked answers that it has none."""
     asked: list[str | None] = []
 
-    def path_info(paths, *, recursive=True, store=None, known_only=False):
+    def path_info(host, paths, *, recursive=True, store=None, known_only=False):
         asked.append(store)
         return []
 
-    monkeypatch.setattr(nix, "invalid_paths", lambda paths: list(paths))
+    monkeypatch.setattr(nix, "invalid_paths", lambda host, paths: list(paths))
     monkeypatch.setattr(nix, "path_info", path_info)
     return asked
 
@@ -400,13 +401,13 @@ def test_unreachable_cache_is_its_own_error(message, unreachable, monkeypatch):
             return SimpleNamespace(stdout="nix (Nix) 2.34.8", stderr="", returncode=0)
         raise NixError(message)
 
-    nix.forget_versions()
+    versions.forget_versions()
     monkeypatch.setattr(process, "run", run)
     try:
         with pytest.raises(NixError) as e:
-            nix.path_info([full("glibc")], recursive=False, store="http://127.0.0.1:9/")
+            nix.path_info(LOCAL, [full("glibc")], recursive=False, store="http://127.0.0.1:9/")
     finally:
-        nix.forget_versions()
+        versions.forget_versions()
     assert isinstance(e.value, nix.CacheUnreachableError) == unreachable
     if unreachable:
         assert str(e.value).startswith("unable to download")
@@ -426,7 +427,7 @@ def caches(monkeypatch, tmp_path):
     }
     asked: list[str] = []
 
-    def path_info(paths, *, recursive=True, store=None, known_only=False):
+    def path_info(host, paths, *, recursive=True, store=None, known_only=False):
         if store is None:
             return []
         asked.append(store)
@@ -436,10 +437,10 @@ def caches(monkeypatch, tmp_path):
             return [PathInfo(full("glibc"), 30_000_000)] if full("glibc") in paths else []
         raise AssertionError(f"asked {store}")
 
-    monkeypatch.setattr(nix, "store_dir", lambda: STORE)
-    monkeypatch.setattr(nix, "invalid_paths", lambda paths: list(paths))
+    monkeypatch.setenv("NIX_STORE_DIR", STORE)
+    monkeypatch.setattr(nix, "invalid_paths", lambda host, paths: list(paths))
     monkeypatch.setattr(nix, "path_info", path_info)
-    monkeypatch.setattr(nix, "configured_substituters", lambda: pytest.fail("nix.conf read"))
+    monkeypatch.setattr(nix, "configured_substituters", lambda host: pytest.fail("nix.conf read"))
     return SimpleNamespace(urls=urls, asked=asked, missing=tmp_path / "none")
 
 
@@ -476,15 +477,15 @@ def test_offline_asks_no_cache(caches, tmp_path):
 
 
 def test_offline_store_path_not_here_is_refused(caches, monkeypatch):
-    monkeypatch.setattr(nix, "is_store_path", lambda path: True)
+    monkeypatch.setattr(nix, "is_store_path", lambda host, path: True)
     with pytest.raises(InputError, match="--offline"):
         estimate.read_target(full("top"), offline=True)
 
 
 def test_store_path_target_past_an_unreachable_cache(caches, monkeypatch):
-    monkeypatch.setattr(nix, "is_store_path", lambda path: True)
+    monkeypatch.setattr(nix, "is_store_path", lambda host, path: True)
 
-    def closure(path, store=None):
+    def closure(host, path, store=None):
         if store == caches.urls["down"]:
             raise nix.CacheUnreachableError("unable to download: refused")
         return Closure([PathInfo(path, 5)], [path])
@@ -532,7 +533,7 @@ def test_plan_json_says_what_is_estimated(real_target, nothing_known, capsys):
 
 
 def test_plan_verdict_names_unreachable_caches(real_target, tmp_path, capsys, monkeypatch):
-    def path_info(paths, *, recursive=True, store=None, known_only=False):
+    def path_info(host, paths, *, recursive=True, store=None, known_only=False):
         if store == "http://127.0.0.1:9/":
             raise nix.CacheUnreachableError(
                 "unable to download 'http://127.0.0.1:9/nix-cache-info'"

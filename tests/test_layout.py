@@ -1,5 +1,5 @@
-"""The layout of adapters/: what imports what. The arrows point one way, and every nix
-command goes through adapters/nixstore/nix.py."""
+"""The layout of adapters/: what imports what. The arrows point one way, and every command
+runs on a host: adapters/nixstore/host.py (this machine) or ssh.py (a --target-host)."""
 
 import ast
 from pathlib import Path
@@ -60,6 +60,9 @@ def test_solver_is_pure(imports):
     [
         ("adapters.nixstore.formats", "adapters.nixstore.nix"),
         ("adapters.nixstore.formats", "adapters.nixstore.process"),
+        ("adapters.nixstore.formats", "adapters.nixstore.host"),
+        ("adapters.nixstore.host", "adapters.nixstore.nix"),
+        ("adapters.nixstore.host", "adapters.nixstore.ssh"),
         ("adapters.apply.nixos", "adapters.apply.executor"),
         ("adapters.apply.profile", "adapters.apply.executor"),
         ("adapters.apply.planning", "adapters.apply.executor"),
@@ -73,19 +76,22 @@ def test_arrows_point_one_way(imports, importer, imported):
     assert not nx.has_path(imports, importer, imported)
 
 
-def test_only_the_nix_module_runs_processes(imports):
-    """Nix runs through nix.py only; besides it, host.py runs sh and coreutils on a
-    --target-host, and the fleet rollout runs budget-solve itself per host. Every one of
-    them goes through process.py."""
+def test_only_the_hosts_run_processes(imports):
+    """A command runs on a host: `Local` (host.py) or `Ssh` (ssh.py) hands it to
+    process.py. Besides them, builds.py follows a build's log through process.monitored,
+    and the fleet rollout runs budget-solve itself per host. No other module runs one."""
     runners = {a for a, b in imports.edges if b == "adapters.nixstore.process"}
     assert runners <= {
-        "adapters.nixstore.nix",
         "adapters.nixstore.host",
+        "adapters.nixstore.ssh",
+        "adapters.nixstore.builds",
         "adapters.studies.rollout",
     }
     for path in ROOT.glob("adapters/**/*.py"):
         if _module(path) != "adapters.nixstore.process":
             assert "import subprocess" not in path.read_text(), path
+    builds = (ROOT / "adapters/nixstore/builds.py").read_text()
+    assert "process.run(" not in builds
 
 
 @pytest.mark.parametrize("layer", ["nixstore", "apply", "studies", "cli"])
