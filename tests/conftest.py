@@ -30,6 +30,17 @@ settings.load_profile(
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_host_remembered() -> None:
+    """What a host answered (its Nix version, its environment) is cached per host for a
+    run; each test starts with nothing remembered, so that no test's answer depends on
+    which test asked the same host first."""
+    from adapters.nixstore import ssh, versions
+
+    versions.forget_versions()
+    ssh.forget_environments()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     from tests.e2e import versions
 

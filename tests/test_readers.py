@@ -742,7 +742,7 @@ def test_read_source_store_path_without_db_asks_nix(store, monkeypatch):
     closure_infos = [i for i in infos if not i.path.endswith("other-0.1")]
     calls = []
 
-    def path_info(paths, *, recursive=True, store=None):
+    def path_info(host, paths, *, recursive=True, store=None):
         calls.append((list(paths), recursive, store))
         return closure_infos
 
@@ -760,7 +760,7 @@ def test_read_source_store_path_broken_db_asks_nix(store, monkeypatch):
     infos = [i for i in store_infos(store) if not i.path.endswith("other-0.1")]
     app = f"{store}/{base(APP)}"
     Path(app).write_text("x")
-    monkeypatch.setattr(nix, "path_info", lambda paths, **kw: infos)
+    monkeypatch.setattr(nix, "path_info", lambda host, paths, **kw: infos)
     assert sources.read_source(app).roots == (app,)
 
 
@@ -768,7 +768,7 @@ def test_read_source_derivation(store, monkeypatch):
     make_db(nix.state_db_path(), store_infos(store))
     drv = f"{store}/{base(APP_DRV)}"
     app = f"{store}/{base(APP)}"
-    monkeypatch.setattr(nix, "query_outputs", lambda d: [app] if d == drv else [])
+    monkeypatch.setattr(nix, "query_outputs", lambda host, d: [app] if d == drv else [])
     monkeypatch.setattr(nix, "path_info", no_nix)
     closure = sources.read_source(drv)
     assert closure.roots == (app,)
@@ -779,12 +779,12 @@ def test_read_source_derivation(store, monkeypatch):
 def test_read_source_derivation_not_built(store, monkeypatch, with_db):
     drv = f"{store}/{base(fake_path('new-2.0.drv'))}"
     out = f"{store}/{base(fake_path('new-2.0'))}"
-    monkeypatch.setattr(nix, "query_outputs", lambda d: [out])
+    monkeypatch.setattr(nix, "query_outputs", lambda host, d: [out])
     if with_db:
         make_db(nix.state_db_path(), store_infos(store))
         monkeypatch.setattr(nix, "invalid_paths", no_nix)
     else:
-        monkeypatch.setattr(nix, "invalid_paths", lambda paths: list(paths))
+        monkeypatch.setattr(nix, "invalid_paths", lambda host, paths: list(paths))
     with pytest.raises(InputError, match=f"{drv} is not built: {out} not in the store") as caught:
         sources.read_source(drv)
     assert "path-info JSON file" in str(caught.value)

@@ -235,8 +235,12 @@ def test_a_good_host_is_the_destination_after_every_option(
     )
     # The stand-in prints nothing: /run/current-system resolves to nothing there.
     assert code == 2 and "not a store path" in lines[-1], lines
-    (argv,) = ssh.calls()
-    assert_destination_last(argv, address)
+    # Its system, then its store directory ($NIX_STORE_DIR, else $NIX_STORE) to check
+    # the answer against: every call with the destination last.
+    argv, *store_dir = ssh.calls()
+    for call in (argv, *store_dir):
+        assert_destination_last(call, address)
+    assert [call[-1].split()[-1] for call in store_dir] == ["NIX_STORE_DIR", "NIX_STORE"]
     control = next(arg for arg in argv if arg.startswith("ControlPath="))
     assert argv == [
         *("-p", "2222", "-o", "StrictHostKeyChecking=accept-new"),
