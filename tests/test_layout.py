@@ -1,5 +1,5 @@
 """The layout of adapters/: what imports what. The arrows point one way, and every nix
-command goes through adapters/nixstore/nix.py."""
+command goes through the Nix verbs of adapters/nixstore (nix.py, builds.py)."""
 
 import ast
 from pathlib import Path
@@ -73,13 +73,25 @@ def test_arrows_point_one_way(imports, importer, imported):
     assert not nx.has_path(imports, importer, imported)
 
 
+def test_the_format_parsers_are_pure(imports):
+    """adapters/nixstore/formats reads text and JSON only: no module there reaches one
+    that runs a process or touches a host."""
+    parsers = [n for n in imports if n.startswith("adapters.nixstore.formats")]
+    assert len(parsers) > 1
+    for parser in parsers:
+        for world in ("nix", "process", "host", "ssh", "sources"):
+            assert not nx.has_path(imports, parser, f"adapters.nixstore.{world}"), parser
+
+
 def test_only_the_nix_module_runs_processes(imports):
-    """Nix runs through nix.py only; besides it, host.py runs sh and coreutils on a
-    --target-host, and the fleet rollout runs budget-solve itself per host. Every one of
-    them goes through process.py."""
+    """Nix runs through its verbs only (nix.py, builds.py); besides them, host.py runs sh
+    and coreutils on a --target-host, ssh.py the SSH transport, and the fleet rollout runs
+    budget-solve itself per host. Every one of them goes through process.py."""
     runners = {a for a, b in imports.edges if b == "adapters.nixstore.process"}
     assert runners <= {
         "adapters.nixstore.nix",
+        "adapters.nixstore.builds",
+        "adapters.nixstore.ssh",
         "adapters.nixstore.host",
         "adapters.studies.rollout",
     }

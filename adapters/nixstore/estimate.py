@@ -37,7 +37,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.nixstore import formats, nix
+from adapters.nixstore import nix
+from adapters.nixstore.formats.checks import load_json
+from adapters.nixstore.formats.derivation import Derivation, parse_derivations
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, PathInfo
@@ -147,7 +149,7 @@ def closure_from_derivation(
     *,
     substituters: Sequence[str] = (),
     like: Closure | None = None,
-    drvs: dict[str, formats.Derivation] | None = None,
+    drvs: dict[str, Derivation] | None = None,
 ) -> Closure:
     """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere.
 
@@ -282,7 +284,7 @@ def read_target(
 _FIRST_KEY = re.compile(rb'\{\s*"((?:[^"\\]|\\.)*)"')
 
 
-def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
+def _saved_derivations(spec: str) -> dict[str, Derivation] | None:
     """The derivations of a saved `nix derivation show -r` file; None for any other file."""
     if nix.in_store(LOCAL, spec) or not os.path.isfile(spec):
         return None
@@ -299,14 +301,14 @@ def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
     key = first.group(1)
     if key not in (b"derivations", b"version") and not key.endswith(b".drv"):
         return None
-    data = formats.load_json(Path(spec).read_bytes(), spec)
+    data = load_json(Path(spec).read_bytes(), spec)
     if not isinstance(data, dict):
         return None
     looks = "derivations" in data or (data and all(str(k).endswith(".drv") for k in data))
-    return formats.parse_derivations(data, spec, LOCAL.store_dir()) if looks else None
+    return parse_derivations(data, spec, LOCAL.store_dir()) if looks else None
 
 
-def _root_derivation(drvs: dict[str, formats.Derivation], source: str) -> str:
+def _root_derivation(drvs: dict[str, Derivation], source: str) -> str:
     """The derivation no other one in the file depends on: the target."""
     used = {d for info in drvs.values() for d in info.input_drvs}
     roots = sorted(set(drvs) - used)
