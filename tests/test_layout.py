@@ -65,6 +65,8 @@ def test_solver_is_pure(imports):
         ("adapters.apply.planning", "adapters.apply.executor"),
         ("adapters.apply.roots", "adapters.apply.executor"),
         ("adapters.studies.fleet", "adapters.cli.text"),
+        ("adapters.studies.fleet.reading", "adapters.studies.fleet.report"),
+        ("adapters.studies.fleet.solving", "adapters.studies.fleet.running"),
         ("adapters.studies.fleet", "adapters.studies.scenario"),
     ],
 )

@@ -23,8 +23,8 @@ from adapters.cli.text import (
     render_rollout,
     render_scenario,
 )
-from adapters.studies.fleet import load as load_fleet
-from adapters.studies.fleet import run as run_fleet
+from adapters.studies.fleet.reading import load as load_fleet
+from adapters.studies.fleet.running import run as run_fleet
 from adapters.studies.rollout import roll_out
 from adapters.studies.scenario import load as load_scenario
 from adapters.studies.scenario import run as run_scenario

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from adapters.nixstore import process
-from adapters.studies.fleet import Fleet, Host
+from adapters.studies.fleet.model import Fleet, Host
 from solver.errors import InputError
 
 # What `apply` exits with (adapters/cli/options.py): done, failed, bad input, no plan.

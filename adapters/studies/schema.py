@@ -192,6 +192,16 @@ def string(value: Any, where: Where) -> str:
     return value
 
 
+def text(value: Any, where: Where) -> str:
+    """A non-empty string without control characters: names and paths are printed in
+    reports (an escape would be a terminal command there) and passed on to `apply` (a
+    newline would be a second line in its errors)."""
+    line = string(value, where)
+    if not line.isprintable():
+        raise where.error(f"{line!r}: no control characters (newline, tab, escape, NUL)")
+    return line
+
+
 def strings(value: Any, where: Where) -> list[str]:
     """A string or a list of strings."""
     if isinstance(value, str):
