@@ -346,11 +346,11 @@ def nothing_known(monkeypatch):
     """No path in the local store, and every cache asked answers that it has none."""
     asked: list[str | None] = []
 
-    def path_info(paths, *, recursive=True, store=None, known_only=False):
+    def path_info(host, paths, *, recursive=True, store=None, known_only=False):
         asked.append(store)
         return []
 
-    monkeypatch.setattr(nix, "invalid_paths", lambda paths: list(paths))
+    monkeypatch.setattr(nix, "invalid_paths", lambda host, paths: list(paths))
     monkeypatch.setattr(nix, "path_info", path_info)
     return asked
 

@@ -144,37 +144,24 @@ def _key(path: str) -> str:
     return StorePath.parse(path).key
 
 
-def closure_from_derivation(
-    drv: str,
-    *,
-    substituters: Sequence[str] = (),
-    like: Closure | None = None,
-    drvs: dict[str, Derivation] | None = None,
-) -> Closure:
-    """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere.
+class _Estimate:
+    """A size (None: no old version to go by) and references for a path no cache has:
+    the old version's, else what its derivation was built from."""
 
-    `drvs`: the derivation graph when it is at hand (a saved `nix derivation show -r`),
-    else Nix is asked for it. Only the paths the closure reaches are looked up, a level of
-    references at a time.
-    """
-    if drvs is None:
-        drvs = nix.show_derivation(LOCAL, drv)
-    deriver: dict[str, str] = {}
-    for path, derivation in drvs.items():
-        for out in derivation.outputs.values():
-            if out is not None:
-                deriver[out] = path
-    top = [o for o in drvs[drv].outputs.values() if o is not None]
-    if not top:
-        raise NixError(f"{drv}: its outputs' paths are not known before the build")
-    graph = set(deriver) | {s for d in drvs.values() for s in d.input_srcs}
-    old_versions = _old_versions(like, graph)
+    def __init__(self, drvs: dict[str, Derivation], like: Closure | None) -> None:
+        self.drvs = drvs
+        self.deriver: dict[str, str] = {}  # output path -> its derivation
+        for path, derivation in drvs.items():
+            for out in derivation.outputs.values():
+                if out is not None:
+                    self.deriver[out] = path
+        graph = set(self.deriver) | {s for d in drvs.values() for s in d.input_srcs}
+        self.old_versions = _old_versions(like, graph)
 
-    def estimate(path: str) -> tuple[int | None, tuple[str, ...]]:
-        """A size (None: no old version to go by) and references for `path`."""
-        old = old_versions.get(_key(path))
+    def __call__(self, path: str) -> tuple[int | None, tuple[str, ...]]:
+        old = self.old_versions.get(_key(path))
         size = old.nar_size if old is not None else None
-        parent = drvs.get(deriver.get(path, ""))
+        parent = self.drvs.get(self.deriver.get(path, ""))
         if parent is None or parent.fixed:
             # A source, or a fixed output (fetchurl, fetchgit): Nix refuses references
             # in a fixed output, and a source's are known wherever it is known.
@@ -182,7 +169,7 @@ def closure_from_derivation(
         # Candidates: outputs of the direct input derivations, by package key.
         candidates: dict[str, list[str]] = defaultdict(list)
         for input_drv, names in parent.input_drvs.items():
-            source = drvs.get(input_drv)
+            source = self.drvs.get(input_drv)
             outs = source.outputs if source is not None else {}
             for name in names:
                 out = outs.get(name)
@@ -199,6 +186,27 @@ def closure_from_derivation(
             refs.update(p for ps in candidates.values() for p in ps)
         return size, tuple(sorted(refs))
 
+
+def closure_from_derivation(
+    drv: str,
+    *,
+    substituters: Sequence[str] = (),
+    like: Closure | None = None,
+    drvs: dict[str, Derivation] | None = None,
+) -> Closure:
+    """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere.
+
+    `drvs`: the derivation graph when it is at hand (a saved `nix derivation show -r`),
+    else Nix is asked for it. Only the paths the closure reaches are looked up, a level of
+    references at a time.
+    """
+    if drvs is None:
+        drvs = nix.show_derivation(LOCAL, drv)
+    top = [o for o in drvs[drv].outputs.values() if o is not None]
+    if not top:
+        raise NixError(f"{drv}: its outputs' paths are not known before the build")
+    estimate = _Estimate(drvs, like)
+    deriver = estimate.deriver
     lookup = _Lookup(substituters)
     exact: dict[str, PathInfo] = {}
     guessed: dict[str, tuple[int | None, tuple[str, ...]]] = {}
