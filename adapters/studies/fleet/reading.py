@@ -6,11 +6,12 @@ from pathlib import Path
 
 from adapters.nixstore.ssh import check_host as ssh_address
 from adapters.studies import schema as y
-from adapters.studies.changes import parse_change, read_current
+from adapters.studies.changes import apply_checked, parse_change, read_current
 from adapters.studies.fleet.model import Apply, Fleet, Host, fingerprint
 from solver.closure import Closure
 from solver.errors import InputError
-from solver.scenario import Edit, ScenarioError, apply_change
+from solver.scenario import Edit
+from solver.units import format_size
 
 # The disk-size table covers 1..max_steps steps; past a few dozen it says nothing new.
 MAX_STEPS = 50
@@ -91,6 +92,7 @@ def load(path: Path) -> Fleet:
         notes=notes,
         apply=_apply(m, where),
     )
+    _check_budgets(m, where, fleet)
     fleet.changes = _update(m, where, fleet, path.parent)
     return fleet
 
@@ -115,7 +117,7 @@ def _hosts(m: y.YamlMapping, where: y.Where, closures: _Closures) -> list[Host]:
             raise hw.key(h, "name").error(f"host {name!r} is listed twice")
         seen.add(name)
         ssh = _address(h, hw, name, addresses)
-        disk = y.size(h["disk"], hw.key(h, "disk"))
+        disk = y.budget(h["disk"], hw.key(h, "disk"))
         key = closures.of_host(h, hw, name)
         own = y.text(h["target"], hw.key(h, "target")) if "target" in h else None
         if own is not None and ssh is None:
@@ -147,9 +149,30 @@ def _address(
     return ssh
 
 
+def _check_budgets(m: y.YamlMapping, where: y.Where, fleet: Fleet) -> None:
+    """Every host's disk leaves room for its store after `overhead:`, and that store
+    budget room beyond `reserve:`."""
+    at = where.key(m, "hosts")
+    for i, host in enumerate(fleet.hosts):
+        if host.disk <= fleet.overhead:
+            disk = at.item(m["hosts"], i).key(m["hosts"][i], "disk")
+            raise disk.error(
+                f"host {host.name!r}: a disk of {format_size(host.disk)} leaves nothing for "
+                f"the store after the overhead of {format_size(fleet.overhead)} (the disk "
+                "used outside the store)"
+            )
+        if fleet.reserve >= fleet.budget(host):
+            raise where.key(m, "reserve").error(
+                f"{format_size(fleet.reserve)} leaves nothing of the store budget of host "
+                f"{host.name!r}, {format_size(fleet.budget(host))} (its disk less the "
+                "overhead): the reserve is kept free out of it"
+            )
+
+
 def _update(m: y.YamlMapping, where: y.Where, fleet: Fleet, base: Path) -> list[Edit]:
-    """`update:`, each change tried on every closure a host runs (so an error names the
-    change's line); the first closure's reading of it is the update."""
+    """`update:`, applied change by change to every closure a host runs (so an error names
+    the change's line, and a size grown out of range is caught); the first closure's
+    reading of each change is the update."""
     if "update" not in m and "apply" not in m:
         raise where.error(
             "missing key 'update' (only a fleet to roll out, with apply:, goes without)"
@@ -158,16 +181,17 @@ def _update(m: y.YamlMapping, where: y.Where, fleet: Fleet, base: Path) -> list[
     if "update" in m and (not isinstance(m["update"], list) or not m["update"]):
         raise uw.error("expected a non-empty list of changes")
     changes: list[Edit] = []
+    # The targets as solving.solve builds them: every change in order, one generator each.
+    targets = dict(fleet.closures)
+    rngs = {key: random.Random(fleet.seed) for key in targets}
     for i, value in enumerate(m.get("update", [])):
         item = uw.item(m["update"], i)
-        for n, key in enumerate(sorted(fleet.closures)):
+        for n, key in enumerate(sorted(targets)):
+            # Names are looked up in the current closure, as the scenario does.
             parsed = parse_change(value, item, base, fleet.closures[key], fleet.notes)
             for change in parsed:
-                try:
-                    apply_change(fleet.closures[key], change, random.Random(fleet.seed), item.path)
-                except ScenarioError as e:
-                    message = f"{fleet.labels[key]}: {e}".replace(f"{item.path}: ", "")
-                    raise item.error(message) from e
+                label = fleet.labels[key]
+                targets[key] = apply_checked(targets[key], change, rngs[key], item, label)
             if n == 0:
                 changes.extend(parsed)
     return changes

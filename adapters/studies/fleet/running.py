@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from adapters.studies.fleet.model import Fleet
 from adapters.studies.fleet.report import Report
 from adapters.studies.fleet.solving import Answer, Task, solve, tasks
+from solver.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,11 @@ def run_local(todo: list[Task], workers: int, done: Callable[[Answer], None]) ->
 
 def run_dask(todo: list[Task], scheduler: str, done: Callable[[Answer], None]) -> list[Answer]:
     """Solve on the Dask distributed cluster whose scheduler is at `scheduler`."""
-    from dask.distributed import Client
-    from dask.distributed import as_completed as dask_completed
+    try:
+        from dask.distributed import Client
+        from dask.distributed import as_completed as dask_completed
+    except ImportError:
+        raise InputError("--scheduler needs Dask's `distributed`, which is not installed") from None
 
     out = []
     with Client(scheduler, timeout="30s") as client:  # type: ignore[no-untyped-call]
