@@ -27,7 +27,7 @@ Paths are relative to the YAML file.
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from adapters.studies import schema as y
 from adapters.studies.changes import apply_checked, parse_change, read_current
@@ -165,6 +165,23 @@ def pinned_closure(scenario: Scenario) -> Closure | None:
     return merge(parts, source="pinned") if parts else None
 
 
+class ScenarioDocument(TypedDict):
+    """What `scenario --json` prints."""
+
+    scenario: str
+    current_paths: int
+    target_paths: int
+    changed_paths: int
+    current_bytes: int
+    target_bytes: int
+    components: int
+    changed_components: int
+    notes: list[str]
+    # Per budget, smallest first: `limit_bytes` and the plan object of the `--json`
+    # contract (solver.planner.Result.to_json, README "Usage").
+    results: list[dict[str, Any]]
+
+
 @dataclass
 class Outcome:
     """One scenario, planned under each of its budgets."""
@@ -181,7 +198,8 @@ class Outcome:
     def changed_components(self) -> int:
         return sum(c.change is not Change.SAME for c in self.problem.split.components)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> "ScenarioDocument":
+        """The outcome as `scenario --json` prints it."""
         return {
             "scenario": self.scenario.name,
             "current_paths": len(self.problem.old),
