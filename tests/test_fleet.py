@@ -127,6 +127,11 @@ def test_fleet_command_json_and_plot(tmp_path, capsys):
             r"f.yaml:2: reserve: invalid size 'lots'",
         ),
         (
+            'update: [{bump: openssl}]\nprofiles:\n  "p\\x1b[2J": {generate: {paths: 200}}\n'
+            'hosts:\n  - {name: a, disk: 9G, profile: "p\\x1b[2J"}\n',
+            r"f.yaml:3: profiles.p\x1b\[2J: .*no control characters",
+        ),
+        (
             "update: [{bump: []}]\nhosts:\n  - {name: a, disk: 9G, current: C}\n",
             r"f.yaml:1: update\[0\].bump: expected at least 1 name\(s\), got 0",
         ),

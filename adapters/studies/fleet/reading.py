@@ -46,6 +46,7 @@ class _Closures:
         raw = m["profiles"]
         pm = y.mapping(raw, at, optional=list(raw) if isinstance(raw, dict) else [])
         for name, value in pm.items():
+            y.text(name, at.key(pm, name))  # a label in reports, like a host's name
             closure = read_current(value, at.key(pm, name), self.base)
             self.profiles[name] = self.add(closure, name)
 
