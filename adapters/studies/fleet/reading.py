@@ -76,8 +76,6 @@ def load(path: Path) -> Fleet:
     closures.read_profiles(m, where)
     hosts = _hosts(m, where, closures)
     used = {h.closure for h in hosts}
-    seed = y.integer(m.get("seed", 0), where.key(m, "seed"))
-    notes: list[str] = []
     fleet = Fleet(
         name=y.text(m.get("name", path.stem), where.key(m, "name")),
         hosts=hosts,
@@ -89,8 +87,7 @@ def load(path: Path) -> Fleet:
         max_steps=y.integer(
             m.get("max_steps", 3), where.key(m, "max_steps"), minimum=1, maximum=MAX_STEPS
         ),
-        seed=seed,
-        notes=notes,
+        seed=y.integer(m.get("seed", 0), where.key(m, "seed")),
         apply=_apply(m, where),
     )
     _check_budgets(m, where, fleet)
