@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.nixstore.formats import dump_path_info_json  # noqa: E402
+from adapters.nixstore.formats.pathinfo import dump_path_info_json  # noqa: E402
 from adapters.nixstore.sources import read_db, read_file  # noqa: E402
 from solver.closure import Closure  # noqa: E402
 from solver.synthetic import generate_system  # noqa: E402

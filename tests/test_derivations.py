@@ -19,7 +19,10 @@ from types import SimpleNamespace
 import pytest
 
 from adapters.cli import main
-from adapters.nixstore import estimate, formats, nix, process, versions
+from adapters.nixstore import estimate, nix, process, versions
+from adapters.nixstore.formats.derivation import Derivation, parse_derivations
+from adapters.nixstore.formats.fixed_output import fixed_hash, nix32
+from adapters.nixstore.formats.pathinfo import read_path_info_json
 from adapters.nixstore.host import LOCAL
 from solver.closure import Closure, PathInfo
 from solver.errors import InputError, NixError
@@ -105,8 +108,8 @@ VERSIONS = {  # `nix --version`, the verb it takes, the JSON it prints
 
 @pytest.mark.parametrize("kind", ["list", "objects", "v3", "v4", "lix"])
 def test_every_shape_reads_the_same(kind):
-    expected = formats.parse_derivations(shape("list"), "list", STORE)
-    got = formats.parse_derivations(shape(kind), kind, STORE)
+    expected = parse_derivations(shape("list"), "list", STORE)
+    got = parse_derivations(shape(kind), kind, STORE)
     assert got == expected
     top = got[full("topdrv")]
     assert top.outputs == {"out": full("top")}
@@ -142,7 +145,7 @@ def test_nix_test_data_v4_samples():
         "goose": {"dynamicOutputs": {}, "outputs": ["gosling"]},
     }
     for sample in (simple, dyn):
-        drv = formats.parse_derivations({"x-s.drv": sample}, "sample", STORE)[f"{STORE}/x-s.drv"]
+        drv = parse_derivations({"x-s.drv": sample}, "sample", STORE)[f"{STORE}/x-s.drv"]
         assert drv.outputs == {}
         assert drv.input_drvs == {
             f"{STORE}/c015dhfh5l0lp6wxyvdn7bmwhbbr6hr9-dep2.drv": ("cat", "dog")
@@ -153,7 +156,7 @@ def test_nix_test_data_v4_samples():
 def test_a_content_addressed_output_has_no_path_yet():
     doc = shape("objects")
     doc[full("topdrv")]["outputs"]["out"] = {"hashAlgo": "sha256", "method": "nar"}
-    assert formats.parse_derivations(doc, "ca", STORE)[full("topdrv")].outputs == {"out": None}
+    assert parse_derivations(doc, "ca", STORE)[full("topdrv")].outputs == {"out": None}
 
 
 @pytest.mark.parametrize(
@@ -242,11 +245,9 @@ EXPECTED = {
 SAMPLES = ["nix-e65510da", "nix-9d7229a2", "nix-0c37a622", "nix-bec3c5cf", "nix-61de9222"]
 
 
-def one_output(spec: dict, env: dict | None = None) -> formats.Derivation:
+def one_output(spec: dict, env: dict | None = None) -> Derivation:
     doc = {"name": "drv-name", "outputs": {"output-name": spec}, "env": env or {}}
-    return formats.parse_derivations({"x-drv-name.drv": doc}, "sample", STORE)[
-        f"{STORE}/x-drv-name.drv"
-    ]
+    return parse_derivations({"x-drv-name.drv": doc}, "sample", STORE)[f"{STORE}/x-drv-name.drv"]
 
 
 @pytest.mark.parametrize("sample", [*SAMPLES, "lix-049cc4e1"])
@@ -294,11 +295,11 @@ def test_nix32_both_ways():
     its derivation has in hex."""
     built = json.loads((DATA / "real" / "new-closure.json").read_text())
     blob = next(e for e in built if e["path"].endswith("-blob.bin"))
-    nix32 = blob["ca"].rpartition(":")[2]
+    written = blob["ca"].rpartition(":")[2]
     drvs = json.loads((DATA / "real" / "nix-2.8.0.json").read_text())
     hex_hash = next(v["env"]["outputHash"] for v in drvs.values() if v["env"]["name"] == "blob.bin")
-    assert formats.nix32(bytes.fromhex(hex_hash)) == nix32
-    assert formats.fixed_hash({"hash": nix32, "hashAlgo": "sha256"}, "x")[2].hex() == hex_hash
+    assert nix32(bytes.fromhex(hex_hash)) == written
+    assert fixed_hash({"hash": written, "hashAlgo": "sha256"}, "x")[2].hex() == hex_hash
 
 
 # --- real Nix output of the test target (tests/data/derivations/target.nix) ----------------
@@ -307,20 +308,20 @@ REAL_STORE = "/tmp/budget-solve-real/store"
 REAL = ["nix-2.8.0", "nix-2.34.8"]
 
 
-def real(name: str, *, without_env_paths: bool = False) -> dict[str, formats.Derivation]:
+def real(name: str, *, without_env_paths: bool = False) -> dict[str, Derivation]:
     data = json.loads((DATA / "real" / f"{name}.json").read_text())
     if without_env_paths:  # as Nix's own test data: the hash alone
         for doc in data.get("derivations", data).values():
             if "hash" in doc["outputs"]["out"]:
                 doc["env"].pop("out")
-    return formats.parse_derivations(data, name, REAL_STORE)
+    return parse_derivations(data, name, REAL_STORE)
 
 
 def real_closure(name: str) -> Closure:
-    return formats.read_path_info_json((DATA / "real" / name).read_text(), name)
+    return read_path_info_json((DATA / "real" / name).read_text(), name)
 
 
-def by_name(drvs: dict[str, formats.Derivation], name: str) -> formats.Derivation:
+def by_name(drvs: dict[str, Derivation], name: str) -> Derivation:
     return next(d for p, d in drvs.items() if p.endswith(f"-{name}.drv"))
 
 
@@ -446,7 +447,7 @@ def caches(monkeypatch, tmp_path):
 
 def test_an_unreachable_cache_is_skipped_and_reported(caches):
     urls = caches.urls
-    drvs = formats.parse_derivations(shape("v4"), "v4", STORE)
+    drvs = parse_derivations(shape("v4"), "v4", STORE)
     with estimate.sizing_report() as report:
         closure = estimate.closure_from_derivation(
             full("topdrv"), substituters=[urls["down"], urls["missing"], urls["good"]], drvs=drvs
@@ -463,7 +464,7 @@ def test_an_unreachable_cache_is_skipped_and_reported(caches):
 
 
 def test_an_unreachable_cache_is_a_warning_outside_a_report(caches, caplog):
-    drvs = formats.parse_derivations(shape("v4"), "v4", STORE)
+    drvs = parse_derivations(shape("v4"), "v4", STORE)
     estimate.closure_from_derivation(full("topdrv"), substituters=[caches.urls["down"]], drvs=drvs)
     assert "cache http://127.0.0.1:9/ unreachable, its paths estimated" in caplog.text
 

@@ -106,6 +106,42 @@ def test_fleet_command_json_and_plot(tmp_path, capsys):
             "  - {name: a, disk: 9G, current: C}\n",
             r"f.yaml:4: hosts\[1\].name: host 'a' is listed twice",
         ),
+        (
+            "update: [{bump: openssl}]\nhosts:\n  - {name: a, disk: 0, current: C}\n",
+            r"f.yaml:3: hosts\[0\].disk: 0: a budget of 0 bytes holds no system",
+        ),
+        (
+            "update: [{bump: openssl}]\noverhead: 2G\nhosts:\n  - {name: a, disk: 9G, current: C}\n"
+            "  - {name: b, disk: 2G, current: C}\n",
+            r"f.yaml:5: hosts\[1\].disk: host 'b': a disk of 2.0 GiB leaves nothing for the "
+            r"store after the overhead of 2.0 GiB",
+        ),
+        (
+            "update: [{bump: openssl}]\noverhead: 1G\nreserve: 1G\n"
+            "hosts:\n  - {name: a, disk: 2G, current: C}\n",
+            r"f.yaml:3: reserve: 1.0 GiB leaves nothing of the store budget of host 'a'",
+        ),
+        (
+            "update: [{bump: openssl}]\nreserve: lots\n"
+            "hosts:\n  - {name: a, disk: 2G, current: C}\n",
+            r"f.yaml:2: reserve: invalid size 'lots'",
+        ),
+        (
+            'update: [{bump: openssl}]\nprofiles:\n  "p\\x1b[2J": {generate: {paths: 200}}\n'
+            'hosts:\n  - {name: a, disk: 9G, profile: "p\\x1b[2J"}\n',
+            r"f.yaml:3: profiles.p\x1b\[2J: .*no control characters",
+        ),
+        (
+            "update: [{bump: []}]\nhosts:\n  - {name: a, disk: 9G, current: C}\n",
+            r"f.yaml:1: update\[0\].bump: expected at least 1 name\(s\), got 0",
+        ),
+        (
+            # Applied one after another, as the solver applies them: the third takes a path
+            # past 1 TiB, though each alone would not.
+            "update: [{grow_all: 60%}, {grow_all: +600G}, {grow_all: +600G}]\n"
+            "hosts:\n  - {name: a, disk: 9G, current: C}\n",
+            r"f.yaml:1: update\[2\]: .*nixos-current.json: grows /nix/store/\S+ to [\d,]+ bytes",
+        ),
     ],
 )
 def test_fleet_schema_errors(tmp_path, text, message):
@@ -206,3 +242,47 @@ def test_a_fleet_to_roll_out_needs_no_update(tmp_path, capsys):
     path.write_text(hosts)
     with pytest.raises(InputError, match="missing key 'update'"):
         fl.load(path)
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--workers", "0"], "'0' is not in the range 1 to 1024"),
+        (["--workers", "-1"], "'-1' is not a whole number"),
+        (["--workers", "99999999999"], "not in the range 1 to 1024"),
+        (["--workers", "1_0"], "not a whole number"),
+        (["--apply", "--yes", "--parallel", "1.5"], "--parallel"),
+        (["--apply", "--yes", "--parallel", "-2"], "--parallel"),
+        (["--apply", "--yes", "--max-failures", "0.5"], "--max-failures"),
+        (["--apply", "--yes", "--max-failures", "99999999999999999999"], "1 to 100000"),
+        (["--scheduler", "foo"], "not a Dask scheduler address"),
+        (["--scheduler", ""], "not a Dask scheduler address"),
+        (["--scheduler", "inproc://x"], "not a Dask scheduler address"),
+        (["--scheduler", "tcp://h:99999"], "not a Dask scheduler address"),
+        (["--parallel", "3"], "--parallel: only with --apply"),
+        (["--yes"], "--yes: only with --apply"),
+        (["--apply", "--yes", "--workers", "2"], "--apply takes no"),
+    ],
+)
+def test_fleet_options_are_checked_before_any_work(tmp_path, capsys, options, said):
+    """Each bad option value: one `error:` line and exit 2, before the file is read (it
+    does not exist)."""
+    with pytest.raises(SystemExit) as e:
+        main(["fleet", str(tmp_path / "missing.yaml"), *options])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert said in err
+
+
+def test_local_solving_starts_no_more_processes_than_closures(monkeypatch):
+    """--workers 1024 on a fleet of one distinct closure solves in this process."""
+    spec = fl.load(FLEET)
+    spec.closures = dict(list(spec.closures.items())[:1])
+    spec.hosts = [h for h in spec.hosts if h.closure in spec.closures]
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool for one closure")
+
+    monkeypatch.setattr("adapters.studies.fleet.running.ProcessPoolExecutor", no_pool)
+    assert len(fl.run(spec, workers=1024).answers) == 1

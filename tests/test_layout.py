@@ -68,12 +68,24 @@ def test_solver_is_pure(imports):
         ("adapters.apply.planning", "adapters.apply.executor"),
         ("adapters.apply.roots", "adapters.apply.executor"),
         ("adapters.studies.fleet", "adapters.cli.text"),
+        ("adapters.studies.fleet.reading", "adapters.studies.fleet.report"),
+        ("adapters.studies.fleet.solving", "adapters.studies.fleet.running"),
         ("adapters.studies.fleet", "adapters.studies.scenario"),
     ],
 )
 def test_arrows_point_one_way(imports, importer, imported):
     assert importer in imports, f"{importer} is missing"
     assert not nx.has_path(imports, importer, imported)
+
+
+def test_the_format_parsers_are_pure(imports):
+    """adapters/nixstore/formats reads text and JSON only: no module there reaches one
+    that runs a process or touches a host."""
+    parsers = [n for n in imports if n.startswith("adapters.nixstore.formats")]
+    assert len(parsers) > 1
+    for parser in parsers:
+        for world in ("nix", "process", "host", "ssh", "sources"):
+            assert not nx.has_path(imports, parser, f"adapters.nixstore.{world}"), parser
 
 
 def test_only_the_hosts_run_processes(imports):

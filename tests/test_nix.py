@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from adapters.nixstore import builds, formats, nix, process, ssh, versions
+from adapters.nixstore import builds, nix, process, ssh, versions
 from adapters.nixstore.builds import NixFlags
+from adapters.nixstore.formats.pathinfo import dump_path_info_json
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.ssh import Ssh
 from solver.closure import Closure, PathInfo
@@ -50,7 +51,7 @@ def fake(monkeypatch):
 
 def closure_json(shape="2.19") -> str:
     infos = [PathInfo(GLIBC, 30), PathInfo(APP, 5, (APP, GLIBC), DRV)]
-    return formats.dump_path_info_json(Closure(infos), shape)
+    return dump_path_info_json(Closure(infos), shape)
 
 
 @pytest.mark.parametrize(
@@ -125,16 +126,14 @@ def test_closure_of_a_link(fake, tmp_path, monkeypatch):
     (store / app.rpartition("/")[2]).write_text("")
     link = tmp_path / "result"
     link.symlink_to(app)
-    fake.stdout = formats.dump_path_info_json(
-        Closure([PathInfo(glibc, 1), PathInfo(app, 2, (glibc,))])
-    )
+    fake.stdout = dump_path_info_json(Closure([PathInfo(glibc, 1), PathInfo(app, 2, (glibc,))]))
     closure = nix.closure(LOCAL, str(link), store="file:///c")
     assert closure.roots == (app,)
     assert fake.argv[-3:] == ["--store", "file:///c", str(link)]
 
 
 def test_closure_missing_root_in_output(fake):
-    fake.stdout = formats.dump_path_info_json(Closure([PathInfo(GLIBC, 1)]))
+    fake.stdout = dump_path_info_json(Closure([PathInfo(GLIBC, 1)]))
     with pytest.raises(NixError, match=f"does not list {APP}"):
         nix.closure(LOCAL, APP)
 

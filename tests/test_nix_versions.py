@@ -12,7 +12,7 @@ import pytest
 
 from adapters.cli import main
 from adapters.nixstore import estimate, versions
-from adapters.nixstore.formats import dump_path_info_json
+from adapters.nixstore.formats.pathinfo import dump_path_info_json
 from solver.closure import Closure, PathInfo
 from solver.errors import InputError
 from tests.test_derivations import VERSIONS, full, shape

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.nixstore.formats import dump_path_info_json
+from adapters.nixstore.formats.pathinfo import dump_path_info_json
 from adapters.nixstore.sources import read_source
 from solver.components import split_components
 from solver.greedy import greedy_sequence, merge_greedy

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from adapters.nixstore import formats, nix, sources
+from adapters.nixstore import nix, sources
+from adapters.nixstore.formats.graph import read_closure_graph
+from adapters.nixstore.formats.narinfo import read_narinfo
+from adapters.nixstore.formats.pathinfo import (
+    dump_path_info_json,
+    parse_path_info,
+    read_path_info_json,
+)
+from adapters.nixstore.formats.registration import read_registration
 from solver.closure import Closure, PathInfo
 from solver.errors import ClosureError, InputError
 from solver.synthetic import generate_system
@@ -108,7 +116,7 @@ OBJECT_WITH_STORE_DIR = {"storeDir": STORE, **OBJECT_SHAPE}
 )
 @pytest.mark.parametrize("as_text", [True, False], ids=["text", "parsed"])
 def test_path_info_shapes(data, as_text):
-    closure = formats.read_path_info_json(json.dumps(data) if as_text else data, "pi.json")
+    closure = read_path_info_json(json.dumps(data) if as_text else data, "pi.json")
     assert summary(closure) == EXPECTED
     assert closure.roots == (APP,)
     assert closure[APP].deriver == APP_DRV
@@ -119,7 +127,7 @@ def test_path_info_shapes(data, as_text):
 
 def test_real_nix2container_sample(real_data):
     text = (real_data / "nlewo-nix2container_data_closure-graph.json").read_bytes()
-    closure = formats.read_path_info_json(text, "nlewo.json")
+    closure = read_path_info_json(text, "nlewo.json")
     assert len(closure) == 5
     assert sorted(name_of(r) for r in closure.roots) == ["bash-5.1-p12", "hello-2.10"]
     by_name = {name_of(p): closure[p] for p in closure}
@@ -173,7 +181,7 @@ BAD_PATH_INFO = [
 @pytest.mark.parametrize(("text", "error", "message"), BAD_PATH_INFO)
 def test_path_info_bad_input(text, error, message):
     with pytest.raises(error) as caught:
-        formats.read_path_info_json(text, "saved.json")
+        read_path_info_json(text, "saved.json")
     text_of_error = str(caught.value)
     assert message in text_of_error
     assert text_of_error.startswith("saved.json")
@@ -194,7 +202,7 @@ def test_nix_json_format_3_samples(sample):
     entry = json.loads((PATH_INFO_DATA / f"{sample}.json").read_text())
     path = f"{STORE}/{'0' * 32}-app"
     data = {"version": 3, "storeDir": STORE, "info": {base(path): entry}}
-    [info] = formats.parse_path_info(data, sample)
+    [info] = parse_path_info(data, sample)
     assert info.path == path and info.nar_size == 34878
     assert info.references == (
         f"{STORE}/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar",
@@ -208,12 +216,12 @@ def test_nix_json_format_3_samples(sample):
 def test_many_invalid_paths_are_counted_not_all_listed():
     paths = [fake_path(f"p{i}-1.0") for i in range(10)]
     with pytest.raises(ClosureError, match="and 7 more"):
-        formats.read_path_info_json(json.dumps(dict.fromkeys(paths)), "x.json")
+        read_path_info_json(json.dumps(dict.fromkeys(paths)), "x.json")
 
 
 def test_parse_path_info_keeps_references_outside_the_list():
     # Non-recursive path-info: references point outside; no Closure check applies.
-    infos = formats.parse_path_info({APP: OBJECT_SHAPE[APP]}, "nix path-info")
+    infos = parse_path_info({APP: OBJECT_SHAPE[APP]}, "nix path-info")
     assert infos == [PathInfo(APP, SIZES[APP], (GLIBC, LIBFOO, APP), APP_DRV)]
 
 
@@ -224,8 +232,8 @@ def test_parse_path_info_keeps_references_outside_the_list():
 def test_dump_round_trips(shape):
     estimated = PathInfo(OTHER, 77, (GLIBC,), estimated=True)
     closure = Closure([*sample().infos(), estimated], source="s")
-    text = formats.dump_path_info_json(closure, shape)
-    back = formats.read_path_info_json(text, "dumped.json")
+    text = dump_path_info_json(closure, shape)
+    back = read_path_info_json(text, "dumped.json")
     assert summary(back) == summary(closure)
     assert back[APP].deriver == APP_DRV
     assert back[OTHER].estimated
@@ -235,12 +243,12 @@ def test_dump_round_trips(shape):
 
 def test_dump_shapes_look_like_nix():
     closure = sample()
-    as_list = json.loads(formats.dump_path_info_json(closure, "list"))
+    as_list = json.loads(dump_path_info_json(closure, "list"))
     assert isinstance(as_list, list)
     assert "deriver" not in next(e for e in as_list if e["path"] == GLIBC)
-    as_object = json.loads(formats.dump_path_info_json(closure, "2.19"))
+    as_object = json.loads(dump_path_info_json(closure, "2.19"))
     assert as_object[GLIBC]["deriver"] is None
-    v2 = json.loads(formats.dump_path_info_json(closure, "v2"))
+    v2 = json.loads(dump_path_info_json(closure, "v2"))
     assert v2["version"] == 2
     assert v2["storeDir"] == STORE
     assert v2["info"][base(APP)]["references"] == sorted([base(GLIBC), base(LIBFOO)])
@@ -249,7 +257,7 @@ def test_dump_shapes_look_like_nix():
 
 def test_dump_unknown_shape():
     with pytest.raises(InputError, match="unknown path-info JSON shape"):
-        formats.dump_path_info_json(sample(), "2.99")  # type: ignore[arg-type]
+        dump_path_info_json(sample(), "2.99")  # type: ignore[arg-type]
 
 
 # --- nix-closure-graph --------------------------------------------------------------------
@@ -269,7 +277,7 @@ def test_dump_unknown_shape():
 )
 def test_closure_graph_sizes(human, size):
     graph = {"nodes": {P: {"props": {"path": P, "narSize": human}}}, "edges": []}
-    closure = formats.read_closure_graph(graph, "g.json")
+    closure = read_closure_graph(graph, "g.json")
     assert closure[P].nar_size == size
     assert not closure[P].estimated
 
@@ -299,14 +307,14 @@ BAD_GRAPHS = [
 @pytest.mark.parametrize(("graph", "error", "message"), BAD_GRAPHS)
 def test_closure_graph_bad_input(graph, error, message):
     with pytest.raises(error, match=None) as caught:
-        formats.read_closure_graph(graph, "g.json")
+        read_closure_graph(graph, "g.json")
     assert message in str(caught.value)
     assert str(caught.value).startswith("g.json")
 
 
 def test_real_closure_graph(real_data):
     file = real_data / "lf-blog_nixcon2022_nixos-system-micro_closure-graph.json"
-    closure = formats.read_closure_graph(file.read_text(), str(file))
+    closure = read_closure_graph(file.read_text(), str(file))
     assert len(closure) == 913
     assert sum(len(i.references) for i in closure.infos()) == 3874
     assert closure.roots == (
@@ -317,7 +325,7 @@ def test_real_closure_graph(real_data):
     assert abs(closure.size() - 5.8 * (1 << 30)) < 0.05 * (1 << 30)
     assert not any(i.estimated for i in closure.infos())
     # read_path_info_json and read_file recognise the format too.
-    assert summary(formats.read_path_info_json(file.read_text(), "x")) == summary(closure)
+    assert summary(read_path_info_json(file.read_text(), "x")) == summary(closure)
     assert summary(sources.read_file(file)) == summary(closure)
 
 
@@ -362,7 +370,7 @@ def registration(*, hash_line: str = "sha256:1cbfg6ggpyja8dd5fwdvsba82l1xvfikhvx
     ],
 )
 def test_registration(text):
-    closure = formats.read_registration(text, "registration")
+    closure = read_registration(text, "registration")
     assert summary(closure) == EXPECTED
     assert closure.roots == (APP,)
     assert closure[APP].deriver == APP_DRV
@@ -386,7 +394,7 @@ BAD_REGISTRATIONS = [
 @pytest.mark.parametrize(("text", "error", "message"), BAD_REGISTRATIONS)
 def test_registration_bad_input(text, error, message):
     with pytest.raises(error) as caught:
-        formats.read_registration(text, "reg")
+        read_registration(text, "reg")
     assert message in str(caught.value)
     assert str(caught.value).startswith("reg")
     assert "\n" not in str(caught.value)
@@ -415,14 +423,12 @@ def narinfo(path: str, size: object, refs: tuple[str, ...], deriver: str | None 
 
 
 def test_narinfo():
-    info = formats.read_narinfo(narinfo(APP, SIZES[APP], REFS[APP], APP_DRV), "x.narinfo")
+    info = read_narinfo(narinfo(APP, SIZES[APP], REFS[APP], APP_DRV), "x.narinfo")
     assert info == PathInfo(APP, SIZES[APP], (GLIBC, LIBFOO), APP_DRV)
-    empty = formats.read_narinfo(narinfo(GLIBC, 5, ()), "y.narinfo")
+    empty = read_narinfo(narinfo(GLIBC, 5, ()), "y.narinfo")
     assert empty.references == ()
     assert empty.deriver is None
-    unknown = formats.read_narinfo(
-        narinfo(GLIBC, 5, ()) + "Deriver: unknown-deriver\n", "z.narinfo"
-    )
+    unknown = read_narinfo(narinfo(GLIBC, 5, ()) + "Deriver: unknown-deriver\n", "z.narinfo")
     assert unknown.deriver is None
 
 
@@ -440,7 +446,7 @@ BAD_NARINFOS = [
 @pytest.mark.parametrize(("text", "error", "message"), BAD_NARINFOS)
 def test_narinfo_bad_input(text, error, message):
     with pytest.raises(error) as caught:
-        formats.read_narinfo(text, "bad.narinfo")
+        read_narinfo(text, "bad.narinfo")
     assert message in str(caught.value)
     assert str(caught.value).startswith("bad.narinfo")
 
@@ -656,7 +662,7 @@ def test_read_source_files(tmp_path, shape):
             )
         )
     else:
-        file.write_text(formats.dump_path_info_json(closure, shape))  # type: ignore[arg-type]
+        file.write_text(dump_path_info_json(closure, shape))  # type: ignore[arg-type]
     assert summary(sources.read_source(str(file))) == EXPECTED
 
 

@@ -145,7 +145,71 @@ BAD = [
         r"f.yaml:1: current.generate.components: must be between",
     ),
     ("- a\n- b\n", r"f.yaml:1: expected a mapping, got a list"),
+    # Values no plan or store path can have: each refused with its line.
+    ("current: C\nchanges: [{bump: openssl}]\nlimit: 0\n", r"f.yaml:3: limit: .*0 bytes"),
+    (
+        "current: C\nchanges: [{bump: openssl}]\nlimits: [9G, 0G]\n",
+        r"f.yaml:3: limits\[1\]: '0G': a budget of 0 bytes",
+    ),
+    (
+        "current: C\nchanges: [{bump: openssl}]\nlimits: [9G, 7G]\nreserve: 7G\n",
+        r"f.yaml:4: reserve: 7.0 GiB leaves nothing of the budget 7.0 GiB",
+    ),
+    ("current: C\nchanges: [{bump: openssl}]\nlimit: 9G\nreserve: -1G\n", r"f.yaml:4: reserve"),
+    (
+        "current: C\nchanges: [{bump: openssl}]\nlimit: 9G\ntime_limit: 1.0e+308\n",
+        r"f.yaml:4: time_limit: must be at most 86400",
+    ),
+    ("current: C\nchanges: [{bump: []}]\nlimit: 9G\n", r"f.yaml:2: changes\[0\].bump: .*got 0"),
+    ("current: C\nchanges: [{remove: []}]\nlimit: 9G\n", r"changes\[0\].remove: .*got 0"),
+    (
+        "current: C\nchanges: [{bump: openssl, version: ''}]\nlimit: 9G\n",
+        r"f.yaml:2: changes\[0\].version: expected a non-empty string",
+    ),
+    (
+        "current: C\nchanges: [{bump: openssl, version: 'a b'}]\nlimit: 9G\n",
+        r"f.yaml:2: changes\[0\].version: 'a b': a version in a store path has only",
+    ),
+    (
+        "current: C\nchanges: [{add: 'my tool', size: 1M}]\nlimit: 9G\n",
+        r"f.yaml:2: changes\[0\].add: 'my tool': a name in a store path",
+    ),
+    (
+        "current: C\nchanges: [{add: tool, size: 2P}]\nlimit: 9G\n",
+        r"f.yaml:2: changes\[0\].size: '2P' is larger than any store path",
+    ),
+    (
+        "current: C\nchanges: [{grow_all: +999P}]\nlimit: 9G\n",
+        r"f.yaml:2: changes\[0\].grow_all: \+999P: a growth of at most 1.0 TiB",
+    ),
+    (
+        "current: C\nchanges: [{grow_all: 60%}, {grow_all: +600G}, {grow_all: +600G}]\nlimit: 9G\n",
+        r"f.yaml:2: changes\[2\]: grows /nix/store/\S+ to [\d,]+ bytes, larger than any",
+    ),
+    (
+        'current: C\nchanges: [{bump: openssl}]\nlimit: 9G\nname: "a\\x1b[2Jb"\n',
+        r"f.yaml:4: name: .*no control characters",
+    ),
+    (
+        "current: C\nchanges: [{bump: openssl}]\nlimit: 9G\npinned: [{name: x, size: 2T}]\n",
+        r"f.yaml:4: pinned\[0\].size: '2T' is larger than any store path",
+    ),
+    (
+        "current: C\nchanges: [{bump: openssl}]\nlimit: 9G\npinned: [nosuch]\n",
+        r"f.yaml:4: pinned\[0\]: no package 'nosuch'",
+    ),
 ]
+
+
+def test_a_path_of_1_tib_grown_is_out_of_range(tmp_path):
+    """A saved closure may hold a path of up to 1 TiB; growing it past that is refused on
+    the change's line, before any sum of sizes could overflow the solver's integers."""
+    big, libc = f"/nix/store/{'a' * 32}-big-1.0", f"/nix/store/{'b' * 32}-glibc-2.40"
+    data = {big: {"narSize": 1 << 40, "references": [libc]}, libc: {"narSize": 9, "references": []}}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    (tmp_path / "f.yaml").write_text("current: c.json\nlimit: 9G\nchanges:\n  - grow_all: 1%\n")
+    with pytest.raises(InputError, match=r"f.yaml:4: changes\[0\]: grows .*-big-1.0 to "):
+        sc.load(tmp_path / "f.yaml")
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)

@@ -2,17 +2,22 @@
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any, Final
 
 import click
+from click.core import ParameterSource
 
 from adapters.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
+    MAX_WORKERS,
     QUIET_OPTION,
     WORKERS_OPTION,
     Finite,
+    Whole,
     plot_option,
 )
 from adapters.cli.plots import fleet_figure, save_png, scenario_figure
@@ -23,12 +28,37 @@ from adapters.cli.text import (
     render_rollout,
     render_scenario,
 )
-from adapters.studies.fleet import load as load_fleet
-from adapters.studies.fleet import run as run_fleet
-from adapters.studies.rollout import roll_out
+from adapters.studies.fleet.reading import load as load_fleet
+from adapters.studies.fleet.running import run as run_fleet
+from adapters.studies.rollout import Rollout, roll_out
 from adapters.studies.scenario import load as load_scenario
 from adapters.studies.scenario import run as run_scenario
 from solver.errors import InputError
+
+# More than any fleet file holds (a study file is at most 1 MiB): a typo, not a fleet.
+MAX_HOSTS: Final = 100_000
+# A Dask scheduler's address, as `distributed` reads it: [PROTOCOL://]HOST:PORT.
+_SCHEDULER: Final = re.compile(
+    r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})"
+)
+
+
+class Scheduler(click.ParamType):  # type: ignore[type-arg]
+    """A Dask scheduler's address: `tcp://HOST:PORT` (or tls://, ws://, wss://, ucx://, or
+    no protocol: tcp)."""
+
+    name = "ADDRESS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        found = _SCHEDULER.fullmatch(text)
+        if found is None or not 0 < int(found.group(1)) < 65536:
+            self.fail(
+                f"{text[:60]!r} is not a Dask scheduler address such as tcp://host:8786",
+                param,
+                ctx,
+            )
+        return text
 
 
 @click.command()
@@ -84,13 +114,13 @@ def scenario(
 @plot_option("Write a figure: hosts by steps needed, and disk size for at most k steps.")
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=Whole(1, MAX_WORKERS),
     default=None,
     help="Local processes solving distinct closures [default: CPU count].",
 )
 @click.option(
     "--scheduler",
-    metavar="ADDRESS",
+    type=Scheduler(),
     help="Solve on a Dask distributed cluster (tcp://host:8786) instead of local processes.",
 )
 @click.option(
@@ -103,14 +133,14 @@ def scenario(
 )
 @click.option(
     "--parallel",
-    type=click.IntRange(min=1),
+    type=Whole(1, MAX_WORKERS),
     default=2,
     show_default=True,
     help="With --apply: hosts upgraded at once.",
 )
 @click.option(
     "--max-failures",
-    type=click.IntRange(min=1),
+    type=Whole(1, MAX_HOSTS),
     default=1,
     show_default=True,
     help="With --apply: once this many hosts have failed, start no more.",
@@ -157,40 +187,18 @@ def fleet(
     reached). Each host's journal is on the host: running the command again resumes
     interrupted hosts. Exit status: 0, 1 when a host failed, 2 for a bad file.
     """
+    given = [f"--{n.replace('_', '-')}" for n in _APPLY_ONLY if _given(ctx, n)]
     if roll:
-        if plot is not None or scheduler is not None:
-            raise click.UsageError("--apply takes no --plot or --scheduler")
-        if not yes and not sys.stdin.isatty():
-            raise click.UsageError(
-                "fleet --apply deletes each host's starting generation (its rollback) and "
-                "collects garbage there: give --yes to go on without a terminal to ask on"
-            )
-        with Spinner(enabled=not quiet) as progress:
-            progress("reading the fleet")
-            spec = load_fleet(file)
-            if not yes:
-                progress.clear()
-                hosts = sum(h.ssh is not None for h in spec.hosts)
-                click.echo(
-                    f"this upgrades {hosts} host(s) over SSH; each run deletes its starting "
-                    "generation (the rollback to it) and collects garbage on its host",
-                    err=True,
-                )
-                if not click.confirm("Proceed?", default=False, err=True):
-                    click.echo("error: not confirmed; nothing was changed", err=True)
-                    ctx.exit(EXIT_FAILED)
-            rollout = roll_out(
-                spec,
-                parallel=parallel,
-                max_failures=max_failures,
-                time_limit=time_limit,
-                progress=progress,
-            )
+        if plot is not None or scheduler is not None or workers is not None:
+            raise click.UsageError("--apply takes no --plot, --scheduler or --workers")
+        rollout = _roll_out(ctx, file, parallel, max_failures, time_limit, yes, quiet)
         if as_json:
             click.echo(json.dumps(rollout.to_json(), indent=2))
         else:
             render_rollout(rollout, sys.stdout)
         ctx.exit(EXIT_FAILED if rollout.counts()["failed"] else EXIT_OK)
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: only with --apply")
     with Spinner(enabled=not quiet) as progress:
         progress("reading the fleet")
         spec = load_fleet(file)
@@ -214,3 +222,49 @@ def fleet(
         render_fleet(report, sys.stdout)
         if plot is not None:
             click.echo(f"figure: {plot}")
+
+
+# The options of `fleet` that only --apply uses.
+_APPLY_ONLY = ("parallel", "max_failures", "time_limit", "yes")
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def _roll_out(
+    ctx: click.Context,
+    file: Path,
+    parallel: int,
+    max_failures: int,
+    time_limit: float,
+    yes: bool,
+    quiet: bool,
+) -> Rollout:
+    """`fleet --apply`: confirmed (or --yes), then every host upgraded over SSH."""
+    if not yes and not sys.stdin.isatty():
+        raise click.UsageError(
+            "fleet --apply deletes each host's starting generation (its rollback) and "
+            "collects garbage there: give --yes to go on without a terminal to ask on"
+        )
+    with Spinner(enabled=not quiet) as progress:
+        progress("reading the fleet")
+        spec = load_fleet(file)
+        if not yes:
+            progress.clear()
+            hosts = sum(h.ssh is not None for h in spec.hosts)
+            click.echo(
+                f"this upgrades {hosts} host(s) over SSH; each run deletes its starting "
+                "generation (the rollback to it) and collects garbage on its host",
+                err=True,
+            )
+            if not click.confirm("Proceed?", default=False, err=True):
+                click.echo("error: not confirmed; nothing was changed", err=True)
+                ctx.exit(EXIT_FAILED)
+        return roll_out(
+            spec,
+            parallel=parallel,
+            max_failures=max_failures,
+            time_limit=time_limit,
+            progress=progress,
+        )

@@ -37,7 +37,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.nixstore import formats, nix
+from adapters.nixstore import nix
+from adapters.nixstore.formats.checks import load_json
+from adapters.nixstore.formats.derivation import Derivation, parse_derivations
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, PathInfo
@@ -142,37 +144,24 @@ def _key(path: str) -> str:
     return StorePath.parse(path).key
 
 
-def closure_from_derivation(
-    drv: str,
-    *,
-    substituters: Sequence[str] = (),
-    like: Closure | None = None,
-    drvs: dict[str, formats.Derivation] | None = None,
-) -> Closure:
-    """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere.
+class _Estimate:
+    """A size (None: no old version to go by) and references for a path no cache has:
+    the old version's, else what its derivation was built from."""
 
-    `drvs`: the derivation graph when it is at hand (a saved `nix derivation show -r`),
-    else Nix is asked for it. Only the paths the closure reaches are looked up, a level of
-    references at a time.
-    """
-    if drvs is None:
-        drvs = nix.show_derivation(LOCAL, drv)
-    deriver: dict[str, str] = {}
-    for path, derivation in drvs.items():
-        for out in derivation.outputs.values():
-            if out is not None:
-                deriver[out] = path
-    top = [o for o in drvs[drv].outputs.values() if o is not None]
-    if not top:
-        raise NixError(f"{drv}: its outputs' paths are not known before the build")
-    graph = set(deriver) | {s for d in drvs.values() for s in d.input_srcs}
-    old_versions = _old_versions(like, graph)
+    def __init__(self, drvs: dict[str, Derivation], like: Closure | None) -> None:
+        self.drvs = drvs
+        self.deriver: dict[str, str] = {}  # output path -> its derivation
+        for path, derivation in drvs.items():
+            for out in derivation.outputs.values():
+                if out is not None:
+                    self.deriver[out] = path
+        graph = set(self.deriver) | {s for d in drvs.values() for s in d.input_srcs}
+        self.old_versions = _old_versions(like, graph)
 
-    def estimate(path: str) -> tuple[int | None, tuple[str, ...]]:
-        """A size (None: no old version to go by) and references for `path`."""
-        old = old_versions.get(_key(path))
+    def __call__(self, path: str) -> tuple[int | None, tuple[str, ...]]:
+        old = self.old_versions.get(_key(path))
         size = old.nar_size if old is not None else None
-        parent = drvs.get(deriver.get(path, ""))
+        parent = self.drvs.get(self.deriver.get(path, ""))
         if parent is None or parent.fixed:
             # A source, or a fixed output (fetchurl, fetchgit): Nix refuses references
             # in a fixed output, and a source's are known wherever it is known.
@@ -180,7 +169,7 @@ def closure_from_derivation(
         # Candidates: outputs of the direct input derivations, by package key.
         candidates: dict[str, list[str]] = defaultdict(list)
         for input_drv, names in parent.input_drvs.items():
-            source = drvs.get(input_drv)
+            source = self.drvs.get(input_drv)
             outs = source.outputs if source is not None else {}
             for name in names:
                 out = outs.get(name)
@@ -197,6 +186,27 @@ def closure_from_derivation(
             refs.update(p for ps in candidates.values() for p in ps)
         return size, tuple(sorted(refs))
 
+
+def closure_from_derivation(
+    drv: str,
+    *,
+    substituters: Sequence[str] = (),
+    like: Closure | None = None,
+    drvs: dict[str, Derivation] | None = None,
+) -> Closure:
+    """The runtime closure of `drv`'s outputs, exact where known and estimated elsewhere.
+
+    `drvs`: the derivation graph when it is at hand (a saved `nix derivation show -r`),
+    else Nix is asked for it. Only the paths the closure reaches are looked up, a level of
+    references at a time.
+    """
+    if drvs is None:
+        drvs = nix.show_derivation(LOCAL, drv)
+    top = [o for o in drvs[drv].outputs.values() if o is not None]
+    if not top:
+        raise NixError(f"{drv}: its outputs' paths are not known before the build")
+    estimate = _Estimate(drvs, like)
+    deriver = estimate.deriver
     lookup = _Lookup(substituters)
     exact: dict[str, PathInfo] = {}
     guessed: dict[str, tuple[int | None, tuple[str, ...]]] = {}
@@ -282,7 +292,7 @@ def read_target(
 _FIRST_KEY = re.compile(rb'\{\s*"((?:[^"\\]|\\.)*)"')
 
 
-def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
+def _saved_derivations(spec: str) -> dict[str, Derivation] | None:
     """The derivations of a saved `nix derivation show -r` file; None for any other file."""
     if nix.in_store(LOCAL, spec) or not os.path.isfile(spec):
         return None
@@ -299,14 +309,14 @@ def _saved_derivations(spec: str) -> dict[str, formats.Derivation] | None:
     key = first.group(1)
     if key not in (b"derivations", b"version") and not key.endswith(b".drv"):
         return None
-    data = formats.load_json(Path(spec).read_bytes(), spec)
+    data = load_json(Path(spec).read_bytes(), spec)
     if not isinstance(data, dict):
         return None
     looks = "derivations" in data or (data and all(str(k).endswith(".drv") for k in data))
-    return formats.parse_derivations(data, spec, LOCAL.store_dir()) if looks else None
+    return parse_derivations(data, spec, LOCAL.store_dir()) if looks else None
 
 
-def _root_derivation(drvs: dict[str, formats.Derivation], source: str) -> str:
+def _root_derivation(drvs: dict[str, Derivation], source: str) -> str:
     """The derivation no other one in the file depends on: the target."""
     used = {d for info in drvs.values() for d in info.input_drvs}
     roots = sorted(set(drvs) - used)

@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from adapters.nixstore import formats
+from adapters.nixstore.formats.derivation import Derivation, parse_derivations
+from adapters.nixstore.formats.pathinfo import parse_path_info
+from adapters.nixstore.formats.registration import read_registration
 from adapters.nixstore.host import DEFAULT_STATE_DIR, Host
 from adapters.nixstore.versions import (
     NIX,
@@ -111,7 +113,7 @@ def path_info(
         data = json.loads(result.stdout)
     except json.JSONDecodeError as e:
         raise NixError(f"{source} printed malformed JSON (line {e.lineno}): {e.msg}") from e
-    return formats.parse_path_info(data, source, known_only=known_only)
+    return parse_path_info(data, source, known_only=known_only)
 
 
 def closure(host: Host, path: str, store: str | None = None) -> Closure:
@@ -132,7 +134,7 @@ def derivation_closure(host: Host, drvs: Iterable[str]) -> Closure:
     drvs = sorted(set(drvs))
     requisites = lines(host.run([*NIX_STORE, "--query", "--requisites", *drvs], check=True).stdout)
     dump = host.run([*NIX_STORE, "--dump-db", *requisites], check=True).stdout
-    closure = formats.read_registration(dump, "nix-store --dump-db")
+    closure = read_registration(dump, "nix-store --dump-db")
     return Closure(closure.infos(), drvs, source="derivations")
 
 
@@ -244,7 +246,7 @@ def collect_garbage(host: Host) -> None:
     host.run([*NIX_STORE, "--gc"], check=True)
 
 
-def show_derivation(host: Host, drv: str) -> dict[str, formats.Derivation]:
+def show_derivation(host: Host, drv: str) -> dict[str, Derivation]:
     """Every derivation needed to build `drv` (`nix derivation show -r`), in any version's
     JSON, normalised to full store paths."""
     argv = show_derivation_argv(version(host), drv)
@@ -255,7 +257,7 @@ def show_derivation(host: Host, drv: str) -> dict[str, formats.Derivation]:
     except json.JSONDecodeError as e:
         raise NixError(f"nix {what} {drv} printed malformed JSON: {e.msg}") from e
     try:
-        drvs = formats.parse_derivations(data, f"nix {what}", host.store_dir())
+        drvs = parse_derivations(data, f"nix {what}", host.store_dir())
     except InputError as e:
         raise NixError(str(e)) from e
     if drv not in drvs:

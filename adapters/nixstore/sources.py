@@ -14,15 +14,11 @@ from pathlib import Path
 
 from adapters.files import read_text
 from adapters.nixstore import nix
-from adapters.nixstore.formats import (
-    check_size,
-    load_json,
-    read_closure_graph,
-    read_narinfo,
-    read_path_info_json,
-    read_registration,
-    some_paths,
-)
+from adapters.nixstore.formats.checks import check_size, load_json, some_paths
+from adapters.nixstore.formats.graph import read_closure_graph
+from adapters.nixstore.formats.narinfo import read_narinfo
+from adapters.nixstore.formats.pathinfo import read_path_info_json
+from adapters.nixstore.formats.registration import read_registration
 from adapters.nixstore.host import LOCAL
 from solver.closure import Closure, PathInfo
 from solver.errors import ClosureError, InputError

@@ -2,6 +2,7 @@
 (`current:`) and the changes applied to it (`changes:`)."""
 
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +10,11 @@ from adapters.files import read_text
 from adapters.nixstore.sources import read_source
 from adapters.studies import schema as y
 from solver import diffclosures
-from solver.closure import Closure
+from solver.closure import MAX_NAR_SIZE, Closure
 from solver.errors import BudgetSolveError, InputError
-from solver.scenario import Add, Bump, Edit, GrowAll, Growth, Remove
+from solver.scenario import Add, Bump, Edit, GrowAll, Growth, Remove, apply_change
 from solver.synthetic import generate_system
-from solver.units import parse_size
+from solver.units import format_size, parse_size
 
 # `nix store diff-closures` of a whole system is kilobytes; this is far beyond any.
 MAX_DIFF_BYTES = 16 << 20
@@ -24,6 +25,9 @@ CHANGE_KINDS = ("bump", "add", "remove", "grow_all", "diff")
 # Bounds that keep a study file from asking for hours of work or gigabytes of memory.
 MAX_GROWTH_PERCENT = 100_000.0
 MAX_GENERATED_PATHS = 200_000
+
+# What Nix allows in a store path's name (nix/src/libstore/path.cc, checkName).
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?=")
 
 
 def growth(value: Any, where: y.Where) -> Growth:
@@ -42,9 +46,46 @@ def growth(value: Any, where: y.Where) -> Growth:
         return Growth(1 + percent / 100)
     sign = -1 if text.startswith("-") else 1
     try:
-        return Growth(delta=sign * parse_size(text.lstrip("+-")))
+        delta = parse_size(text.lstrip("+-"))
     except InputError as e:
         raise where.error(f"{e} (or a percentage such as 3%)") from e
+    if delta > MAX_NAR_SIZE:
+        raise where.error(
+            f"{text}: a growth of at most {format_size(MAX_NAR_SIZE)} a path (no path is larger)"
+        )
+    return Growth(delta=sign * delta)
+
+
+def name_part(value: Any, where: y.Where, what: str) -> str:
+    """A package's name or version as a store path spells it: letters, digits, `+-._?=`."""
+    # A number in YAML (`version: 3.0`) is the version as written.
+    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    text = y.string(text, where)
+    if not set(text) <= _NAME_CHARS or text.startswith("."):
+        raise where.error(
+            f"{text!r}: a {what} in a store path has only letters, digits and + - . _ ? = "
+            "(and does not start with a dot)"
+        )
+    return text
+
+
+def apply_checked(
+    closure: Closure, change: Edit, rng: random.Random, where: y.Where, label: str = ""
+) -> Closure:
+    """`closure` with `change` applied; an error names the change's line (and `label`, the
+    closure's name, when there are several), as does a path grown past `MAX_NAR_SIZE`."""
+    prefix = f"{label}: " if label else ""
+    try:
+        out = apply_change(closure, change, rng, where.path)
+    except InputError as e:  # ScenarioError too
+        raise where.error(prefix + str(e).removeprefix(f"{where.path}: ")) from e
+    largest = max(out.infos(), key=lambda i: i.nar_size, default=None)
+    if largest is not None and largest.nar_size > MAX_NAR_SIZE:
+        raise where.error(
+            f"{prefix}grows {largest.path} to {largest.nar_size:,} bytes, larger than any "
+            f"store path can be ({MAX_NAR_SIZE:,} bytes, {format_size(MAX_NAR_SIZE)})"
+        )
+    return out
 
 
 def read_current(value: Any, where: y.Where, base: Path) -> Closure:
@@ -83,18 +124,19 @@ def parse_change(
     kind = y.one_of(value, where, CHANGE_KINDS)
     if kind == "bump":
         m = y.mapping(value, where, required=["bump"], optional=["version", "grow"])
-        names = y.strings(m["bump"], where.key(m, "bump"))
-        version = str(m["version"]) if "version" in m else None
+        names = y.strings(m["bump"], where.key(m, "bump"), at_least=1)
+        vw = where.key(m, "version")
+        version = name_part(m["version"], vw, "version") if "version" in m else None
         grow = growth(m["grow"], where.key(m, "grow")) if "grow" in m else Growth()
         return [Bump(tuple(names), grow, version)]
     if kind == "add":
         m = y.mapping(value, where, required=["add", "size"], optional=["references"])
-        name = y.string(m["add"], where.key(m, "add"))
+        name = name_part(m["add"], where.key(m, "add"), "name")
         refs = y.strings(m.get("references", []), where.key(m, "references"))
-        return [Add(name, y.size(m["size"], where.key(m, "size")), tuple(refs))]
+        return [Add(name, y.path_size(m["size"], where.key(m, "size")), tuple(refs))]
     if kind == "remove":
         m = y.mapping(value, where, required=["remove"])
-        return [Remove(tuple(y.strings(m["remove"], where.key(m, "remove"))))]
+        return [Remove(tuple(y.strings(m["remove"], where.key(m, "remove"), at_least=1)))]
     if kind == "grow_all":
         m = y.mapping(value, where, required=["grow_all"])
         return [GrowAll(growth(m["grow_all"], where.key(m, "grow_all")))]

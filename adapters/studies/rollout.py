@@ -13,11 +13,12 @@ import re
 import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypedDict
 
 from adapters.nixstore import process
-from adapters.studies.fleet import Fleet, Host
+from adapters.studies.fleet.model import Fleet, Host
 from solver.errors import InputError
 
 # What `apply` exits with (adapters/cli/options.py): done, failed, bad input, no plan.
@@ -25,18 +26,44 @@ _DONE, _FAILED, _BAD, _NO_PLAN = 0, 1, 2, 3
 _STEP = re.compile(r"\bstep (\d+) of (\d+)\b")
 
 
+class HostStatus(StrEnum):
+    """How one host's rollout ended."""
+
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a disk too small for any plan, or no address
+    NOT_STARTED = "not started"  # the failure limit was reached first
+
+
 @dataclass(frozen=True)
 class HostResult:
     name: str
     address: str | None
-    # "done", "failed", "skipped" (disk too small, or no address), "not started" (the
-    # failure limit was reached first).
-    status: str
+    status: HostStatus
     steps: int | None = None
     measured_peak_bytes: int | None = None
     failed_step: int | None = None
     reason: str | None = None
     needed_bytes: int | None = None
+
+
+class HostResultJson(TypedDict):
+    name: str
+    address: str | None
+    status: str  # a HostStatus
+    steps: int | None
+    measured_peak_bytes: int | None
+    failed_step: int | None
+    reason: str | None
+    needed_bytes: int | None
+
+
+class RolloutDocument(TypedDict):
+    """What `fleet --apply --json` prints."""
+
+    fleet: str
+    hosts: list[HostResultJson]
+    totals: dict[str, int]  # hosts by HostStatus, every status present
 
 
 @dataclass(frozen=True)
@@ -45,17 +72,32 @@ class Rollout:
     hosts: list[HostResult]
 
     def counts(self) -> dict[str, int]:
-        out = {"done": 0, "failed": 0, "skipped": 0, "not started": 0}
+        """Hosts by status, keyed by the status's value (every status present)."""
+        out = {status.value: 0 for status in HostStatus}
         for h in self.hosts:
-            out[h.status] += 1
+            out[h.status.value] += 1
         return out
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RolloutDocument:
+        """The rollout as `fleet --apply --json` prints it."""
         return {
             "fleet": self.fleet,
-            "hosts": [asdict(h) for h in self.hosts],
+            "hosts": [_host_json(h) for h in self.hosts],
             "totals": self.counts(),
         }
+
+
+def _host_json(h: HostResult) -> HostResultJson:
+    return {
+        "name": h.name,
+        "address": h.address,
+        "status": h.status.value,
+        "steps": h.steps,
+        "measured_peak_bytes": h.measured_peak_bytes,
+        "failed_step": h.failed_step,
+        "reason": h.reason,
+        "needed_bytes": h.needed_bytes,
+    }
 
 
 def roll_out(
@@ -72,7 +114,9 @@ def roll_out(
     todo: list[Host] = []
     for host in fleet.hosts:
         if host.ssh is None:
-            results[host.name] = HostResult(host.name, None, "skipped", reason="no ssh: address")
+            results[host.name] = HostResult(
+                host.name, None, HostStatus.SKIPPED, reason="no ssh: address"
+            )
         elif (host.target or fleet.apply.target) is None:
             raise InputError(f"host {host.name}: no target (apply: target, or its own target:)")
         else:
@@ -92,13 +136,13 @@ def roll_out(
                 host = running.pop(future)
                 result = future.result()
                 results[host.name] = result
-                failures += result.status == "failed"
+                failures += result.status is HostStatus.FAILED
                 progress(f"{host.name}: {result.status}")
     for host in todo:
         results[host.name] = HostResult(
             host.name,
             host.ssh,
-            "not started",
+            HostStatus.NOT_STARTED,
             reason=f"{failures} host(s) failed (--max-failures {max_failures})",
         )
     return Rollout(fleet.name, [results[h.name] for h in fleet.hosts])
@@ -134,12 +178,14 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
     if proc.returncode == _DONE and doc.get("status") == "done":
         steps = doc.get("steps", [])
         peaks = [s["measured_peak_bytes"] for s in steps if s.get("measured_peak_bytes")]
-        return HostResult(host.name, host.ssh, "done", len(steps), max(peaks) if peaks else None)
+        return HostResult(
+            host.name, host.ssh, HostStatus.DONE, len(steps), max(peaks) if peaks else None
+        )
     if proc.returncode == _NO_PLAN:
         return HostResult(
             host.name,
             host.ssh,
-            "skipped",
+            HostStatus.SKIPPED,
             reason=f"disk too small: {reason}",
             needed_bytes=doc.get("min_feasible_budget_bytes"),
         )
@@ -147,7 +193,7 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
     return HostResult(
         host.name,
         host.ssh,
-        "failed",
+        HostStatus.FAILED,
         failed_step=int(step.group(1)) if step else None,
         reason=reason or f"apply exited with {proc.returncode}",
     )

@@ -27,25 +27,23 @@ Paths are relative to the YAML file.
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from adapters.studies import schema as y
-from adapters.studies.changes import parse_change, read_current
+from adapters.studies.changes import apply_checked, parse_change, read_current
 from solver.closure import Closure, PathInfo, merge
 from solver.components import Change
 from solver.errors import InputError
 from solver.instance import Problem, build_instance
 from solver.planner import Result, plan_checked
 from solver.progress import Progress
-from solver.scenario import (
-    Edit,
-    ScenarioError,
-    apply_change,
-    apply_changes,
-)
+from solver.scenario import Edit, apply_changes
 from solver.storepath import StorePath
 from solver.synthetic import fake_hash
 from solver.units import format_size
+
+# A day: what the command line's --time-limit allows too.
+MAX_TIME_LIMIT = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -91,41 +89,61 @@ def load(path: Path) -> Scenario:
     for i, v in enumerate(m["changes"]):
         item = at.item(m["changes"], i)
         for change in parse_change(v, item, base, current, notes):
-            try:
-                target = apply_change(target, change, rng, item.path)
-            except ScenarioError as e:
-                raise item.error(str(e).removeprefix(f"{item.path}: ")) from e
+            target = apply_checked(target, change, rng, item)
             changes.append(change)
-    if ("limits" in m) == ("limit" in m):
-        raise where.error("give limits: [7G, 8G, ...] or limit: 9G (exactly one)")
-    if "limit" in m:
-        limits = [y.size(m["limit"], where.key(m, "limit"))]
-    else:
-        limits = y.listed(m["limits"], where.key(m, "limits"), y.size)
-        if not limits:
-            raise where.key(m, "limits").error("expected at least one budget")
+    limits = _limits(m, where)
+    reserve = y.size(m.get("reserve", 0), where.key(m, "reserve"))
+    if reserve >= limits[0]:
+        raise where.key(m, "reserve").error(
+            f"{format_size(reserve)} leaves nothing of the budget {format_size(limits[0])} "
+            "for the store: the reserve is kept free out of each budget"
+        )
     pinned = y.listed(m.get("pinned", []), where.key(m, "pinned"), _pinned)
+    for i, p in enumerate(pinned):
+        if p.size is None and not any(StorePath.parse(q).pname == p.name for q in current):
+            raise (
+                where.key(m, "pinned")
+                .item(m["pinned"], i)
+                .error(f"no package {p.name!r} in the current closure")
+            )
     return Scenario(
-        name=y.string(m.get("name", path.stem), where.key(m, "name")),
+        name=y.text(m.get("name", path.stem), where.key(m, "name")),
         current=current,
         changes=changes,
-        limits=sorted(limits),
-        reserve=y.size(m.get("reserve", 0), where.key(m, "reserve")),
+        limits=limits,
+        reserve=reserve,
         non_vital=y.strings(m.get("non_vital", []), where.key(m, "non_vital")),
         pinned=pinned,
-        time_limit=y.number(m.get("time_limit", 10.0), where.key(m, "time_limit"), minimum=0.1),
+        time_limit=y.number(
+            m.get("time_limit", 10.0),
+            where.key(m, "time_limit"),
+            minimum=0.1,
+            maximum=MAX_TIME_LIMIT,
+        ),
         seed=seed,
         notes=notes,
         target=Closure(target.infos(), target.roots, source=f"{path.name} target", check=False),
     )
 
 
+def _limits(m: y.YamlMapping, where: y.Where) -> list[int]:
+    """`limits:` or `limit:`, smallest first."""
+    if ("limits" in m) == ("limit" in m):
+        raise where.error("give limits: [7G, 8G, ...] or limit: 9G (exactly one)")
+    if "limit" in m:
+        return [y.budget(m["limit"], where.key(m, "limit"))]
+    limits = y.listed(m["limits"], where.key(m, "limits"), y.budget)
+    if not limits:
+        raise where.key(m, "limits").error("expected at least one budget")
+    return sorted(limits)
+
+
 def _pinned(value: Any, where: y.Where) -> Pinned:
     if isinstance(value, str):
-        return Pinned(y.string(value, where))
+        return Pinned(y.text(value, where))
     m = y.mapping(value, where, required=["name", "size"])
     return Pinned(
-        y.string(m["name"], where.key(m, "name")), y.size(m["size"], where.key(m, "size"))
+        y.text(m["name"], where.key(m, "name")), y.path_size(m["size"], where.key(m, "size"))
     )
 
 
@@ -147,6 +165,23 @@ def pinned_closure(scenario: Scenario) -> Closure | None:
     return merge(parts, source="pinned") if parts else None
 
 
+class ScenarioDocument(TypedDict):
+    """What `scenario --json` prints."""
+
+    scenario: str
+    current_paths: int
+    target_paths: int
+    changed_paths: int
+    current_bytes: int
+    target_bytes: int
+    components: int
+    changed_components: int
+    notes: list[str]
+    # Per budget, smallest first: `limit_bytes` and the plan object of the `--json`
+    # contract (solver.planner.Result.to_json, README "Usage").
+    results: list[dict[str, Any]]
+
+
 @dataclass
 class Outcome:
     """One scenario, planned under each of its budgets."""
@@ -163,7 +198,8 @@ class Outcome:
     def changed_components(self) -> int:
         return sum(c.change is not Change.SAME for c in self.problem.split.components)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> "ScenarioDocument":
+        """The outcome as `scenario --json` prints it."""
         return {
             "scenario": self.scenario.name,
             "current_paths": len(self.problem.old),

@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import yaml
 
 from adapters.files import read_text
+from solver.closure import MAX_NAR_SIZE
 from solver.errors import InputError
-from solver.units import parse_size
+from solver.units import format_size, parse_size
 
 T = TypeVar("T")
 
@@ -192,11 +193,24 @@ def string(value: Any, where: Where) -> str:
     return value
 
 
-def strings(value: Any, where: Where) -> list[str]:
-    """A string or a list of strings."""
+def text(value: Any, where: Where) -> str:
+    """A non-empty string without control characters: names and paths are printed in
+    reports (an escape would be a terminal command there) and passed on to `apply` (a
+    newline would be a second line in its errors)."""
+    line = string(value, where)
+    if not line.isprintable():
+        raise where.error(f"{line!r}: no control characters (newline, tab, escape, NUL)")
+    return line
+
+
+def strings(value: Any, where: Where, *, at_least: int = 0) -> list[str]:
+    """A string or a list of (at least `at_least`) strings."""
     if isinstance(value, str):
         return [string(value, where)]
-    return listed(value, where, string)
+    out = listed(value, where, string)
+    if len(out) < at_least:
+        raise where.error(f"expected at least {at_least} name(s), got {len(out)}")
+    return out
 
 
 def listed(value: Any, where: Where, item: Callable[[Any, Where], T]) -> list[T]:
@@ -217,14 +231,34 @@ def integer(
     return value
 
 
-def number(value: Any, where: Where, *, minimum: float = 0.0) -> float:
+def number(value: Any, where: Where, *, minimum: float = 0.0, maximum: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise where.error(f"expected a number, got {_kind(value)}")
     if not math.isfinite(value):
         raise where.error(f"expected a finite number, got {value}")
     if value < minimum:
         raise where.error(f"must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise where.error(f"must be at most {maximum:g}, got {value:g}")
     return float(value)
+
+
+def budget(value: Any, where: Where) -> int:
+    """A byte size that something must fit in: more than 0."""
+    result = size(value, where)
+    if result == 0:
+        raise where.error(f"{value!r}: a budget of 0 bytes holds no system")
+    return result
+
+
+def path_size(value: Any, where: Where) -> int:
+    """The size of one store path: at most `MAX_NAR_SIZE` (1 TiB)."""
+    result = size(value, where)
+    if result > MAX_NAR_SIZE:
+        raise where.error(
+            f"{value!r} is larger than any store path can be ({format_size(MAX_NAR_SIZE)})"
+        )
+    return result
 
 
 def size(value: Any, where: Where) -> int:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.nixstore import formats, nix, sources
+from adapters.nixstore import nix, sources
+from adapters.nixstore.formats.pathinfo import dump_path_info_json, parse_path_info
+from adapters.nixstore.formats.registration import read_registration
 from adapters.nixstore.host import LOCAL
 from solver.closure import Closure
 from solver.errors import InputError, NixError
@@ -150,7 +152,7 @@ def test_registration_from_dump_db(built):
     store, _, link, path = built
     paths = store.run("nix-store", "--query", "--requisites", path).split()
     text = store.run("nix-store", "--dump-db", *paths)
-    closure = formats.read_registration(text, "dump-db")
+    closure = read_registration(text, "dump-db")
     assert summary(closure) == summary(nix.closure(LOCAL, path))
     assert closure.size() == nix_closure_size(store, link)
 
@@ -161,9 +163,7 @@ def test_saved_path_info_files(built):
     saved = store.write("path-info.json", store.run("nix", "path-info", "--json", "-r", str(link)))
     assert summary(sources.read_source(str(saved))) == live
     for shape in ("list", "2.19", "v2"):
-        dumped = store.write(
-            f"{shape}.json", formats.dump_path_info_json(nix.closure(LOCAL, path), shape)
-        )
+        dumped = store.write(f"{shape}.json", dump_path_info_json(nix.closure(LOCAL, path), shape))
         assert summary(sources.read_source(str(dumped))) == live
 
 
@@ -206,4 +206,4 @@ def test_path_info_json_is_what_nix_prints(built):
     # Guard against a Nix that changes shape under us: whatever it prints must parse.
     store, _, link, _ = built
     data = json.loads(store.run("nix", "path-info", "--json", "-r", str(link)))
-    assert len(formats.parse_path_info(data, "nix")) == 5
+    assert len(parse_path_info(data, "nix")) == 5

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.nixstore import formats, versions
+from adapters.nixstore import versions
+from adapters.nixstore.formats.derivation import parse_derivations
+from adapters.nixstore.formats.pathinfo import parse_path_info
 from tests.e2e.versions import Nix
 from tests.test_derivations import VERSIONS, full
 from tests.test_nix_versions import standin_script, write_standin
@@ -172,7 +174,7 @@ def test_derivation_show_has_the_shape_of_the_real_one(pair):
     assert real.warnings == standin.warnings == []
     # The tool reads both to the same four derivations, each with its output and source.
     for answer, store in ((real, str(nix_store_dir(pair.glibc))), (standin, "/nix/store")):
-        drvs = formats.parse_derivations(json.loads(answer.out), "derivation show", store)
+        drvs = parse_derivations(json.loads(answer.out), "derivation show", store)
         assert len(drvs) == 4
         assert all(len(d.outputs) == 1 and len(d.input_srcs) == 1 for d in drvs.values())
 
@@ -209,7 +211,7 @@ def test_path_info_from_a_cache_has_the_shape_of_the_real_one(pair, ask_format):
     assert "don't know how to build these paths:" in standin.err.splitlines()
     # The tool reads one path from each, the one the cache has.
     for answer in (real, standin):
-        infos = formats.parse_path_info(json.loads(answer.out), "path-info", known_only=True)
+        infos = parse_path_info(json.loads(answer.out), "path-info", known_only=True)
         assert len(infos) == 1 and infos[0].nar_size > 0
 
 
