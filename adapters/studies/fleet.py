@@ -34,13 +34,13 @@ from typing import Any
 from adapters.nixstore.ssh import check_host as ssh_address
 from adapters.studies import schema as y
 from adapters.studies.changes import parse_change, read_current
-from solver.capacity import Curve, curve, heuristic_plan
 from solver.closure import Closure
 from solver.errors import InputError
-from solver.greedy import min_peak_plan
 from solver.instance import Problem, build_instance
-from solver.scenario import Edit, ScenarioError, apply_change, apply_changes
+from solver.search.greedy import min_peak_plan
 from solver.validate import validate
+from solver.whatif.capacity import Curve, curve, heuristic_plan
+from solver.whatif.scenario import Edit, ScenarioError, apply_change, apply_changes
 
 # The disk-size table covers 1..max_steps steps; past a few dozen it says nothing new.
 MAX_STEPS = 50

@@ -35,17 +35,17 @@ from solver.closure import Closure, PathInfo, merge
 from solver.components import Change
 from solver.errors import InputError
 from solver.instance import Problem, build_instance
-from solver.planner import Result, plan_checked
 from solver.progress import Progress
-from solver.scenario import (
+from solver.search import Result, plan_checked
+from solver.storepath import StorePath
+from solver.synthetic import fake_hash
+from solver.units import format_size
+from solver.whatif.scenario import (
     Edit,
     ScenarioError,
     apply_change,
     apply_changes,
 )
-from solver.storepath import StorePath
-from solver.synthetic import fake_hash
-from solver.units import format_size
 
 
 @dataclass(frozen=True)
