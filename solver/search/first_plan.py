@@ -86,6 +86,7 @@ def any_plan(s: Search) -> None:
 
 
 def _exact(s: Search) -> Plan | NoPlan | None:
+    """The lowest-peak plan of all, when the search over every generation is small."""
     exact = exact_min_budget(s.inst)
     if exact is None:
         return None
@@ -99,9 +100,9 @@ def _bracket(s: Search) -> NoPlan | None:
     search."""
     if s.budget >= s.floor:
         return None
-    share = s.clock.share(MIN_BUDGET_SHARE)
+    deadline = s.clock.share(MIN_BUDGET_SHARE)
     bracket = smallest_budget(
-        s.inst, share, workers=s.workers, heuristic=s.lowest, patience=PEAK_PATIENCE
+        s.inst, deadline, workers=s.workers, heuristic=s.lowest, patience=PEAK_PATIENCE
     )
     return NoPlan(Status.INFEASIBLE, bracket.found, bracket.lower)
 
