@@ -43,11 +43,6 @@ class Deadline:
         work = None if self.work is None else self.work * fraction
         return Deadline(time.monotonic() + fraction * self.left(), work)
 
-    def earlier(self, other: "Deadline") -> "Deadline":
-        """Whichever of the two comes first (and the smaller work)."""
-        works = [w for w in (self.work, other.work) if w is not None]
-        return Deadline(min(self.at, other.at), min(works) if works else None)
-
     def solver_seconds(self) -> float:
         """What CP-SAT is given: its work units when deterministic, else the seconds left
         (never less than 0.05, CP-SAT's smallest useful limit)."""
