@@ -16,9 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.studies import fleet as fl
-from solver.scenario import Bump, Growth
 from solver.synthetic import generate_system
 from solver.units import format_size
+from solver.whatif.scenario import Bump, Growth
 
 GiB = 1 << 30
 

@@ -37,7 +37,7 @@ bound on steps, peak and the proven bound on it, time to the first plan, wall ti
 the closures to the answer (splitting, grouping and planning), time to the proof that no
 plan has fewer steps (or the gap in steps at the time limit), peak memory; and per system
 and update, the smallest budget any plan fits against its proven lower bound, from
-solver/minbudget.py's smallest_budget when it is there (else the heuristics' lowest peak
+solver/search/minbudget.py's smallest_budget when it is there (else the heuristics' lowest peak
 and the floor). Each instance runs in a fresh (forked) process, so its memory is its own. Figures
 are printed, not asserted; `--readme` also writes the summary table into README.md (or
 --readme-file). The closure-reading benchmark is benchmarks/bench_read.py.
@@ -110,7 +110,7 @@ class MinBudget:
     found: int
     lower: int
     seconds: float
-    # "minbudget": solver/minbudget.py's smallest_budget; "heuristic": the lowest peak of
+    # "minbudget": solver/search/minbudget.py's smallest_budget; "heuristic": the lowest peak of
     # one change per step in greedy order, and the planner's floor.
     source: str
 
@@ -218,21 +218,18 @@ def pair(spec: Spec) -> tuple[Closure, Closure]:
 
 
 def _min_peak_plan():  # type: ignore[no-untyped-def]
-    try:
-        from solver.greedy import min_peak_plan
-    except ImportError:  # before it moved out of the planner
-        from solver.planner import min_peak_plan
+    from solver.search.greedy import min_peak_plan
+
     return min_peak_plan
 
 
 def smallest(inst, heuristic: MinBudget, time_limit: float, workers: int | None) -> MinBudget:  # type: ignore[no-untyped-def]
-    """solver/minbudget.py's bracket of the smallest budget, or the heuristics' if absent."""
-    try:
-        from solver.minbudget import smallest_budget
-    except ImportError:
-        return heuristic
+    """solver/search/minbudget.py's bracket of the smallest budget."""
+    from solver.deadline import Deadline
+    from solver.search.minbudget import smallest_budget
+
     started = time.perf_counter()
-    bound = smallest_budget(inst, time_limit=time_limit, workers=workers)
+    bound = smallest_budget(inst, Deadline.after(time_limit), workers=workers)
     return MinBudget(bound.found, bound.lower, time.perf_counter() - started, "minbudget")
 
 
@@ -247,12 +244,12 @@ def run(
     `time_limit` and `workers` None: the planner's defaults. `min_budget_limit` None: no
     smallest-budget search (another budget of the same system and update does it).
     """
-    from solver.bounds import peak_lower_bound
     from solver.components import split_components
-    from solver.greedy import greedy_sequence, merge_greedy
     from solver.instance import Problem, build_instance
     from solver.plan import evaluate, one_step
-    from solver.planner import plan_upgrade
+    from solver.search import plan_upgrade
+    from solver.search.bounds import peak_lower_bound
+    from solver.search.greedy import greedy_sequence, merge_greedy
     from solver.validate import validate
 
     old, new = pair(spec)
@@ -449,7 +446,7 @@ def specs(quick: bool, only: str | None) -> list[Spec]:
 
 
 def _options(time_limit: float | None, workers: int | None) -> str:
-    from solver.cpsat import default_workers
+    from solver.model import default_workers
 
     limit = "60 s (default)" if time_limit is None else f"{time_limit:g} s"
     count = f"{default_workers()} (default)" if workers is None else f"{workers}"
@@ -553,7 +550,7 @@ def _context():  # type: ignore[no-untyped-def]
         return multiprocessing.get_context("spawn")
     for module in (
         "gen_independent",
-        "solver.planner",
+        "solver.search",
         "solver.validate",
         "adapters.nixstore.sources",
     ):
@@ -598,7 +595,7 @@ def main() -> None:
         "gap%: peak over its proven bound, 1st s: first plan, wall s: closures to answer, "
         "proof s: no plan has fewer steps (+N st: gap at the time limit), MiB: peak memory; "
         "min budget: smallest budget of any plan found/proven lower bound (h: heuristics "
-        "only, solver/minbudget.py missing), once per system and update. Sizes in GiB."
+        "only, solver/search/minbudget.py missing), once per system and update. Sizes in GiB."
     )
     header = line([h for h, _, _ in COLUMNS])
     print(header)

@@ -581,11 +581,11 @@ def generate_pair(paths: int, packages: int, update: str, seed: int) -> tuple[Cl
 
 def _check(paths: int, packages: int, update: str, seed: int) -> None:
     """Generate a pair and load it through the planner's own pipeline; print what it made."""
-    from solver.bounds import peak_lower_bound
     from solver.components import Change, split_components
     from solver.instance import Problem, build_instance
     from solver.plan import one_step
-    from solver.planner import min_peak_plan
+    from solver.search.bounds import peak_lower_bound
+    from solver.search.greedy import min_peak_plan
 
     started = time.perf_counter()
     old, new = generate_pair(paths, packages, update, seed)

@@ -103,6 +103,13 @@ def validate(problem: Problem, plan: Plan, budget: int | None = None) -> Checked
         stored.append(sizes.total(on_disk[j]) + virtual(j))
         arriving.append(sizes.total(on_disk[j] - on_disk[j - 1]) + virtual(j))
     checked = Checked(tuple(needs), tuple(stored), tuple(arriving))
+    _check_numbers(plan, checked, budget)
+    return checked
+
+
+def _check_numbers(plan: Plan, checked: Checked, budget: int | None) -> None:
+    """The plan's own numbers against the recomputed ones, and against the budget."""
+    needs, stored = checked.needs, checked.stored
     if len(plan.steps) != len(needs):
         raise ValidationError(f"plan lists {len(plan.steps)} steps for {len(needs)} transitions")
     for step, need, after in zip(plan.steps, needs, stored, strict=True):
@@ -116,7 +123,6 @@ def validate(problem: Problem, plan: Plan, budget: int | None = None) -> Checked
             )
         if budget is not None and need > budget:
             raise ValidationError(f"step {step.index} needs {need} bytes, over the budget {budget}")
-    return checked
 
 
 def _check_states(comps: Sequence[Component], gens: Sequence[tuple[int, ...]]) -> None:

@@ -1,11 +1,13 @@
 """The command line: the JSON contract, exit codes, and one-line errors for bad input."""
 
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
 from adapters.cli import main
+from solver import search
 from solver.units import parse_size
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "scenarios" / "examples"
@@ -85,7 +87,18 @@ def test_human_output(capsys):
     assert "█" in out
 
 
-def test_verdict_says_what_is_proven(capsys):
+@pytest.fixture
+def deterministic(monkeypatch):
+    """The plan command's CP-SAT counts its own work units on one worker: what it proves
+    does not depend on how busy the machine is."""
+
+    def plan_checked(*args, **options):
+        return search.plan_checked(*args, **options, deterministic=True)
+
+    monkeypatch.setattr(importlib.import_module("adapters.cli.plan"), "plan_checked", plan_checked)
+
+
+def test_verdict_says_what_is_proven(capsys, deterministic):
     args = ("--limit", "3G", "--current", CURRENT, "--target", TARGET)
     code, out, _ = run(capsys, *args, "--peak-gap", "5")
     assert code == 0
@@ -276,7 +289,7 @@ def test_apply_usage_errors(capsys, args, message):
 def test_verdicts_never_print_two_sizes_alike(status, found, lower, expected):
     """Rounding never makes "no plan fits X; the smallest budget that works is X"."""
     from adapters.cli.text import no_plan
-    from solver.planner import Result, Status
+    from solver.search import Result, Status
 
     result = Result(
         status=Status(status),

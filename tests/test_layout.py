@@ -1,5 +1,6 @@
-"""The layout of adapters/: what imports what. The arrows point one way, and every command
-runs on a host: adapters/nixstore/host.py (this machine) or ssh.py (a --target-host)."""
+"""The layout of adapters/ and solver/: what imports what. The arrows point one way, and
+every command runs on a host: adapters/nixstore/host.py (this machine) or ssh.py (a
+--target-host)."""
 
 import ast
 from pathlib import Path
@@ -109,3 +110,29 @@ def test_only_the_hosts_run_processes(imports):
 @pytest.mark.parametrize("layer", ["nixstore", "apply", "studies", "cli"])
 def test_every_layer_is_a_package(layer):
     assert (ROOT / "adapters" / layer / "__init__.py").is_file()
+
+
+# solver/: the core (closures, instances, plans, the validator), then the CP-SAT model, the
+# search that uses it, and the what-if studies on top. Each arrow points down only.
+_SOLVER_LAYERS = ("solver.model", "solver.search", "solver.whatif")
+
+
+def _layer(module: str) -> int:
+    for i, prefix in enumerate(_SOLVER_LAYERS, start=1):
+        if module == prefix or module.startswith(prefix + "."):
+            return i
+    return 0
+
+
+def test_solver_layers_point_down(imports):
+    upward = [
+        (a, b)
+        for a, b in imports.edges
+        if a.startswith("solver") and b.startswith("solver") and _layer(b) > _layer(a)
+    ]
+    assert upward == []
+
+
+@pytest.mark.parametrize("package", ["model", "search", "whatif"])
+def test_every_solver_layer_is_a_package(package):
+    assert (ROOT / "solver" / package / "__init__.py").is_file()

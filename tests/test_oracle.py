@@ -2,20 +2,18 @@
 the planner and the smallest-budget search checked against the oracle on tiny problems."""
 
 import hashlib
-import importlib
 import itertools
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import solver
 from solver.closure import Closure, PathInfo
 from solver.components import Change, split_components
+from solver.deadline import Deadline
 from solver.instance import Problem, build_instance
 from solver.plan import State, evaluate
-from solver.planner import plan_upgrade
+from solver.search import minbudget, plan_upgrade
 from solver.storepath import NIX_BASE32
 from solver.validate import validate
 from tests.helpers import GiB, MiB, SystemBuilder, fake_path, instance_of, user_story
@@ -493,9 +491,8 @@ def test_planner_on_a_glue_only_upgrade():
 
 
 def test_smallest_budget_on_a_glue_only_upgrade():
-    minbudget = _minbudget()
     problem = _glue_only()
-    bound = minbudget.smallest_budget(build_instance(problem), time_limit=5, workers=1)
+    bound = minbudget.smallest_budget(build_instance(problem), Deadline.after(5), workers=1)
     assert (bound.found, bound.lower) == (exhaustive(problem).min_budget,) * 2
 
 
@@ -561,19 +558,11 @@ def test_planner_at_random_budgets(case):
         check_planner(problem, oracle, budget)
 
 
-def _minbudget():
-    """solver.minbudget, or a skip while it does not exist (any other import error fails)."""
-    if not (Path(solver.__file__).parent / "minbudget.py").exists():
-        pytest.skip("solver.minbudget does not exist yet")
-    return importlib.import_module("solver.minbudget")
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_problems(planned=True))
 def test_smallest_budget_is_exact_on_tiny_problems(problem):
-    minbudget = _minbudget()
     oracle = exhaustive(problem)
-    bound = minbudget.smallest_budget(build_instance(problem), time_limit=5, workers=1)
+    bound = minbudget.smallest_budget(build_instance(problem), Deadline.after(5), workers=1)
     where = f"found {bound.found}, lower {bound.lower}; {_describe(problem, oracle)}"
     assert bound.lower <= oracle.min_budget, where
     assert bound.found == oracle.min_budget, where

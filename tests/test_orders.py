@@ -1,14 +1,15 @@
-"""The local search over single-change orders (solver/orders.py): its interval sweep gives
+"""The local search over single-change orders (solver/search/orders.py): its interval sweep gives
 the planner's own step needs, and what it returns is a valid plan, never worse than its
 start and never below the exhaustive oracle's smallest budget."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from solver.greedy import min_peak_plan
+from solver.deadline import Deadline
 from solver.instance import build_instance
-from solver.orders import _generations, _moves, _Orders, lower_bottleneck
 from solver.plan import evaluate
+from solver.search.greedy import min_peak_plan
+from solver.search.orders import _generations, _moves, _Orders, lower_bottleneck
 from solver.validate import validate
 from tests.helpers import GiB, SystemBuilder, instance_of
 from tests.oracle import exhaustive
@@ -54,7 +55,7 @@ def test_interval_sweep_gives_the_planners_needs(case):
 def test_lower_bottleneck_is_valid_never_worse_and_never_below_the_oracle(case):
     problem, inst, order = case
     start = evaluate(inst, _generations(inst, order))
-    lowered = lower_bottleneck(inst, start, seconds=2)
+    lowered = lower_bottleneck(inst, start, Deadline.after(2))
     assert lowered.peak_bytes <= start.peak_bytes
     assert validate(problem, lowered).peak == lowered.peak_bytes
     assert lowered.peak_bytes >= exhaustive(problem).min_budget
@@ -66,9 +67,9 @@ def test_lower_bottleneck_stops_at_its_target(problem):
     inst = build_instance(problem)
     start = min_peak_plan(inst)
     # Already under its target: the plan comes back as it is.
-    assert lower_bottleneck(inst, start, seconds=2, target=2 * start.peak_bytes) is start
+    assert lower_bottleneck(inst, start, Deadline.after(2), target=2 * start.peak_bytes) is start
     # At its own peak: a plan no higher (splitting its steps may first cost glue bytes).
-    lowered = lower_bottleneck(inst, start, seconds=2, target=start.peak_bytes)
+    lowered = lower_bottleneck(inst, start, Deadline.after(2), target=start.peak_bytes)
     assert lowered.peak_bytes <= start.peak_bytes
 
 
@@ -81,7 +82,7 @@ def test_lower_bottleneck_repairs_a_bad_order():
     problem, inst = instance_of(old_system, new_system)
     a, b = (inst.names.index(n) for n in ("A", "B"))
     bad = evaluate(inst, _generations(inst, [(a, True, True), (b, True, True)]))
-    lowered = lower_bottleneck(inst, bad, seconds=2)
+    lowered = lower_bottleneck(inst, bad, Deadline.after(2))
     assert bad.peak_bytes > 10 * GiB
     assert lowered.peak_bytes == exhaustive(problem).min_budget < 8 * GiB
     assert validate(problem, lowered).peak == lowered.peak_bytes

@@ -5,10 +5,8 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from solver.bounds import steps_lower_bound
 from solver.closure import Closure, PathInfo
 from solver.components import split_components
-from solver.greedy import greedy_batches, greedy_sequence, jump_needs, merge_greedy
 from solver.instance import Problem, build_instance
 from solver.plan import (
     State,
@@ -18,7 +16,9 @@ from solver.plan import (
     presence_matrix,
     scratch_by_step,
 )
-from solver.planner import Status, plan_upgrade
+from solver.search import Status, plan_upgrade
+from solver.search.bounds import steps_lower_bound
+from solver.search.greedy import greedy_batches, greedy_sequence, jump_needs, merge_greedy
 from solver.synthetic import fake_hash, propagate
 from solver.validate import validate
 

@@ -6,10 +6,10 @@ import pytest
 
 from adapters.nixstore.sources import read_source
 from solver.components import split_components
-from solver.greedy import greedy_sequence, merge_greedy
 from solver.instance import Problem, build_instance
 from solver.plan import evaluate, one_step
-from solver.planner import Status, plan_upgrade
+from solver.search import Status, plan_upgrade
+from solver.search.greedy import greedy_sequence, merge_greedy
 from solver.synthetic import generate_upgrade
 from solver.validate import validate
 

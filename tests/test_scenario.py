@@ -13,11 +13,11 @@ from adapters.cli.plots import scenario_figure
 from adapters.nixstore.sources import read_source
 from adapters.studies import changes
 from adapters.studies import scenario as sc
-from solver import diffclosures
 from solver.closure import Closure
 from solver.errors import InputError
-from solver.scenario import Add, Bump, GrowAll, Growth, Remove, apply_change, apply_changes
 from solver.storepath import StorePath
+from solver.whatif import diffclosures
+from solver.whatif.scenario import Add, Bump, GrowAll, Growth, Remove, apply_change, apply_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"

@@ -1,4 +1,4 @@
-"""One step fewer by merging and spreading the overflow (solver/squeeze.py): the local
+"""One step fewer by merging and spreading the overflow (solver/search/squeeze.py): the local
 search prices moves exactly as `evaluate` does, CP-SAT's overflow is zero exactly when
 the steps fit, and a squeezed plan is valid and never beats the exhaustive oracle."""
 
@@ -6,10 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from solver.components import Change
-from solver.cpsat import SolveStatus, UpgradeModel
+from solver.deadline import Deadline
 from solver.instance import build_instance
+from solver.model import Objective, SolveStatus, build_model
 from solver.plan import Generation, State, canonical, evaluate, final, initial
-from solver.squeeze import _Layout, _Moves, squeeze
+from solver.search.squeeze import _Layout, _Moves, squeeze
 from solver.validate import validate
 from tests.helpers import GiB, SystemBuilder, instance_of
 from tests.oracle import exhaustive
@@ -81,8 +82,8 @@ def test_overflow_is_zero_exactly_when_the_steps_fit(problem, k, data):
     # More than any step can need: every path, both sides' glue, every build.
     glue = 2 * max(inst.old_glue, inst.new_glue, inst.mid_glue)
     everything = inst.always + inst.reserve + sum(g.size for g in inst.groups) + glue
-    model = UpgradeModel(inst, budget, k, overflow=everything + sum(inst.scratch))
-    stage = model.solve("overflow", time_limit=10, workers=1, deterministic=True)
+    model = build_model(inst, budget, k, overflow=everything + sum(inst.scratch))
+    stage = model.solve(Objective.OVERFLOW, Deadline.after(10, deterministic=True), workers=1)
     assert stage.status is SolveStatus.OPTIMAL
     assert stage.generations is not None
     fits = (oracle.min_steps(budget) or k + 1) <= k
@@ -98,7 +99,7 @@ def test_a_squeezed_plan_is_valid_and_never_beats_the_oracle(case, data):
     start = evaluate(inst, _assigned(inst, steps, k))
     one = evaluate(inst, [start.generations[0], start.generations[-1]]).peak_bytes
     budget = data.draw(st.integers(start.peak_bytes, max(start.peak_bytes, one)))
-    shorter = squeeze(inst, budget, start, seconds=5, workers=1)
+    shorter = squeeze(inst, budget, start, Deadline.after(5), workers=1)
     if shorter is None:
         return
     assert len(shorter) < len(start)
@@ -112,7 +113,7 @@ def test_four_steps_become_three_where_merging_cannot():
     problem, inst, start, budget = four_steps_around_a_shared_library()
     best = exhaustive(problem).min_steps(budget)
     assert best == 3
-    shorter = squeeze(inst, budget, start, seconds=10, workers=1)
+    shorter = squeeze(inst, budget, start, Deadline.after(10), workers=1)
     assert shorter is not None and len(shorter) == best
     assert validate(problem, shorter, budget).peak <= budget
 
@@ -137,12 +138,12 @@ def test_dropping_an_unchanged_package_uses_its_steps():
     """Leaving and coming back are changes of their own: CP-SAT's step count is the plan's.
     Before, an unchanged package could leave and return in slots counted as unused."""
     _, inst = _glue_only_with_a_droppable_package()
-    model = UpgradeModel(inst, 0, 3, overflow=10**6)
-    stage = model.solve("overflow", time_limit=10, workers=1, deterministic=True)
+    model = build_model(inst, 0, 3, overflow=10**6)
+    stage = model.solve(Objective.OVERFLOW, Deadline.after(10, deterministic=True), workers=1)
     assert stage.generations is not None
     over = sum(max(0, s.peak_bytes) for s in evaluate(inst, stage.generations).steps)
     assert stage.objective == over
-    model = UpgradeModel(inst, 10**6, 3)
+    model = build_model(inst, 10**6, 3)
     model.model.add(model.absent[0][1] == 1)  # drop it in step 1
-    stage = model.solve("steps", time_limit=10, workers=1, deterministic=True)
+    stage = model.solve(Objective.STEPS, Deadline.after(10, deterministic=True), workers=1)
     assert stage.objective == len(evaluate(inst, stage.generations)) == 2

@@ -1,14 +1,15 @@
-"""Re-planning windows of a plan (solver/windows.py): the restricted instance prices a
+"""Re-planning windows of a plan (solver/search/windows.py): the restricted instance prices a
 window's steps exactly as the whole instance does, and compressing never breaks a plan,
 never adds a step and never goes below the exhaustive oracle."""
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from solver.orders import _generations
+from solver.deadline import Deadline
 from solver.plan import State, evaluate
+from solver.search.orders import _generations
+from solver.search.windows import compress, restrict
 from solver.validate import validate
-from solver.windows import compress, restrict
 from tests.helpers import GiB, SystemBuilder, instance_of
 from tests.oracle import exhaustive
 from tests.test_orders import single_change_orders
@@ -48,7 +49,7 @@ def test_compress_keeps_a_valid_plan_and_never_beats_the_oracle(case, data):
     # A budget between the start's peak and the plain upgrade's need.
     one = evaluate(inst, [start.generations[0], start.generations[-1]]).peak_bytes
     budget = data.draw(st.integers(start.peak_bytes, max(start.peak_bytes, one)))
-    shorter = compress(inst, budget, start, seconds=5, workers=1)
+    shorter = compress(inst, budget, start, Deadline.after(5), workers=1)
     assert len(shorter) <= len(start)
     assert shorter.peak_bytes <= budget
     assert validate(problem, shorter, budget).peak == shorter.peak_bytes
@@ -90,6 +91,6 @@ def test_four_steps_become_three_where_merging_cannot():
     problem, inst, start, budget = four_steps_around_a_shared_library()
     best = exhaustive(problem).min_steps(budget)
     assert best is not None and best < len(start)
-    shorter = compress(inst, budget, start, seconds=10, workers=1)
+    shorter = compress(inst, budget, start, Deadline.after(10), workers=1)
     assert len(shorter) == best
     assert validate(problem, shorter, budget).peak <= budget

@@ -35,8 +35,8 @@ from adapters.nixstore import profiles
 from solver.errors import BudgetSolveError, ConnectionLostError
 from solver.instance import Problem
 from solver.plan import Plan
-from solver.planner import Result
 from solver.progress import Progress, quiet
+from solver.search import Result
 from solver.units import format_size
 
 log = logging.getLogger(__name__)

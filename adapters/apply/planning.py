@@ -18,8 +18,8 @@ from solver.closure import Closure, merge
 from solver.errors import BudgetSolveError, InputError
 from solver.instance import Problem, build_instance
 from solver.plan import evaluate
-from solver.planner import Result, Status, check, plan_upgrade
 from solver.progress import Progress, quiet
+from solver.search import Result, Status, check, plan_upgrade
 from solver.units import format_size
 from solver.validate import Checked
 

@@ -49,7 +49,7 @@ from adapters.nixstore.host import LOCAL
 from adapters.nixstore.host import Host as Machine
 from adapters.nixstore.ssh import Ssh
 from solver.errors import InputError
-from solver.planner import Result
+from solver.search import Result
 from solver.units import format_size
 
 

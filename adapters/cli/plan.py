@@ -38,7 +38,7 @@ from adapters.nixstore.loading import load_problem
 from adapters.nixstore.ssh import Ssh
 from solver.errors import InputError
 from solver.instance import Problem
-from solver.planner import PEAK_GAP, Result, plan_checked
+from solver.search import PEAK_GAP, Result, plan_checked
 from solver.units import format_size
 
 

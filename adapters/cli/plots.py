@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from adapters.files import write_atomic
 from adapters.studies.fleet import Report
-from solver.planner import Result
+from solver.search import Result
 from solver.units import format_size
 
 GiB = float(1 << 30)

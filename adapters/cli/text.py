@@ -10,7 +10,7 @@ from adapters.studies.fleet import FleetProgress, Report
 from adapters.studies.rollout import Rollout
 from adapters.studies.scenario import Outcome
 from adapters.ticker import Ticker
-from solver.planner import Result, Status
+from solver.search import Result, Status
 from solver.units import format_size
 
 BAR = 20

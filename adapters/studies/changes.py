@@ -9,12 +9,12 @@ from typing import Any
 from adapters.files import read_text
 from adapters.nixstore.sources import read_source
 from adapters.studies import schema as y
-from solver import diffclosures
 from solver.closure import MAX_NAR_SIZE, Closure
 from solver.errors import BudgetSolveError, InputError
-from solver.scenario import Add, Bump, Edit, GrowAll, Growth, Remove, apply_change
 from solver.synthetic import generate_system
 from solver.units import format_size, parse_size
+from solver.whatif import diffclosures
+from solver.whatif.scenario import Add, Bump, Edit, GrowAll, Growth, Remove, apply_change
 
 # `nix store diff-closures` of a whole system is kilobytes; this is far beyond any.
 MAX_DIFF_BYTES = 16 << 20

@@ -35,12 +35,15 @@ from solver.closure import Closure, PathInfo, merge
 from solver.components import Change
 from solver.errors import InputError
 from solver.instance import Problem, build_instance
-from solver.planner import Result, plan_checked
 from solver.progress import Progress
-from solver.scenario import Edit, apply_changes
+from solver.search import Result, plan_checked
 from solver.storepath import StorePath
 from solver.synthetic import fake_hash
 from solver.units import format_size
+from solver.whatif.scenario import (
+    Edit,
+    apply_changes,
+)
 
 # A day: what the command line's --time-limit allows too.
 MAX_TIME_LIMIT = 86_400.0
@@ -178,7 +181,7 @@ class ScenarioDocument(TypedDict):
     changed_components: int
     notes: list[str]
     # Per budget, smallest first: `limit_bytes` and the plan object of the `--json`
-    # contract (solver.planner.Result.to_json, README "Usage").
+    # contract (solver.search.Result.to_json, README "Usage").
     results: list[dict[str, Any]]
 
 

@@ -4,7 +4,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from solver.closure import Closure
-from solver.scenario import Edit
+from solver.whatif.scenario import Edit
 
 
 @dataclass(frozen=True)

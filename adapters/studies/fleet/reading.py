@@ -10,8 +10,8 @@ from adapters.studies.changes import apply_checked, parse_change, read_current
 from adapters.studies.fleet.model import Apply, Fleet, Host, fingerprint
 from solver.closure import Closure
 from solver.errors import InputError
-from solver.scenario import Edit
 from solver.units import format_size
+from solver.whatif.scenario import Edit
 
 # The disk-size table covers 1..max_steps steps; past a few dozen it says nothing new.
 MAX_STEPS = 50

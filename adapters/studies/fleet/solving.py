@@ -5,12 +5,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from adapters.studies.fleet.model import Fleet
-from solver.capacity import Curve, curve, heuristic_plan
 from solver.closure import Closure
-from solver.greedy import min_peak_plan
 from solver.instance import Problem, build_instance
-from solver.scenario import Edit, apply_changes
+from solver.search.greedy import min_peak_plan
 from solver.validate import validate
+from solver.whatif.capacity import Curve, curve, heuristic_plan
+from solver.whatif.scenario import Edit, apply_changes
 
 
 @dataclass(frozen=True)

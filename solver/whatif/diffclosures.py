@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from solver.closure import Closure
 from solver.errors import InputError
-from solver.scenario import Add, Bump, Edit, Growth, Remove
 from solver.storepath import StorePath
+from solver.whatif.scenario import Add, Bump, Edit, Growth, Remove
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DELTA = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)\s*(bytes|B|KiB|MiB|GiB|TiB)$")

@@ -13,22 +13,18 @@ asked for one step fewer is undecided after minutes. Each splice is checked with
 """
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
 from solver.components import Change
-from solver.cpsat import UpgradeModel
+from solver.deadline import Deadline
 from solver.instance import Group, Instance
+from solver.model import Objective, build_model
 from solver.plan import Generation, Plan, State, evaluate
 from solver.progress import Progress, quiet
+from solver.search.tuning import WINDOW_MAX_WIDTH, WINDOW_SECONDS
 
 log = logging.getLogger(__name__)
-
-# Widest window tried: wider ones approach the whole model, which the planner asks anyway.
-MAX_WIDTH = 4
-# CP-SAT time for one window; most are decided in well under a second.
-WINDOW_SECONDS = 10.0
 
 
 def restrict(
@@ -82,24 +78,23 @@ def compress(
     inst: Instance,
     budget: int,
     plan: Plan,
+    deadline: Deadline,
     *,
-    seconds: float,
     workers: int,
     lower_bound: int = 1,
     progress: Progress = quiet,
 ) -> Plan:
-    """`plan` with windows of 2 to MAX_WIDTH steps replaced by one step fewer wherever
-    CP-SAT finds a way, within `seconds`; stops at `lower_bound` steps."""
-    deadline = time.monotonic() + seconds
+    """`plan` with windows of 2 to WINDOW_MAX_WIDTH steps replaced by one step fewer
+    wherever CP-SAT finds a way, until `deadline`; stops at `lower_bound` steps."""
     best = plan
-    for width in range(2, MAX_WIDTH + 1):
+    for width in range(2, WINDOW_MAX_WIDTH + 1):
         a = 0
         while a + width < len(best.generations) and len(best) > lower_bound:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if deadline.passed():
                 return best
             progress(f"re-planning steps {a + 1} to {a + width} in {width - 1}")
-            shorter = _shorten(inst, budget, best, a, width, min(left, WINDOW_SECONDS), workers)
+            window = deadline.within(WINDOW_SECONDS)
+            shorter = _shorten(inst, budget, best, a, width, window, workers)
             if shorter is None:
                 a += 1
             else:
@@ -109,7 +104,7 @@ def compress(
 
 
 def _shorten(
-    inst: Instance, budget: int, plan: Plan, a: int, width: int, seconds: float, workers: int
+    inst: Instance, budget: int, plan: Plan, a: int, width: int, deadline: Deadline, workers: int
 ) -> Plan | None:
     """The plan with generations a..a+width re-planned in width - 1 steps, if that fits."""
     gens = plan.generations
@@ -119,11 +114,11 @@ def _shorten(
     if restricted is None:
         return None
     sub, free = restricted
-    model = UpgradeModel(sub, budget, width - 1)
-    stage = model.solve("steps", time_limit=seconds, workers=workers, gap=1.0)
-    if stage.generations is None:  # refuted, or undecided in its time
+    model = build_model(sub, budget, width - 1)
+    solved = model.solve(Objective.STEPS, deadline, workers=workers, gap=1.0)
+    if solved.generations is None:  # refuted, or undecided in its time
         return None
-    spliced = evaluate(inst, splice(gens, a, b, free, stage.generations))
+    spliced = evaluate(inst, splice(gens, a, b, free, solved.generations))
     if spliced.peak_bytes > budget or len(spliced) >= len(plan):
         return None
     return spliced

@@ -14,17 +14,14 @@ room for merging.
 """
 
 import itertools
-import time
 
 import numpy as np
 import numpy.typing as npt
 
+from solver.deadline import Deadline
 from solver.instance import Instance
 from solver.plan import Generation, Plan, State, evaluate, glue_of, initial
-
-# The local search gets this long by default: it settles within a second on 500
-# components; its gains after that are rare.
-ORDER_SECONDS = 1.0
+from solver.search.tuning import ORDER_SECONDS
 
 # A move: (component, enters its new state). Vital components have one move that does
 # both; a non-vital one that is dropped first has a leaving move and an entering one.
@@ -124,18 +121,19 @@ def _score(needs: npt.NDArray[np.int64]) -> tuple[int, int, int]:
 
 
 def lower_bottleneck(
-    inst: Instance, plan: Plan, *, seconds: float = ORDER_SECONDS, target: int | None = None
+    inst: Instance, plan: Plan, deadline: Deadline | None = None, *, target: int | None = None
 ) -> Plan:
     """A one-change-per-step plan whose peak is no higher than `plan`'s, often lower.
 
     Moves the change of the bottleneck step to every other place, and every other change
     to just before or after the bottleneck, keeping the best; stops when no such move
-    helps, after `seconds`, or once the peak is at most `target`.
+    helps, at `deadline` (ORDER_SECONDS from now by default), or once the peak is at most
+    `target`.
     """
     moves = _moves(inst, plan.generations)
     if moves is None or len(moves) < 2:
         return plan
-    deadline = time.monotonic() + seconds
+    deadline = deadline or Deadline.after(ORDER_SECONDS)
     orders = _Orders(inst, moves)
     leaving = {c: m for m, (c, leaves, enters) in enumerate(moves) if leaves and not enters}
     before = {m: leaving[c] for m, (c, leaves, enters) in enumerate(moves) if enters and not leaves}
@@ -143,7 +141,7 @@ def lower_bottleneck(
     start = order
     needs = orders.needs(order)
     score = _score(needs)
-    while time.monotonic() < deadline and (target is None or score[0] > target):
+    while not deadline.passed() and (target is None or score[0] > target):
         s = int(np.argmax(needs))
         best: tuple[tuple[int, int, int], list[int]] | None = None
         for candidate in _neighbours(order, s):
@@ -152,7 +150,7 @@ def lower_bottleneck(
             found = _score(orders.needs(candidate))
             if found < score and (best is None or found < best[0]):
                 best = (found, candidate)
-            if time.monotonic() >= deadline:
+            if deadline.passed():
                 break
         if best is None:
             break

@@ -269,8 +269,27 @@ def greedy_batches(
 
 def best_of(inst: Instance, candidates: Iterable[Sequence[Generation]]) -> Plan:
     """The plan with fewest steps, then lowest peak, then least absence."""
-    plans = [evaluate(inst, c) for c in candidates]
+    return best_plan(evaluate(inst, c) for c in candidates)
+
+
+def best_plan(plans: Iterable[Plan]) -> Plan:
+    """The plan with fewest steps, then lowest peak, then least absence (the first of
+    equals)."""
     return min(plans, key=lambda p: (len(p), p.peak_bytes, p.absent_steps))
+
+
+def merged_plans(inst: Instance, budget: int, lowest: Plan) -> tuple[Plan, list[Plan]]:
+    """The baseline (greedy order, merged left to right), and every heuristic plan that
+    fits `budget`: the lowest-peak order `lowest` merged optimally, batches filled while
+    they fit (with non-vital packages dropped first too), the baseline, and `lowest`."""
+    baseline = evaluate(inst, merge_greedy(inst, greedy_sequence(inst), budget))
+    if baseline.peak_bytes > budget:
+        baseline = evaluate(inst, merge_greedy(inst, lowest.generations, budget))
+    candidates = [merge_optimal(inst, lowest.generations, budget), greedy_batches(inst, budget)]
+    if not all(inst.vital):
+        candidates.append(greedy_batches(inst, budget, drop_non_vital=True))
+    plans = [evaluate(inst, c) for c in candidates] + [baseline, lowest]
+    return baseline, [p for p in plans if p.peak_bytes <= budget]
 
 
 def min_peak_plan(inst: Instance) -> Plan:

@@ -32,8 +32,11 @@ def peak_lower_bound(inst: Instance) -> int:
 
     Some step changes each component c: it holds c's new paths, its old ones if c is vital,
     its build scratch, and of every pair of old and new paths with the same users that
-    are not c's, one side (`_unavoidable`).
+    are not c's, one side (`_unavoidable`). When the target is the current system, the
+    plan has no step and needs nothing: the floor is 0.
     """
+    if not inst.changed:
+        return 0
     stored_old = _stored(inst, old=True)
     stored_new = _stored(inst, old=False)
     bound = inst.reserve + max(

@@ -4,7 +4,8 @@ At tight budgets every step of a good plan is nearly full, and a plan with one s
 differs from it everywhere: libraries whose users are changed in different steps are on
 disk twice (old and new) in every step between, and fewer steps only fit when many such
 users move together. Asked for the whole plan at once, CP-SAT finds nothing in minutes,
-and windows asked for one step fewer with both ends fixed are refuted (solver/windows.py).
+and windows asked for one step fewer with both ends fixed are refuted
+(solver/search/windows.py).
 
 A measure of how far a plan is from fitting gives the search a direction: the bytes by
 which its steps overflow the budget, summed. Starting from the plan with its two most
@@ -12,8 +13,10 @@ compatible adjacent steps merged, two searches take turns bringing that sum to z
 
 - a local search that moves one component to another step, for the least overflow and
   then the fewest bytes over all steps (`_Moves`); it settles in about a second;
-- CP-SAT on windows of 3 to MAX_WIDTH consecutive steps with both ends fixed, minimising
-  the window's overflow (`UpgradeModel(..., overflow=...)` on `restrict`'s instance):
+- CP-SAT on stretches of STRETCH_MIN_WIDTH to STRETCH_MAX_WIDTH consecutive steps with
+  both ends fixed, minimising the stretch's overflow at the same number of steps (a
+  model built with `overflow` on windows.py's `restrict` instance; a window, there, is
+  re-planned in one step fewer):
   it moves whole groups of components at once, which single moves cannot.
 
 On the 25,000-path mass rebuilds at tight budgets this turns 9 steps into 8 in 10 to 30 s,
@@ -23,55 +26,50 @@ the local search moves each component once, from old to new.
 
 import itertools
 import logging
-import time
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from solver.components import Change
-from solver.cpsat import UpgradeModel
-from solver.greedy import jump_needs
+from solver.deadline import Deadline
 from solver.instance import Instance
+from solver.model import Objective, build_model
 from solver.plan import Generation, Plan, State, canonical, evaluate, glue_of
 from solver.progress import Progress, quiet
-from solver.windows import restrict, splice
+from solver.search.greedy import jump_needs
+from solver.search.tuning import (
+    DESCENTS,
+    PRICED_TOGETHER,
+    STRETCH_MAX_WIDTH,
+    STRETCH_MIN_WIDTH,
+    STRETCH_PATIENCE,
+    STRETCH_SECONDS,
+)
+from solver.search.windows import restrict, splice
 
 log = logging.getLogger(__name__)
-
-# The merged plans that the moves try first.
-DESCENTS = 3
-# Windows of 3 steps first; wider ones once every narrower window is settled.
-MIN_WIDTH = 3
-MAX_WIDTH = 5
-# CP-SAT time for one window: most are solved to optimality in well under a second.
-WINDOW_SECONDS = 3.0
-# A window whose overflow has not dropped for this long is taken as it is.
-PATIENCE = 1.0
-# The moves price this many components in one numpy pass.
-PRICED_TOGETHER = 16
 
 
 def squeeze(
     inst: Instance,
     budget: int,
     plan: Plan,
+    deadline: Deadline,
     *,
-    seconds: float,
     workers: int,
     progress: Progress = quiet,
 ) -> Plan | None:
     """A plan with one step fewer than `plan` within `budget`, or None if none was
-    found in `seconds` (which proves nothing)."""
+    found by `deadline` (which proves nothing)."""
     gens = plan.generations
     if len(plan) < 2 or any(State.ABSENT in gen for gen in gens):
         return None
-    deadline = time.monotonic() + seconds
     needs = jump_needs(inst, gens)
     progress(f"searching for a plan in {len(plan) - 1} steps")
     # Each adjacent pair of steps merged, the smallest merged need first. The moves alone
     # often spread one of them within the budget, and not always the first; the one
-    # they leave least over starts the windows, then the others in turn.
+    # they leave least over starts the stretches, then the others in turn.
     order = sorted(range(len(gens) - 2), key=lambda a: int(needs[a, a + 2]))
     layout = _Layout(inst)
     starts: list[tuple[int, list[Generation]]] = []
@@ -82,7 +80,7 @@ def squeeze(
     starts.sort(key=lambda start: start[0])
     rest = [[*gens[: a + 1], *gens[a + 2 :]] for a in order[DESCENTS:]]
     for start in [gens for _, gens in starts] + rest:
-        if time.monotonic() >= deadline:
+        if deadline.passed():
             break
         spread = _spread(layout, budget, start, deadline, workers)
         if spread is not None:
@@ -93,10 +91,10 @@ def squeeze(
 
 
 def _spread(
-    layout: "_Layout", budget: int, gens: list[Generation], deadline: float, workers: int
+    layout: "_Layout", budget: int, gens: list[Generation], deadline: Deadline, workers: int
 ) -> list[Generation] | None:
     """`gens` changed until no step overflows the budget, or None when the moves and the
-    windows settle first or `deadline` (a time.monotonic() value) comes."""
+    stretches settle first or `deadline` comes."""
     inst = layout.inst
     # The moves of the plan in hand: built once per plan, for its overflow and a descent.
     first = _Moves(layout, budget, gens)
@@ -105,9 +103,9 @@ def _spread(
     settled: set[tuple[int, int]] = set()
     tried: dict[tuple[int, int], int] = {}
     turns = itertools.count()
-    while sum(over) and time.monotonic() < deadline:
+    while sum(over) and not deadline.passed():
         if moves is not None:
-            # The moves settle in one descent; they are due again once a window changed.
+            # The moves settle in one descent; they are due again once a stretch changed.
             moved = moves.descend(deadline)
             moved_over = moves.over()
             moves = None
@@ -116,17 +114,17 @@ def _spread(
                 current, over = moved, moved_over
                 settled.clear()
             continue
-        window = _next_window(over, settled, tried)
-        if window is None:
-            break  # every window is as good as CP-SAT makes it, and no move helps
-        a, width = window
-        tried[window] = next(turns)
-        left = deadline - time.monotonic()
-        better = _rebalance(inst, budget, current, a, width, min(left, WINDOW_SECONDS), workers)
+        stretch = _next_stretch(over, settled, tried)
+        if stretch is None:
+            break  # every stretch is as good as CP-SAT makes it, and no move helps
+        a, width = stretch
+        tried[stretch] = next(turns)
+        within = deadline.within(STRETCH_SECONDS)
+        better = _rebalance(inst, budget, current, a, width, within, workers)
         rebalanced = None if better is None else _Moves(layout, budget, better)
-        log.debug("squeeze: window %d+%d: %s", a, width, rebalanced and sum(rebalanced.over()))
+        log.debug("squeeze: stretch %d+%d: %s", a, width, rebalanced and sum(rebalanced.over()))
         if better is None or rebalanced is None or sum(rebalanced.over()) >= sum(over):
-            settled.add(window)
+            settled.add(stretch)
         else:
             current, over, moves = better, rebalanced.over(), rebalanced
             settled = {w for w in settled if w[0] + w[1] <= a or w[0] >= a + width}
@@ -136,17 +134,17 @@ def _spread(
     return current
 
 
-def _next_window(
+def _next_stretch(
     over: list[int], settled: set[tuple[int, int]], tried: dict[tuple[int, int], int]
 ) -> tuple[int, int] | None:
-    """The narrowest unsettled window (first step, width): the one tried longest ago,
+    """The narrowest unsettled stretch (first step, width): the one tried longest ago,
     then the one that overflows most; steps with `over` bytes above the budget.
 
-    Windows are taken in turn: CP-SAT improves the fullest one a little each time it is
+    Stretches are taken in turn: CP-SAT improves the fullest one a little each time it is
     asked, and a neighbour often improves it far more.
     """
     k = len(over)
-    for width in range(min(MIN_WIDTH, k), min(MAX_WIDTH, k) + 1):
+    for width in range(min(STRETCH_MIN_WIDTH, k), min(STRETCH_MAX_WIDTH, k) + 1):
         open_ = [(a, width) for a in range(k - width + 1) if (a, width) not in settled]
         if open_:
             return min(open_, key=lambda w: (tried.get(w, -1), -sum(over[w[0] : w[0] + w[1]])))
@@ -159,25 +157,24 @@ def _rebalance(
     gens: list[Generation],
     a: int,
     width: int,
-    seconds: float,
+    deadline: Deadline,
     workers: int,
 ) -> list[Generation] | None:
-    """`gens` with steps a+1..a+width re-planned by CP-SAT for less overflow, if it finds
-    that; at most as many steps."""
+    """`gens` with the stretch of steps a+1..a+width re-planned by CP-SAT for less
+    overflow, if it finds that; at most as many steps."""
     b = a + width
     restricted = restrict(inst, gens[a], gens[b], a == 0, b == len(gens) - 1)
     if restricted is None:
         return None
     sub, free = restricted
-    window = [tuple(gen[c] for c in free) for gen in gens[a : b + 1]]
-    before = sum(max(0, step.peak_bytes - budget) for step in evaluate(sub, window).steps)
-    # A better window has no step over by more than the whole window is now.
-    model = UpgradeModel(sub, budget, width, overflow=max(1, before))
-    model.hint(window)
-    stage = model.solve("overflow", time_limit=seconds, workers=workers, patience=PATIENCE)
-    if stage.generations is None or stage.objective is None or stage.objective >= before:
+    stretch = [tuple(gen[c] for c in free) for gen in gens[a : b + 1]]
+    before = sum(max(0, step.peak_bytes - budget) for step in evaluate(sub, stretch).steps)
+    # A better stretch has no step over by more than the whole stretch is now.
+    model = build_model(sub, budget, width, hint=stretch, overflow=max(1, before))
+    solved = model.solve(Objective.OVERFLOW, deadline, workers=workers, patience=STRETCH_PATIENCE)
+    if solved.generations is None or solved.objective is None or solved.objective >= before:
         return None
-    return splice(gens, a, b, free, stage.generations)
+    return splice(gens, a, b, free, solved.generations)
 
 
 class _Layout:
@@ -344,11 +341,11 @@ class _Moves:
         )
         self.needs = self._needs()
 
-    def descend(self, deadline: float) -> list[Generation]:
+    def descend(self, deadline: Deadline) -> list[Generation]:
         """Best single moves, component by component, until none lowers the score."""
         (score,) = self._scores(self.needs[None, :])
         improved = True
-        while improved and score[0] and time.monotonic() < deadline:
+        while improved and score[0] and not deadline.passed():
             improved = False
             at = 0
             while at < len(self.moving) and score[0]:

@@ -8,45 +8,20 @@ Groups with the same users share one literal per side and transition, implied by
 user's literal: the form whose LP relaxation proves "fewer steps cannot fit" soonest.
 """
 
-import logging
-import math
-import os
-import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from ortools.sat.python import cp_model
 
 from solver.components import Change
+from solver.deadline import Deadline
 from solver.instance import Group, Instance
+from solver.model.solving import Objective, Solution, run
 from solver.plan import Generation, State, canonical, evaluate
-
-log = logging.getLogger(__name__)
 
 # A CP-SAT literal, or a Python bool where the model already knows the answer.
 Lit = Any
 LinearTerms = list[tuple[int, Lit]]
-
-
-class SolveStatus(Enum):
-    OPTIMAL = "optimal"
-    FEASIBLE = "feasible"
-    INFEASIBLE = "infeasible"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class Stage:
-    """What one objective stage achieved."""
-
-    status: SolveStatus
-    generations: tuple[Generation, ...] | None
-    objective: int | None
-    bound: int | None
-    seconds: float
 
 
 def _value(lit: Lit, values: dict[int, int]) -> int:
@@ -81,49 +56,6 @@ def _covers(
                     break
         out[users] = (parts, [c for c in users if rest >> c & 1])
     return out
-
-
-_SMALL_PORTFOLIO = ("max_lp", "default_lp", "quick_restart")
-
-
-def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
-
-
-class _Stagnation(cp_model.CpSolverSolutionCallback):
-    """Stops a search whose objective has not improved for `patience` seconds by more
-    than `gain` (a fraction of it): improvements smaller than the gap the caller accepts
-    do not keep it going."""
-
-    def __init__(self, solver: cp_model.CpSolver, patience: float, gain: float = 0.0) -> None:
-        super().__init__()
-        self._solver = solver
-        self._patience = patience
-        self._gain = gain
-        self._counted: float | None = None
-        self._last = time.monotonic()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def on_solution_callback(self) -> None:
-        value = self.objective_value
-        if self._counted is None or self._counted - value > self._gain * abs(self._counted):
-            self._counted = value
-            self._last = time.monotonic()
-
-    def _watch(self) -> None:
-        while not self._done.wait(0.05):
-            if time.monotonic() - self._last > self._patience:
-                self._solver.stop_search()
-                return
-
-    def __enter__(self) -> "_Stagnation":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 class UpgradeModel:
@@ -373,73 +305,35 @@ class UpgradeModel:
 
     def solve(
         self,
-        objective: str,
+        objective: Objective,
+        deadline: Deadline,
         *,
-        time_limit: float,
         workers: int,
-        at_most: dict[str, int] | None = None,
-        deterministic: bool = False,
+        at_most: dict[Objective, int] | None = None,
         gap: float = 0.0,
         patience: float | None = None,
-    ) -> Stage:
-        """Minimise `steps`, `peak` or `absence`, with earlier stages' optima as limits.
+    ) -> Solution:
+        """Minimise `objective`, with earlier objectives' optima as limits (`at_most`).
 
         With `gap`, the search stops once the objective is within that fraction of its
-        proven bound; the stage's status then says OPTIMAL only if the bound meets it.
-        With `patience`, it stops once no better solution has come for that many seconds.
+        proven bound; the status then says OPTIMAL only if the bound meets it. With
+        `patience`, it stops once no better solution has come for that many seconds.
         """
         m = self.model
         m.clear_objective()  # type: ignore[no-untyped-call]
         terms = {
-            "steps": sum(self.used),
-            "peak": self.peak,
-            "absence": sum(v for a in self.absent.values() for v in a[1:-1]),
-            "overflow": sum(self.over),
+            Objective.STEPS: sum(self.used),
+            Objective.PEAK: self.peak,
+            Objective.ABSENCE: sum(v for a in self.absent.values() for v in a[1:-1]),
+            Objective.OVERFLOW: sum(self.over),
         }
-        for name, limit in (at_most or {}).items():
-            m.add(terms[name] <= limit)
+        for limited, limit in (at_most or {}).items():
+            m.add(terms[limited] <= limit)
         m.minimize(terms[objective])
-        solver = cp_model.CpSolver()
-        if deterministic:
-            # The same answer on every machine and every run: a budget of CP-SAT's own work
-            # units (about seconds) instead of wall time, and one worker.
-            solver.parameters.max_deterministic_time = max(0.05, time_limit)
-            solver.parameters.num_workers = 1
-        else:
-            solver.parameters.max_time_in_seconds = max(0.05, time_limit)
-            solver.parameters.num_workers = workers
-            if 1 < workers < 4:
-                # CP-SAT's own choice for 2-3 workers leaves out the worker with the full LP
-                # relaxation, and that is the one that proves "no plan in fewer steps" on
-                # large closures (25,000 paths: 9 s with it, not within minutes without).
-                solver.parameters.subsolvers.extend(_SMALL_PORTFOLIO[:workers])
-        solver.parameters.relative_gap_limit = gap
-        if log.isEnabledFor(logging.DEBUG):
-            solver.parameters.log_search_progress = True
-            solver.log_callback = log.debug
-        start = time.monotonic()
-        if patience is None or deterministic:
-            code = solver.solve(m)
-        else:
-            with _Stagnation(solver, patience, gap) as watch:
-                code = solver.solve(m, watch)
-        seconds = time.monotonic() - start
-        status = {
-            cp_model.OPTIMAL: SolveStatus.OPTIMAL,
-            cp_model.FEASIBLE: SolveStatus.FEASIBLE,
-            cp_model.INFEASIBLE: SolveStatus.INFEASIBLE,
-        }.get(code, SolveStatus.UNKNOWN)
-        log.debug("cp-sat %s: %s in %.2fs", objective, status.value, seconds)
-        if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-            gens = self._extract(solver)
-            bound = math.ceil(solver.best_objective_bound - 1e-6)
-            objective_value = round(solver.objective_value)
-            if status is SolveStatus.OPTIMAL and bound < objective_value:
-                status = SolveStatus.FEASIBLE  # stopped by the gap, not proven
-            return Stage(status, gens, objective_value, bound, seconds)
-        return Stage(status, None, None, None, seconds)
+        return run(m, objective, deadline, workers, gap, patience, self._extract)
 
     def _extract(self, solver: cp_model.CpSolver) -> tuple[Generation, ...]:
+        """The plan of a solution, without its null steps."""
         gens: list[Generation] = []
         for i in range(self.k + 1):
             gen = []

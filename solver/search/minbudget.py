@@ -17,22 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from solver.bounds import peak_lower_bound
 from solver.components import Change
-from solver.cpsat import SolveStatus, UpgradeModel, default_workers
-from solver.greedy import min_peak_plan
+from solver.deadline import Deadline
 from solver.instance import Instance
-from solver.orders import ORDER_SECONDS, lower_bottleneck
+from solver.model import Objective, SolveStatus, build_model, default_workers, model_work
 from solver.plan import Generation, Plan, State, evaluate, final, initial, one_step
+from solver.search.bounds import peak_lower_bound
+from solver.search.greedy import min_peak_plan
+from solver.search.orders import lower_bottleneck
+from solver.search.tuning import EXACT_WORK, LARGE_SLOT_MODEL, ORDER_SECONDS
 
 log = logging.getLogger(__name__)
-
-# The exact search evaluates every group at every generation and every single change:
-# this many group evaluations take about half a second.
-EXACT_WORK = 40_000_000
-# A CP-SAT model with a slot for every change a plan can need is built only up to this
-# many (slot, group) pairs; past it the bracket stays as the heuristics leave it.
-SLOT_MODEL_WORK = 400_000
 
 _INF = np.iinfo(np.int64).max // 4
 
@@ -168,53 +163,15 @@ def exact_min_budget(inst: Instance, work: int = EXACT_WORK) -> Plan | None:
     points = space.count * (2 + moves_per_node)
     if points * max(1, len(inst.groups)) > work:
         return None
-    base = inst.always + inst.reserve
-    mid = inst.mid_glue
     nodes = np.arange(space.count, dtype=np.int64)
     old, new = space.bits(nodes)
     start = space.node([k.old for k in space.kinds])
     end = space.node([k.end for k in space.kinds])
-    old0, new0 = int(old[start]), int(new[start])
-    old_end, new_end = int(old[end]), int(new[end])
-    scratch = np.asarray(inst.scratch, dtype=np.int64)
-
-    # The first step: from the current system, every component moves at most once.
-    first_ok = np.ones(space.count, dtype=np.bool_)
-    first_scratch = np.zeros(space.count, dtype=np.int64)
-    last_scratch = np.zeros(space.count, dtype=np.int64)
-    for c, kind in enumerate(space.kinds):
-        d = space.digits(nodes, c)
-        reachable = {kind.old} | {b for a, b in kind.moves if a == kind.old}
-        first_ok &= np.isin(d, list(reachable))
-        if scratch[c]:
-            arrive = [b for a, b in kind.first_new if a == kind.old]
-            first_scratch += np.isin(d, arrive) * scratch[c]
-            last_scratch += np.isin(d, [a for a, b in kind.first_new if b == kind.end]) * scratch[c]
     inner = np.ones(space.count, dtype=np.bool_)
     inner[[start, end]] = False
-    first = space.stored(old | old0, new | new0) + base + inst.old_glue + mid + first_scratch
-    first = np.where(first_ok & inner, first, _INF)
-    last = space.stored(old | old_end, new | new_end) + base + mid + inst.new_glue + last_scratch
-
-    # Single changes between intermediate generations.
-    srcs, dsts, needs = [], [], []
-    for c, kind in enumerate(space.kinds):
-        d = space.digits(nodes, c)
-        for a, b in kind.moves:
-            src = nodes[(d == a) & inner]
-            dst = src + (b - a) * space.radix[c]
-            keep = inner[dst]
-            src, dst = src[keep], dst[keep]
-            need = space.stored(old[src] | old[dst], new[src] | new[dst]) + base + 2 * mid
-            if (a, b) in kind.first_new:
-                need += scratch[c]
-            srcs.append(src)
-            dsts.append(dst)
-            needs.append(need)
-    src = np.concatenate(srcs) if srcs else np.zeros(0, dtype=np.int64)
-    dst = np.concatenate(dsts) if dsts else np.zeros(0, dtype=np.int64)
-    need = np.concatenate(needs) if needs else np.zeros(0, dtype=np.int64)
-
+    first, last = _end_steps(space, nodes, old, new, start, end)
+    first = np.where(inner, first, _INF)
+    src, dst, need = _single_changes(space, nodes, old, new, inner)
     dist = first.copy()
     while True:
         relaxed = dist.copy()
@@ -234,6 +191,63 @@ def exact_min_budget(inst: Instance, work: int = EXACT_WORK) -> Plan | None:
         log.warning("exact search found %d, its plan peaks at %d", best, plan.peak_bytes)
         return None
     return plan
+
+
+Array = npt.NDArray[np.int64]
+
+
+def _end_steps(
+    space: _Space, nodes: Array, old: Array, new: Array, start: int, end: int
+) -> tuple[Array, Array]:
+    """The need of the first step into every generation (_INF where the current system
+    does not reach it in one step: every component moves at most once) and of the last
+    step out of it, glue and scratch included."""
+    inst = space.inst
+    base = inst.always + inst.reserve + inst.mid_glue
+    scratch = np.asarray(inst.scratch, dtype=np.int64)
+    first_ok = np.ones(space.count, dtype=np.bool_)
+    first_scratch = np.zeros(space.count, dtype=np.int64)
+    last_scratch = np.zeros(space.count, dtype=np.int64)
+    for c, kind in enumerate(space.kinds):
+        d = space.digits(nodes, c)
+        reachable = {kind.old} | {b for a, b in kind.moves if a == kind.old}
+        first_ok &= np.isin(d, list(reachable))
+        if scratch[c]:
+            arrive = [b for a, b in kind.first_new if a == kind.old]
+            first_scratch += np.isin(d, arrive) * scratch[c]
+            last_scratch += np.isin(d, [a for a, b in kind.first_new if b == kind.end]) * scratch[c]
+    old0, new0 = int(old[start]), int(new[start])
+    old_end, new_end = int(old[end]), int(new[end])
+    first = space.stored(old | old0, new | new0) + base + inst.old_glue + first_scratch
+    last = space.stored(old | old_end, new | new_end) + base + inst.new_glue + last_scratch
+    return np.where(first_ok, first, _INF), last
+
+
+def _single_changes(
+    space: _Space, nodes: Array, old: Array, new: Array, inner: npt.NDArray[np.bool_]
+) -> tuple[Array, Array, Array]:
+    """Every single change between intermediate generations: source, target, need."""
+    inst = space.inst
+    base = inst.always + inst.reserve + 2 * inst.mid_glue
+    scratch = np.asarray(inst.scratch, dtype=np.int64)
+    srcs, dsts, needs = [], [], []
+    for c, kind in enumerate(space.kinds):
+        d = space.digits(nodes, c)
+        for a, b in kind.moves:
+            src = nodes[(d == a) & inner]
+            dst = src + (b - a) * space.radix[c]
+            keep = inner[dst]
+            src, dst = src[keep], dst[keep]
+            need = space.stored(old[src] | old[dst], new[src] | new[dst]) + base
+            if (a, b) in kind.first_new:
+                need += scratch[c]
+            srcs.append(src)
+            dsts.append(dst)
+            needs.append(need)
+    if not srcs:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return np.concatenate(srcs), np.concatenate(dsts), np.concatenate(needs)
 
 
 def _witness(
@@ -275,8 +289,8 @@ def _witness(
 
 def smallest_budget(
     inst: Instance,
+    deadline: Deadline,
     *,
-    time_limit: float = 10.0,
     workers: int | None = None,
     heuristic: Plan | None = None,
     patience: float | None = None,
@@ -285,7 +299,7 @@ def smallest_budget(
 
     `heuristic` is the lowest-peak plan found so far (the planner's); CP-SAT, with a slot
     for every change a plan can need, then lowers the plan and raises the floor, until
-    `time_limit`, or until `patience` seconds pass without a lower plan.
+    `deadline`, or until `patience` seconds pass without a lower plan.
     """
     started = time.monotonic()
     single = one_step(inst)
@@ -305,26 +319,21 @@ def smallest_budget(
     exact = exact_min_budget(inst)
     if exact is not None:
         return done(exact, exact.peak_bytes)
-    left = time_limit - (time.monotonic() - started)
-    best = lower_bottleneck(inst, best, seconds=min(ORDER_SECONDS, left / 4), target=floor)
+    order_end = deadline.share(0.25).within(ORDER_SECONDS)
+    best = lower_bottleneck(inst, best, order_end, target=floor)
     slots = transitions_bound(inst)
-    left = time_limit - (time.monotonic() - started)
-    if slots * len(inst.groups) > SLOT_MODEL_WORK or left <= 0.05:
+    if model_work(inst, slots) > LARGE_SLOT_MODEL or deadline.left() <= 0.05:
         return done(best, floor)
-    model = UpgradeModel(inst, best.peak_bytes, slots)
-    model.hint(best.generations)
-    stage = model.solve(
-        "peak",
-        time_limit=time_limit - (time.monotonic() - started),
-        workers=workers or default_workers(),
-        patience=patience,
+    model = build_model(inst, best.peak_bytes, slots, hint=best.generations)
+    solved = model.solve(
+        Objective.PEAK, deadline, workers=workers or default_workers(), patience=patience
     )
-    if stage.generations is not None:
-        found = evaluate(inst, stage.generations)
+    if solved.generations is not None:
+        found = evaluate(inst, solved.generations)
         if found.peak_bytes < best.peak_bytes:
             best = found
-    if stage.status is SolveStatus.OPTIMAL:
+    if solved.status is SolveStatus.OPTIMAL:
         floor = best.peak_bytes
-    elif stage.bound is not None:
-        floor = max(floor, stage.bound)
+    elif solved.bound is not None:
+        floor = max(floor, solved.bound)
     return done(best, floor)

@@ -9,33 +9,23 @@ processes and on a Dask cluster.
 
 from dataclasses import dataclass, field
 
-from solver.cpsat import SolveStatus, UpgradeModel
-from solver.greedy import (
-    greedy_batches,
-    greedy_sequence,
-    merge_greedy,
-    merge_optimal,
-    min_peak_plan,
-)
+from solver.deadline import Deadline
 from solver.instance import Instance
+from solver.model import Objective, SolveStatus, build_model
 from solver.plan import Plan, evaluate, one_step
+from solver.search.greedy import best_plan, merged_plans, min_peak_plan
 
 # Budgets are searched to this precision: disks are not bought by the byte.
 PRECISION_BYTES = 1 << 20
 
 
 def heuristic_plan(inst: Instance, budget: int, lowest: Plan) -> Plan | None:
-    """The fewest-step plan the planner's heuristics find under `budget`, if any fits."""
+    """The fewest-step plan the planner's heuristics find under `budget`, if any fits
+    (the planner's first plan, solver/search/first_plan.py's `merged_heuristics`)."""
     if lowest.peak_bytes > budget:
         return None
-    candidates = [
-        merge_optimal(inst, lowest.generations, budget),
-        merge_greedy(inst, greedy_sequence(inst), budget),
-        greedy_batches(inst, budget),
-    ]
-    plans = [evaluate(inst, c) for c in candidates]
-    fitting = [p for p in plans if p.peak_bytes <= budget]
-    return min(fitting, key=lambda p: (len(p), p.peak_bytes), default=None)
+    _, fitting = merged_plans(inst, budget, lowest)
+    return best_plan(fitting)
 
 
 @dataclass
@@ -68,19 +58,17 @@ def curve(
         need, plan = _bisect(inst, lowest, k, result.min_bytes, result.need[k - 1])
         proven = False
         if plan is not None and len(plan) == k and work_per_step > 0:
-            model = UpgradeModel(inst, need, k)
-            model.hint(plan.generations)
-            stage = model.solve(
-                "peak",
-                time_limit=work_per_step,
+            model = build_model(inst, need, k, hint=plan.generations)
+            solved = model.solve(
+                Objective.PEAK,
+                Deadline.after(work_per_step, deterministic=True),
                 workers=1,
-                at_most={"steps": k},
-                deterministic=True,
+                at_most={Objective.STEPS: k},
             )
-            if stage.generations is not None:
-                found = evaluate(inst, stage.generations)
+            if solved.generations is not None:
+                found = evaluate(inst, solved.generations)
                 need = min(need, found.peak_bytes)
-            proven = stage.status is SolveStatus.OPTIMAL
+            proven = solved.status is SolveStatus.OPTIMAL
         result.need[k] = need
         result.proven[k] = proven
     # CP-SAT may beat the one-change-per-step order: the least budget is the least found.
