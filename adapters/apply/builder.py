@@ -15,7 +15,12 @@ from solver.plan import Generation, State
 
 
 class ApplyError(BudgetSolveError):
-    """A step failed; the profile still points at the last good generation."""
+    """The run failed; the profile still points at the last good generation. `step`:
+    the step that failed, when one did."""
+
+    def __init__(self, message: str, *, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 def generation_entries(problem: Problem, gen: Generation) -> list[str]:

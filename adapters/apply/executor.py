@@ -254,7 +254,8 @@ class Executor:
                 # the next run resumes from wherever the host stands.
                 raise ApplyError(
                     f"step {k} of {journal.steps}: lost the connection to {ops.host.address} "
-                    f"({e}); run the same command again to resume"
+                    f"({e}); run the same command again to resume",
+                    step=k,
                 ) from e
             except (BudgetSolveError, OSError) as e:
                 self._fail(journal, k, e, rollback_to_start)
@@ -285,17 +286,18 @@ class Executor:
         good = ops.current()
         failed = f"step {k} of {journal.steps} failed: {message}"
         if not rollback_to_start:
-            raise ApplyError(f"{failed}; the profile still points at {good}") from e
+            raise ApplyError(f"{failed}; the profile still points at {good}", step=k) from e
         ops.cleanup()
         try:
             self._roll_back(journal, k - 1)
         except (BudgetSolveError, OSError) as back:
             now = ops.current()
             raise ApplyError(
-                f"{failed}; walking back failed too: {back}; the profile points at {now}"
+                f"{failed}; walking back failed too: {back}; the profile points at {now}",
+                step=k,
             ) from back
         journal.update(status=RunStatus.ROLLED_BACK)
-        raise ApplyError(f"{failed}; rolled back to the starting system") from e
+        raise ApplyError(f"{failed}; rolled back to the starting system", step=k) from e
 
     def _result(self, journal: Journal, status: ApplyStatus) -> ApplyResult:
         calibration = journal.calibration

@@ -3,10 +3,10 @@ delete (asked before anything goes)."""
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypedDict
 
 from adapters.apply.measure import Calibration
-from solver.errors import BudgetSolveError
+from solver.errors import BudgetSolveError, ExitCode
 
 
 class ApplyStatus(Enum):
@@ -15,6 +15,27 @@ class ApplyStatus(Enum):
     REBOOT = "reboot"
     # --dry-run: planned (or found where to resume), nothing changed.
     PLANNED = "planned"
+    # An error stopped the run (`FailureDocument`): a step, Nix, the input, the lock.
+    FAILED = "failed"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """What the command exits with when the run ends so."""
+        if self is ApplyStatus.REBOOT:
+            return ExitCode.REBOOT
+        return ExitCode.FAILED if self is ApplyStatus.FAILED else ExitCode.OK
+
+
+class FailureDocument(TypedDict):
+    """What `apply --json` prints when the run stops on an error, as `fleet --apply`
+    reads it: the error's line, the exit status, and the step that failed (None when
+    the run failed outside a step: planning, the input, the lock). When no plan fits,
+    the plan's own document (status `infeasible` or `unknown`) carries the same keys."""
+
+    status: str
+    error: str
+    exit_code: int
+    failed_step: int | None
 
 
 @dataclass
@@ -54,6 +75,7 @@ class ApplyResult:
     def to_json(self) -> dict[str, Any]:
         out = dict(self.plan)
         out["status"] = self.status.value
+        out["exit_code"] = int(self.status.exit_code)
         out["calibration"] = self.calibration.to_json()
         if self.would_delete is not None:
             out["would_delete_generations"] = self.would_delete

@@ -14,8 +14,6 @@ import click
 from adapters.apply.nixos import StepConfig, instantiate_system, tagged_non_vital
 from adapters.apply.nixos_inputs import Flake, split_include
 from adapters.cli.options import (
-    EXIT_INFEASIBLE,
-    EXIT_OK,
     NON_VITAL_OPTION,
     QUIET_OPTION,
     RESERVE_OPTION,
@@ -36,7 +34,7 @@ from adapters.nixstore.host import LOCAL
 from adapters.nixstore.host import Host as Machine
 from adapters.nixstore.loading import load_problem
 from adapters.nixstore.ssh import Ssh
-from solver.errors import InputError
+from solver.errors import ExitCode, InputError
 from solver.instance import Problem
 from solver.planner import PEAK_GAP, Result, plan_checked
 from solver.units import format_size
@@ -175,15 +173,7 @@ def plan(
       budget-solve plan --limit 9G --flake /etc/nixos
       budget-solve plan --target-host root@vps1 --limit auto --flake .#vps1
     """
-    if target is not None and (flake or include):
-        raise click.UsageError("give --target, or --flake / -I for a configuration: not both")
-    if target is None and not (flake or include):
-        raise click.UsageError(
-            "missing --target SRC (or --flake FLAKE / -I nixos-config=PATH to evaluate a "
-            "NixOS configuration)"
-        )
-    if offline and (substituter or target_store):
-        raise click.UsageError("--offline asks no cache: no --substituter or --target-store")
+    _check_sources(target, flake, include, offline, substituter, target_store)
     host: Machine = Ssh.parse(target_host) if target_host is not None else LOCAL
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
         if limit == "auto":
@@ -210,13 +200,7 @@ def plan(
                 substituters=substituter,
                 offline=offline,
             )
-        pinned = problem.pinned.size() if problem.pinned is not None else 0
-        if pinned + reserve > limit:
-            raise InputError(
-                f"the budget {format_size(limit)} is below what stays pinned anyway: "
-                f"{format_size(pinned)} of other GC roots and --keep paths"
-                + (f" plus the {format_size(reserve)} reserve" if reserve else "")
-            )
+        _check_pinned(problem, limit, reserve)
         progress("building the model")
         result, _ = plan_checked(
             problem,
@@ -227,7 +211,38 @@ def plan(
             progress=progress,
         )
     _print(result, Estimates.of(problem, report), as_json)
-    ctx.exit(EXIT_OK if result.plan is not None else EXIT_INFEASIBLE)
+    ctx.exit(ExitCode.OK if result.plan is not None else ExitCode.NO_PLAN)
+
+
+def _check_sources(
+    target: str | None,
+    flake: str | None,
+    include: Sequence[str],
+    offline: bool,
+    substituters: Sequence[str],
+    target_store: str | None,
+) -> None:
+    """One target, named once; no cache named when none is to be asked."""
+    if target is not None and (flake or include):
+        raise click.UsageError("give --target, or --flake / -I for a configuration: not both")
+    if target is None and not (flake or include):
+        raise click.UsageError(
+            "missing --target SRC (or --flake FLAKE / -I nixos-config=PATH to evaluate a "
+            "NixOS configuration)"
+        )
+    if offline and (substituters or target_store):
+        raise click.UsageError("--offline asks no cache: no --substituter or --target-store")
+
+
+def _check_pinned(problem: Problem, limit: int, reserve: int) -> None:
+    """The budget holds at least what stays on disk whatever the plan does."""
+    pinned = problem.pinned.size() if problem.pinned is not None else 0
+    if pinned + reserve > limit:
+        raise InputError(
+            f"the budget {format_size(limit)} is below what stays pinned anyway: "
+            f"{format_size(pinned)} of other GC roots and --keep paths"
+            + (f" plus the {format_size(reserve)} reserve" if reserve else "")
+        )
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
+from adapters.apply.results import DeclinedError
 from adapters.cli.options import (
-    EXIT_FAILED,
-    EXIT_OK,
     QUIET_OPTION,
     WORKERS_OPTION,
     Finite,
@@ -25,10 +24,10 @@ from adapters.cli.text import (
 )
 from adapters.studies.fleet import load as load_fleet
 from adapters.studies.fleet import run as run_fleet
-from adapters.studies.rollout import roll_out
+from adapters.studies.rollout import HostStatus, Rollout, roll_out
 from adapters.studies.scenario import load as load_scenario
 from adapters.studies.scenario import run as run_scenario
-from solver.errors import InputError
+from solver.errors import ExitCode, InputError
 
 
 @click.command()
@@ -160,37 +159,12 @@ def fleet(
     if roll:
         if plot is not None or scheduler is not None:
             raise click.UsageError("--apply takes no --plot or --scheduler")
-        if not yes and not sys.stdin.isatty():
-            raise click.UsageError(
-                "fleet --apply deletes each host's starting generation (its rollback) and "
-                "collects garbage there: give --yes to go on without a terminal to ask on"
-            )
-        with Spinner(enabled=not quiet) as progress:
-            progress("reading the fleet")
-            spec = load_fleet(file)
-            if not yes:
-                progress.clear()
-                hosts = sum(h.ssh is not None for h in spec.hosts)
-                click.echo(
-                    f"this upgrades {hosts} host(s) over SSH; each run deletes its starting "
-                    "generation (the rollback to it) and collects garbage on its host",
-                    err=True,
-                )
-                if not click.confirm("Proceed?", default=False, err=True):
-                    click.echo("error: not confirmed; nothing was changed", err=True)
-                    ctx.exit(EXIT_FAILED)
-            rollout = roll_out(
-                spec,
-                parallel=parallel,
-                max_failures=max_failures,
-                time_limit=time_limit,
-                progress=progress,
-            )
+        rollout = _roll_out(file, parallel, max_failures, time_limit, yes, quiet)
         if as_json:
             click.echo(json.dumps(rollout.to_json(), indent=2))
         else:
             render_rollout(rollout, sys.stdout)
-        ctx.exit(EXIT_FAILED if rollout.counts()["failed"] else EXIT_OK)
+        ctx.exit(ExitCode.FAILED if rollout.counts()[HostStatus.FAILED] else ExitCode.OK)
     with Spinner(enabled=not quiet) as progress:
         progress("reading the fleet")
         spec = load_fleet(file)
@@ -214,3 +188,34 @@ def fleet(
         render_fleet(report, sys.stdout)
         if plot is not None:
             click.echo(f"figure: {plot}")
+
+
+def _roll_out(
+    file: Path, parallel: int, max_failures: int, time_limit: float, yes: bool, quiet: bool
+) -> Rollout:
+    """`fleet --apply`: asked once for the whole fleet, then each host's own apply."""
+    if not yes and not sys.stdin.isatty():
+        raise click.UsageError(
+            "fleet --apply deletes each host's starting generation (its rollback) and "
+            "collects garbage there: give --yes to go on without a terminal to ask on"
+        )
+    with Spinner(enabled=not quiet) as progress:
+        progress("reading the fleet")
+        spec = load_fleet(file)
+        if not yes:
+            progress.clear()
+            hosts = sum(h.ssh is not None for h in spec.hosts)
+            click.echo(
+                f"this upgrades {hosts} host(s) over SSH; each run deletes its starting "
+                "generation (the rollback to it) and collects garbage on its host",
+                err=True,
+            )
+            if not click.confirm("Proceed?", default=False, err=True):
+                raise DeclinedError("not confirmed; nothing was changed")
+        return roll_out(
+            spec,
+            parallel=parallel,
+            max_failures=max_failures,
+            time_limit=time_limit,
+            progress=progress,
+        )

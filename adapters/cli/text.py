@@ -7,13 +7,20 @@ from types import TracebackType
 from typing import TextIO
 
 from adapters.studies.fleet import FleetProgress, Report
-from adapters.studies.rollout import Rollout
+from adapters.studies.rollout import HostStatus, Rollout
 from adapters.studies.scenario import Outcome
 from adapters.ticker import Ticker
 from solver.planner import Result, Status
 from solver.units import format_size
 
 BAR = 20
+
+
+def one_line(text: str) -> str:
+    """`text` as one line that does nothing to a terminal: every character that is not
+    printable (a newline, an escape, a byte that was not UTF-8) written as Python writes
+    it in a string, `\\n`, `\\x1b`, `\\udcff`."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def signed_size(n: int) -> str:
@@ -210,21 +217,22 @@ def render_rollout(rollout: Rollout, out: TextIO) -> None:
     why), skipped (why, and the disk it would need), not started."""
     counts = rollout.counts()
     out.write(
-        f"{rollout.fleet}: done {counts['done']}   failed {counts['failed']}   "
-        f"skipped {counts['skipped']}   not started {counts['not started']}\n\n"
+        f"{rollout.fleet}: "
+        + "   ".join(f"{status.value} {counts[status]}" for status in HostStatus)
+        + "\n\n"
     )
     for h in rollout.hosts:
-        if h.status == "done":
+        if h.status is HostStatus.DONE:
             peak = format_size(h.measured_peak_bytes) if h.measured_peak_bytes else "-"
             what = f"{h.steps} step{'s' if h.steps != 1 else ''}, measured peak {peak}"
-        elif h.status == "failed":
+        elif h.status is HostStatus.FAILED:
             at = f"at step {h.failed_step}: " if h.failed_step else ""
             what = f"{at}{h.reason}"
         elif h.needed_bytes:
             what = f"{h.reason} (a plan needs {format_size(h.needed_bytes)} of store)"
         else:
             what = h.reason or ""
-        out.write(f"{h.name:<20} {h.status:<12} {what}\n")
+        out.write(f"{h.name:<20} {h.status.value:<12} {what}\n")
 
 
 def render_fleet(report: Report, out: TextIO, *, max_hosts: int = 40) -> None:

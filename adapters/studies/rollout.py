@@ -9,29 +9,32 @@ resumes every interrupted host from its journal and finds the finished ones done
 """
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import Any
 
 from adapters.nixstore import process
 from adapters.studies.fleet import Fleet, Host
-from solver.errors import InputError
+from solver.errors import ExitCode, InputError
 
-# What `apply` exits with (adapters/cli/options.py): done, failed, bad input, no plan.
-_DONE, _FAILED, _BAD, _NO_PLAN = 0, 1, 2, 3
-_STEP = re.compile(r"\bstep (\d+) of (\d+)\b")
+
+class HostStatus(Enum):
+    DONE = "done"
+    FAILED = "failed"
+    # The disk is too small for any plan, or the host has no address.
+    SKIPPED = "skipped"
+    # The failure limit was reached first.
+    NOT_STARTED = "not started"
 
 
 @dataclass(frozen=True)
 class HostResult:
     name: str
     address: str | None
-    # "done", "failed", "skipped" (disk too small, or no address), "not started" (the
-    # failure limit was reached first).
-    status: str
+    status: HostStatus
     steps: int | None = None
     measured_peak_bytes: int | None = None
     failed_step: int | None = None
@@ -44,8 +47,8 @@ class Rollout:
     fleet: str
     hosts: list[HostResult]
 
-    def counts(self) -> dict[str, int]:
-        out = {"done": 0, "failed": 0, "skipped": 0, "not started": 0}
+    def counts(self) -> dict[HostStatus, int]:
+        out = dict.fromkeys(HostStatus, 0)
         for h in self.hosts:
             out[h.status] += 1
         return out
@@ -53,8 +56,8 @@ class Rollout:
     def to_json(self) -> dict[str, Any]:
         return {
             "fleet": self.fleet,
-            "hosts": [asdict(h) for h in self.hosts],
-            "totals": self.counts(),
+            "hosts": [asdict(h) | {"status": h.status.value} for h in self.hosts],
+            "totals": {status.value: n for status, n in self.counts().items()},
         }
 
 
@@ -72,7 +75,9 @@ def roll_out(
     todo: list[Host] = []
     for host in fleet.hosts:
         if host.ssh is None:
-            results[host.name] = HostResult(host.name, None, "skipped", reason="no ssh: address")
+            results[host.name] = HostResult(
+                host.name, None, HostStatus.SKIPPED, reason="no ssh: address"
+            )
         elif (host.target or fleet.apply.target) is None:
             raise InputError(f"host {host.name}: no target (apply: target, or its own target:)")
         else:
@@ -92,13 +97,13 @@ def roll_out(
                 host = running.pop(future)
                 result = future.result()
                 results[host.name] = result
-                failures += result.status == "failed"
-                progress(f"{host.name}: {result.status}")
+                failures += result.status is HostStatus.FAILED
+                progress(f"{host.name}: {result.status.value}")
     for host in todo:
         results[host.name] = HostResult(
             host.name,
             host.ssh,
-            "not started",
+            HostStatus.NOT_STARTED,
             reason=f"{failures} host(s) failed (--max-failures {max_failures})",
         )
     return Rollout(fleet.name, [results[h.name] for h in fleet.hosts])
@@ -126,30 +131,44 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
         f"--time-limit={time_limit:g}",
     ]
     proc = process.run(argv, check=False)
-    doc = _json(proc.stdout)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    reason = errors[-1].removeprefix("error:").strip() if errors else proc.stderr.strip()[-300:]
-    # What the host or its tools printed goes into a report line: one line, no escapes.
-    reason = _one_line(reason)
-    if proc.returncode == _DONE and doc.get("status") == "done":
-        steps = doc.get("steps", [])
-        peaks = [s["measured_peak_bytes"] for s in steps if s.get("measured_peak_bytes")]
-        return HostResult(host.name, host.ssh, "done", len(steps), max(peaks) if peaks else None)
-    if proc.returncode == _NO_PLAN:
+    return _outcome(host, proc.returncode, _json(proc.stdout))
+
+
+def _outcome(host: Host, returncode: int, doc: dict[str, Any]) -> HostResult:
+    """A host's result from the document its `apply --json` printed: on success the
+    result's, on a failure `FailureDocument` (adapters/apply/results.py). Nothing is read
+    from stderr: a run that printed no document failed, and says only its exit status."""
+    code = doc.get("exit_code")
+    if not isinstance(code, int) or code != returncode:
         return HostResult(
             host.name,
             host.ssh,
-            "skipped",
-            reason=f"disk too small: {reason}",
-            needed_bytes=doc.get("min_feasible_budget_bytes"),
+            HostStatus.FAILED,
+            reason=f"apply exited with {returncode} without a report",
         )
-    step = _STEP.search(reason)
+    # What the host or its tools said goes into a report line: one line, no escapes.
+    error = _one_line(str(doc.get("error") or ""))
+    if code == ExitCode.OK and doc.get("status") == "done":
+        steps = doc.get("steps", [])
+        peaks = [s.get("measured_peak_bytes") for s in steps if isinstance(s, dict)]
+        peak = max((p for p in peaks if isinstance(p, int)), default=None)
+        return HostResult(host.name, host.ssh, HostStatus.DONE, len(steps), peak or None)
+    if code == ExitCode.NO_PLAN:
+        needed = doc.get("min_feasible_budget_bytes")
+        return HostResult(
+            host.name,
+            host.ssh,
+            HostStatus.SKIPPED,
+            reason=f"disk too small: {error}",
+            needed_bytes=needed if isinstance(needed, int) else None,
+        )
+    step = doc.get("failed_step")
     return HostResult(
         host.name,
         host.ssh,
-        "failed",
-        failed_step=int(step.group(1)) if step else None,
-        reason=reason or f"apply exited with {proc.returncode}",
+        HostStatus.FAILED,
+        failed_step=step if isinstance(step, int) else None,
+        reason=error or f"apply ended {doc.get('status')!r} with exit status {code}",
     )
 
 
