@@ -10,7 +10,7 @@ import click
 from adapters.apply.builder import ApplyError
 from adapters.apply.planning import InfeasibleError
 from adapters.apply.results import ApplyResult, ApplyStatus, Deletions, FailureDocument
-from adapters.cli import failures
+from adapters.cli.failures import exit_code, message
 from adapters.cli.text import one_line
 from adapters.nixstore.host import Host
 from solver.units import format_size
@@ -21,8 +21,8 @@ def failure_document(error: BaseException) -> dict[str, Any]:
     and the step that failed; when no plan fits, the plan's document with the same keys."""
     failure: FailureDocument = {
         "status": ApplyStatus.FAILED.value,
-        "error": failures.message(error),
-        "exit_code": int(failures.exit_code(error)),
+        "error": message(error),
+        "exit_code": int(exit_code(error)),
         "failed_step": error.step if isinstance(error, ApplyError) else None,
     }
     if isinstance(error, InfeasibleError):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import click
 
-from adapters.cli import failures
+from adapters.cli.failures import exit_code, message
 from adapters.cli.apply import apply
 from adapters.cli.plan import plan
 from adapters.cli.studies import fleet, scenario
@@ -84,10 +84,10 @@ def _report(error: BaseException, *, output: bool = False) -> ExitCode:
     """Say `error` on stderr; its exit status. `output`: it came from writing stdout (a
     full disk, a closed pipe), which is no fault of the input."""
     if output:
-        click.echo(f"error: cannot write the output: {failures.message(error)}", err=True)
+        click.echo(f"error: cannot write the output: {message(error)}", err=True)
         return ExitCode.FAILED
-    click.echo(f"error: {failures.message(error)}", err=True)
-    return failures.exit_code(error)
+    click.echo(f"error: {message(error)}", err=True)
+    return exit_code(error)
 
 
 def _flush_stdout() -> OSError | None:
