@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from adapters.apply.measure import Calibration
 from adapters.nixstore.host import LOCAL, Held, Host
-from solver.errors import BudgetSolveError, InputError
+from solver.errors import BudgetSolveError, ExitCode, InputError
 
 VERSION = 3
 # A journal is small: a few hundred bytes per step. Anything far larger is not ours.
@@ -279,7 +279,9 @@ def _is(value: object, kind: type[Any]) -> bool:
 
 
 class LockedError(BudgetSolveError):
-    """Another apply holds the profile's lock."""
+    """Another apply holds the profile's lock: as bad input, this run changes nothing."""
+
+    exit_code = ExitCode.INPUT
 
 
 # What the state directory holds besides the journal and the lock (adapters/apply/roots.py

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import click
 
-from adapters.cli.failures import exit_code, message
 from adapters.cli.apply import apply
+from adapters.cli.failures import exit_code, message
 from adapters.cli.plan import plan
 from adapters.cli.studies import fleet, scenario
 from solver.errors import BudgetSolveError, ExitCode
