@@ -12,6 +12,7 @@ journal only says where a plan stands.
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -315,5 +316,6 @@ def state_dir_for(host: Host, profile: Path) -> Path:
     # The host's own: on --target-host, its environment and its Nix state directory.
     base = host.environment("BUDGET_SOLVE_STATE_DIR")
     root = Path(base) if base else host.state_dir() / "budget-solve"
-    digest = hashlib.sha256(str(profile.absolute()).encode()).hexdigest()[:16]
+    # os.fsencode: a path that is not UTF-8 (its bytes kept as surrogates) hashes as bytes.
+    digest = hashlib.sha256(os.fsencode(profile.absolute())).hexdigest()[:16]
     return root / f"{profile.name}-{digest}"

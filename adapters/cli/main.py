@@ -1,5 +1,6 @@
 """The `budget-solve` command: the group, its default command, and the entry point."""
 
+import errno
 import io
 import logging
 import os
@@ -72,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if debug:
             raise
         unwritable = _flush_stdout() if isinstance(e, OSError) else None
+        if unwritable is None and _from_output(e):
+            unwritable = e
+            _flush_stdout()
         code = _report(unwritable or e, output=unwritable is not None)
     else:
         unwritable = _flush_stdout()
@@ -88,6 +92,16 @@ def _report(error: BaseException, *, output: bool = False) -> ExitCode:
         return ExitCode.FAILED
     click.echo(f"error: {message(error)}", err=True)
     return exit_code(error)
+
+
+# What a write to stdout fails with: a full disk or quota, a closed pipe, a device error.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPIPE, errno.EIO})
+
+
+def _from_output(error: BaseException) -> bool:
+    """`error` came from writing stdout: an OSError of a write that names no file (every
+    file the commands read or write is named in its error)."""
+    return isinstance(error, OSError) and not error.filename and error.errno in _OUTPUT_ERRNOS
 
 
 def _flush_stdout() -> OSError | None:
