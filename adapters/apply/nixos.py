@@ -38,7 +38,6 @@ from solver.plan import Generation, State
 from solver.storepath import StorePath
 
 HERE: Final = Path(__file__).parent
-STEP_NIX: Final = HERE / "nixos-step.nix"
 CONFIG_NIX: Final = HERE / "nixos-config.nix"
 FLAKE_NIX: Final = HERE / "nixos-flake.nix"
 NON_VITAL_NIX: Final = HERE / "nixos-non-vital.nix"
