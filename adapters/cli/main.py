@@ -72,11 +72,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (click.ClickException, BudgetSolveError, OSError) as e:
         if debug:
             raise
+        # A write to stdout that failed: its data may still wait in the buffer.
         unwritable = _flush_stdout() if isinstance(e, OSError) else None
-        if unwritable is None and _from_output(e):
-            unwritable = e
-            _flush_stdout()
-        code = _report(unwritable or e, output=unwritable is not None)
+        if unwritable is not None or _from_output(e):
+            code = _report(unwritable or e, output=True)
+        else:
+            code = _report(e)
     else:
         unwritable = _flush_stdout()
         if unwritable is not None:
