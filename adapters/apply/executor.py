@@ -12,9 +12,9 @@ journal names the plan and the step, so a rerun after a crash or a power cut res
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from adapters.apply.builder import ApplyError, Builder
 from adapters.apply.journal import (
@@ -26,7 +26,7 @@ from adapters.apply.journal import (
     state_dir_for,
 )
 from adapters.apply.measure import PeakSampler
-from adapters.apply.operations import Operations, closure_of, kept_bytes
+from adapters.apply.operations import Operations, closure_of, end_spec, kept_bytes
 from adapters.apply.plain import plain_upgrade
 from adapters.apply.planning import InfeasibleError, Planned, PlanOptions, plan_apply
 from adapters.apply.results import ApplyResult, ApplyStatus, DeclinedError, Deletions, StepRecord
@@ -200,15 +200,16 @@ class Executor:
         ops.cleanup()
         gens = plan.generations
         drvs = planned.drvs
-        specs: list[dict[str, Any]] = [
-            {
-                "path": current,
-                "drv": ops.roots.keep_drv("start", drvs.get("start")),
-                # How to build the start again when no cache has it (a walk back).
-                "rebuild": ops.builder.describe(planned.problem, gens[0]),
-            },
-            *(ops.builder.describe(planned.problem, g) for g in gens[1:-1]),
-            {"path": planned.target.path, "drv": ops.roots.keep_drv("target", drvs.get("target"))},
+        problem, builder = planned.problem, ops.builder
+        specs: list[Mapping[str, object]] = [
+            # How to build the start again when no cache has it (a walk back).
+            end_spec(
+                current,
+                ops.roots.keep_drv("start", drvs.get("start")),
+                builder.describe(problem, gens[0]),
+            ),
+            *(builder.describe(problem, g) for g in gens[1:-1]),
+            end_spec(planned.target.path, ops.roots.keep_drv("target", drvs.get("target"))),
         ]
         journal = Journal(
             profile=str(ops.profile),

@@ -13,7 +13,7 @@ journal only says where a plan stands.
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from enum import Enum
@@ -63,7 +63,8 @@ class Journal:
     newest_generation: int
     # Top-level store path of every generation, start to target (None: not built yet).
     paths: list[str | None]
-    specs: list[dict[str, Any]]
+    # Per generation, start to target: `EndSpec` for both ends, the builder's step between.
+    specs: list[Mapping[str, object]]
     summaries: list[str]
     plan: dict[str, Any]
     model_peaks: list[int]
