@@ -24,7 +24,7 @@ from solver.greedy import (
 from solver.instance import Instance, Problem, build_instance
 from solver.minbudget import SLOT_MODEL_WORK, exact_min_budget, smallest_budget, transitions_bound
 from solver.orders import ORDER_SECONDS, lower_bottleneck
-from solver.plan import Generation, Plan, evaluate, initial, one_step
+from solver.plan import Generation, Plan, PlanDocument, evaluate, initial, one_step
 from solver.progress import Progress, quiet
 from solver.squeeze import squeeze
 from solver.validate import Checked, validate
@@ -84,7 +84,7 @@ class Result:
             and self.min_feasible_budget == self.min_budget_lower_bound
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> PlanDocument:
         """The object of the `--json` contract (README, "Usage")."""
         return {
             "status": self.status.value,

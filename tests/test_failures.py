@@ -193,3 +193,11 @@ def test_quiet_silences_warnings(capsys, monkeypatch, caplog, tmp_path, quiet, c
     assert bool(warned) is not quiet
     # The level comes back after the command.
     assert logging.getLogger().level < logging.ERROR
+
+
+def test_quiet_leaves_the_level_as_it_was_after_a_wrong_option(capsys):
+    """-q is read before --peak-gap is refused: the level comes back all the same."""
+    before = logging.getLogger().level
+    code, _out, err = run(capsys, "--limit", "9G", "--target", TARGET, "-q", "--peak-gap", "-1")
+    assert code == 2 and "--peak-gap" in err
+    assert logging.getLogger().level == before

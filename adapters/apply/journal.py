@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from adapters.apply.measure import Calibration
 from adapters.nixstore.host import LOCAL, Held, Host
 from solver.errors import BudgetSolveError, ExitCode, InputError
+from solver.plan import PlanDocument
 
 VERSION = 3
 # A journal is small: a few hundred bytes per step. Anything far larger is not ours.
@@ -66,7 +67,7 @@ class Journal:
     # Per generation, start to target: `EndSpec` for both ends, the builder's step between.
     specs: list[Mapping[str, object]]
     summaries: list[str]
-    plan: dict[str, Any]
+    plan: PlanDocument
     model_peaks: list[int]
     arriving: list[int]
     calibration: Calibration
@@ -137,7 +138,8 @@ class Journal:
             paths=get.list_of("paths", str, optional=True),
             specs=get.list_of("specs", dict),
             summaries=get.list_of("summaries", str),
-            plan=get.of("plan", dict),
+            # The plan as `Result.to_json` wrote it (the digest says nothing changed it).
+            plan=cast(PlanDocument, get.of("plan", dict)),
             model_peaks=get.list_of("model_peaks", int),
             arriving=get.list_of("arriving", int),
             calibration=Calibration(

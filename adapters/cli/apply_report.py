@@ -3,31 +3,37 @@
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from adapters.apply.builder import ApplyError
 from adapters.apply.planning import InfeasibleError
-from adapters.apply.results import ApplyResult, ApplyStatus, Deletions, FailureDocument
+from adapters.apply.results import (
+    ApplyResult,
+    ApplyStatus,
+    Deletions,
+    FailureDocument,
+    NoPlanDocument,
+)
 from adapters.cli.failures import exit_code, message
 from adapters.cli.text import one_line
 from adapters.nixstore.host import Host
 from solver.units import format_size
 
 
-def failure_document(error: BaseException) -> dict[str, Any]:
+def failure_document(error: BaseException) -> FailureDocument | NoPlanDocument:
     """What `apply --json` prints when `error` stops the run: its line, its exit status
     and the step that failed; when no plan fits, the plan's document with the same keys."""
-    failure: FailureDocument = {
+    said, code = message(error), int(exit_code(error))
+    if isinstance(error, InfeasibleError):
+        plan = error.result.to_json()
+        return {**plan, "error": said, "exit_code": code, "failed_step": None}
+    return {
         "status": ApplyStatus.FAILED.value,
-        "error": message(error),
-        "exit_code": int(exit_code(error)),
+        "error": said,
+        "exit_code": code,
         "failed_step": error.step if isinstance(error, ApplyError) else None,
     }
-    if isinstance(error, InfeasibleError):
-        return {**error.result.to_json(), **failure, "status": error.result.status.value}
-    return dict(failure)
 
 
 def print_failure(error: BaseException) -> None:

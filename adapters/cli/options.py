@@ -194,13 +194,14 @@ WORKERS_OPTION = click.option(
 
 def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     """-q silences warnings too (a cache that cannot be reached, say), unless --debug;
-    the level comes back when the command ends."""
+    the level comes back when the command ends, on an error too (the outermost context
+    closes then; this command's does not when a later option is wrong)."""
     root = logging.getLogger()
-    debug = bool((ctx.find_root().obj or {}).get("debug"))
-    if value and not debug and root.level < logging.ERROR:
+    top = ctx.find_root()
+    if value and not (top.obj or {}).get("debug") and root.level < logging.ERROR:
         level = root.level
         root.setLevel(logging.ERROR)
-        ctx.call_on_close(lambda: root.setLevel(level))
+        top.call_on_close(lambda: root.setLevel(level))
     return value
 
 

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Self, TypedDict
 
 import click
 
@@ -36,6 +36,7 @@ from adapters.nixstore.loading import load_problem
 from adapters.nixstore.ssh import Ssh
 from solver.errors import ExitCode, InputError
 from solver.instance import Problem
+from solver.plan import PlanDocument
 from solver.planner import PEAK_GAP, Result, plan_checked
 from solver.units import format_size
 
@@ -245,6 +246,26 @@ def _check_pinned(problem: Problem, limit: int, reserve: int) -> None:
         )
 
 
+class UnreachableCache(TypedDict):
+    url: str
+    error: str
+
+
+class EstimatesDocument(TypedDict):
+    """What `plan --json` adds to the plan's document: how much of the target is sized
+    exactly, how much estimated, and the caches that could not be asked."""
+
+    estimated_paths: int
+    estimated_bytes: int
+    target_paths: int
+    target_bytes: int
+    unreachable_caches: list[UnreachableCache]
+
+
+class PlanOutput(PlanDocument, EstimatesDocument):
+    """The object `plan --json` prints."""
+
+
 @dataclass(frozen=True)
 class Estimates:
     """How much of the target's size is estimated rather than known exactly, and the
@@ -281,7 +302,7 @@ class Estimates:
             out.append(f"cache {url} unreachable: its paths were estimated ({reason})")
         return out
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EstimatesDocument:
         return {
             "estimated_paths": self.paths,
             "estimated_bytes": self.bytes,
@@ -295,7 +316,8 @@ class Estimates:
 
 def _print(result: Result, estimates: Estimates, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.to_json() | estimates.to_json(), indent=2))
+        doc: PlanOutput = {**result.to_json(), **estimates.to_json()}
+        click.echo(json.dumps(doc, indent=2))
         return
     # What is estimated goes right above the verdict, which stays the last line.
     text = io.StringIO()
