@@ -166,7 +166,7 @@ def plan(
 
     \b
     Exit status: 0 a plan fits, 3 no plan fits the budget (or none was found in time),
-    2 bad input.
+    2 bad input, 1 Nix failed.
     \b
     Examples:
       budget-solve --limit 9G --target ./target-path-info.json
