@@ -130,8 +130,9 @@ def test_apply_json_documents_bad_input(capsys, tmp_path):
         (NixError("nix-store --gc failed with exit code 1: disk I/O error"), 1, None),
         (LockedError("another budget-solve apply is running on p (pid 7)"), 2, None),
         (DeclinedError("not confirmed; nothing was changed"), 1, None),
+        (KeyboardInterrupt(), 130, None),
     ],
-    ids=["step", "nix", "locked", "declined"],
+    ids=["step", "nix", "locked", "declined", "interrupted"],
 )
 def test_apply_json_documents_a_failed_run(capsys, monkeypatch, tmp_path, error, code, step):
     def failing(_options):
@@ -142,11 +143,11 @@ def test_apply_json_documents_a_failed_run(capsys, monkeypatch, tmp_path, error,
     assert got == code
     assert json.loads(out) == {
         "status": "failed",
-        "error": str(error),
+        "error": message(error),
         "exit_code": code,
         "failed_step": step,
     }
-    assert err == f"error: {error}\n"
+    assert err == f"error: {message(error)}\n"
 
 
 def test_apply_json_documents_no_plan(capsys, monkeypatch, tmp_path):

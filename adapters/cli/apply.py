@@ -64,7 +64,7 @@ def _documented(as_json: bool) -> Iterator[None]:
     top-level handler says it on stderr and exits with its code)."""
     try:
         yield
-    except (BudgetSolveError, OSError, click.ClickException) as e:
+    except (BudgetSolveError, OSError, click.ClickException, KeyboardInterrupt) as e:
         if as_json:
             print_failure(e)
         raise

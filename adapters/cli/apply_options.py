@@ -297,7 +297,13 @@ _OPTIONS = (
     ),
     TIME_LIMIT_OPTION,
     WORKERS_OPTION,
-    click.option("--json", "as_json", is_flag=True, help="Print the plan and the measured steps."),
+    click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print the plan and the measured steps as one JSON object (on a failure: the "
+        "error, the exit status and the step that failed).",
+    ),
     QUIET_OPTION,
 )
 
