@@ -29,7 +29,14 @@ from adapters.apply.measure import PeakSampler
 from adapters.apply.operations import Operations, closure_of, end_spec, kept_bytes
 from adapters.apply.plain import plain_upgrade
 from adapters.apply.planning import InfeasibleError, Planned, PlanOptions, plan_apply
-from adapters.apply.results import ApplyResult, ApplyStatus, DeclinedError, Deletions, StepRecord
+from adapters.apply.results import (
+    ApplyResult,
+    ApplyStatus,
+    DeclinedError,
+    Deletions,
+    PlainOutcome,
+    StepRecord,
+)
 from adapters.apply.resume import awaiting_reboot, forget_replaced, resumable
 from adapters.nixstore import profiles
 from solver.errors import BudgetSolveError, ConnectionLostError
@@ -106,7 +113,7 @@ class Executor:
                     return plain
             journal = self._start(planned, current, limit)
             staged = self._execute(journal, 0, rollback_to_start)
-            return replace(staged, plain="out of space") if plain_first else staged
+            return replace(staged, plain=PlainOutcome.OUT_OF_SPACE) if plain_first else staged
 
     def _resume(
         self, journal: Journal, current: str, limit: int, dry_run: bool, rollback_to_start: bool

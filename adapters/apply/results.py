@@ -27,6 +27,13 @@ class ApplyStatus(Enum):
         return ExitCode.FAILED if self is ApplyStatus.FAILED else ExitCode.OK
 
 
+class PlainOutcome(Enum):
+    """What `--plain-first`'s attempt came to."""
+
+    DONE = "done"  # the plain upgrade did it
+    OUT_OF_SPACE = "out of space"  # the disk filled: the staged plan took over
+
+
 class FailureDocument(TypedDict):
     """What `apply --json` prints when the run stops on an error, as `fleet --apply`
     reads it: the error's line, the exit status, and the step that failed (None when
@@ -102,9 +109,8 @@ class ApplyResult:
     # and the real bytes of garbage its first collection frees).
     would_delete: list[int] | None = None
     garbage_bytes: int | None = None
-    # With --plain-first: "done" when the plain upgrade did it, "out of space" when the
-    # staged plan took over.
-    plain: str | None = None
+    # With --plain-first: what the plain upgrade came to.
+    plain: PlainOutcome | None = None
 
     def to_json(self) -> ApplyDocument:
         steps: list[StepDocument] = list(self.plan["steps"])
@@ -126,7 +132,7 @@ class ApplyResult:
             out["would_delete_generations"] = self.would_delete
             out["garbage_bytes"] = self.garbage_bytes
         if self.plain is not None:
-            out["plain_upgrade"] = self.plain
+            out["plain_upgrade"] = self.plain.value
         return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
+from adapters.apply.results import ApplyStatus
 from adapters.nixstore import process
 from adapters.studies.fleet import Fleet, Host
 from solver.errors import ExitCode, InputError
@@ -148,7 +149,7 @@ def _outcome(host: Host, returncode: int, doc: dict[str, Any]) -> HostResult:
         )
     # What the host or its tools said goes into a report line: one line, no escapes.
     error = _one_line(str(doc.get("error") or ""))
-    if code == ExitCode.OK and doc.get("status") == "done":
+    if code == ExitCode.OK and doc.get("status") == ApplyStatus.DONE.value:
         steps = doc.get("steps", [])
         peaks = [s.get("measured_peak_bytes") for s in steps if isinstance(s, dict)]
         peak = max((p for p in peaks if isinstance(p, int)), default=None)
