@@ -138,7 +138,8 @@ class Spinner:
         self._ticker = Ticker(0.2, self._draw, delay=delay)
 
     def __call__(self, message: str) -> None:
-        self.message = message
+        # A message may name what the user gave (a profile, a host): one line, no escapes.
+        self.message = one_line(message)
         self._detail = ""
 
     def detail(self, text: str) -> None:
