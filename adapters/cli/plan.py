@@ -27,7 +27,7 @@ from adapters.cli.options import (
     couples,
     filesystem_limit,
 )
-from adapters.cli.text import Spinner, render
+from adapters.cli.text import Spinner, bar_cells, render
 from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.estimate import SizingReport, sizing_report
 from adapters.nixstore.host import LOCAL
@@ -321,7 +321,7 @@ def _print(result: Result, estimates: Estimates, as_json: bool) -> None:
         return
     # What is estimated goes right above the verdict, which stays the last line.
     text = io.StringIO()
-    render(result, text)
+    render(result, text, cells=bar_cells(sys.stdout))
     table, _, verdict = text.getvalue().rstrip("\n").rpartition("\n")
     sys.stdout.write("".join(f"{line}\n" for line in (table, *estimates.lines(), verdict) if line))
 

@@ -28,10 +28,21 @@ def signed_size(n: int) -> str:
     return ("-" if n < 0 else "+") + format_size(abs(n))
 
 
-def bar(value: int, whole: int, width: int = BAR) -> str:
-    """`value` against `whole` as a bar of `width` cells (full when `whole` is 0)."""
+def bar(value: int, whole: int, width: int = BAR, cells: str = "█·") -> str:
+    """`value` against `whole` as a bar of `width` cells (full when `whole` is 0), drawn
+    with `cells`' full and empty one."""
     filled = width if whole <= 0 else min(width, round(width * value / whole))
-    return "█" * filled + "·" * (width - filled)
+    return cells[0] * filled + cells[1] * (width - filled)
+
+
+def bar_cells(out: TextIO) -> str:
+    """The bar's cells for `out`: in ASCII where its encoding (PYTHONIOENCODING=ascii, a
+    Latin-1 locale) has no block."""
+    try:
+        "█·".encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return "#."
+    return "█·"
 
 
 def fleet_progress(p: FleetProgress) -> str:
@@ -102,7 +113,9 @@ def verdict(result: Result) -> str:
     return f"plan: {steps} {noun} ({quality}{extra}), {peak}{one}"
 
 
-def render(result: Result, out: TextIO) -> None:
+def render(result: Result, out: TextIO, *, cells: str | None = None) -> None:
+    """The table of steps and the verdict; `cells` for the bars (`bar_cells`) when `out`
+    is a buffer for another stream."""
     if result.plan is not None and result.plan.steps:
         width = shutil.get_terminal_size((100, 24)).columns
         changes_width = max(24, width - 67)
@@ -110,11 +123,13 @@ def render(result: Result, out: TextIO) -> None:
             f"{'step':>4}  {'changes':<{changes_width}}  {'peak':>10}  {'after':>10}  "
             f"{'change':>11}  budget\n"
         )
+        cells = cells or bar_cells(out)
         for step in result.plan.steps:
+            peak = bar(step.peak_bytes, result.budget, cells=cells)
             out.write(
                 f"{step.index:>4}  {step.summary(changes_width):<{changes_width}}  "
                 f"{format_size(step.peak_bytes):>10}  {format_size(step.store_bytes_after):>10}  "
-                f"{signed_size(step.store_delta):>11}  {bar(step.peak_bytes, result.budget)}\n"
+                f"{signed_size(step.store_delta):>11}  {peak}\n"
             )
     out.write(verdict(result) + "\n")
 
