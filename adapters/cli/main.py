@@ -63,10 +63,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     _encode_anything()
+    reported = True
     try:
         code = cli.main(args=args, prog_name="budget-solve", standalone_mode=False)
+        reported = False
     except click.exceptions.Exit as e:
-        code = e.exit_code
+        code, reported = e.exit_code, False
     except (click.Abort, KeyboardInterrupt) as e:
         code = _report(e)
     except (click.ClickException, BudgetSolveError, OSError) as e:
@@ -78,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = _report(unwritable or e, output=True)
         else:
             code = _report(e)
-    else:
+    if not reported:
+        # The command is done: what it wrote must reach stdout now, or be said.
         unwritable = _flush_stdout()
         if unwritable is not None:
             code = _report(unwritable, output=True)
