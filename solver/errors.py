@@ -1,12 +1,42 @@
-"""The project's error hierarchy: one top-level handler turns these into `error: ...`."""
+"""The project's error hierarchy, and the exit status each kind of error means.
+
+One top-level handler (adapters/cli/main.py) prints `error: ...` and exits with the
+error's `exit_code`; the commands' own outcomes (a plan that does not fit, a reboot to
+wait for) use the same `ExitCode`s, and `fleet --apply` reads them back from each host's
+`apply --json` document.
+"""
+
+from enum import IntEnum
+from typing import ClassVar
+
+
+class ExitCode(IntEnum):
+    """The exit status of every command, one meaning each."""
+
+    OK = 0
+    # Something failed that the input did not cause: a step, Nix, the connection, a
+    # write to stdout; or the user declined, and nothing was changed.
+    FAILED = 1
+    # Bad input (an option, a file, a size), or another run holds the profile's lock.
+    INPUT = 2
+    # No plan fits the budget (proven), or none was found within the time limit.
+    NO_PLAN = 3
+    # `apply --booted-system reboot`: reboot into the new generation, then run again.
+    REBOOT = 4
+    # Ctrl-C (128 + SIGINT, as a shell reports it).
+    INTERRUPTED = 130
 
 
 class BudgetSolveError(Exception):
-    """Base of every error the command line reports as `error: ...` (exit 2)."""
+    """Base of every error the command line reports as `error: ...`."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILED
 
 
 class InputError(BudgetSolveError):
     """User input (a file, an option, a size) is wrong."""
+
+    exit_code = ExitCode.INPUT
 
 
 class ClosureError(InputError):
@@ -14,7 +44,9 @@ class ClosureError(InputError):
 
 
 class NixError(BudgetSolveError):
-    """A nix command failed or printed something we cannot read."""
+    """A nix command failed or printed something we cannot read: not bad input."""
+
+    exit_code = ExitCode.FAILED
 
 
 class ConnectionLostError(NixError):

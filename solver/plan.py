@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -74,7 +74,7 @@ class Step:
         listed = ", ".join(name for _, names in kinds for name in names)
         return counts + (listed if len(listed) <= room else listed[: room - 1] + "…")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> "StepDocument":
         return {
             "index": self.index,
             "upgrade": list(self.upgrade),
@@ -87,6 +87,35 @@ class Step:
             "store_delta_bytes": self.store_delta,
             "versions": dict(self.versions),
         }
+
+
+class StepDocument(TypedDict):
+    """One step in the `--json` contract (docs/DESIGN.md, README "Usage")."""
+
+    index: int
+    upgrade: list[str]
+    add: list[str]
+    remove: list[str]
+    drop: list[str]
+    restore: list[str]
+    peak_bytes: int
+    store_bytes_after: int
+    store_delta_bytes: int
+    versions: dict[str, str]
+
+
+class PlanDocument(TypedDict):
+    """The object `--json` prints (docs/DESIGN.md, README "Usage"), as
+    `solver.search.Result.to_json` builds it: `status` is a `Status` value, and `steps`
+    is empty when no plan was found."""
+
+    status: str
+    budget_bytes: int
+    peak_bytes: int
+    lower_bound_steps: int
+    min_feasible_budget_bytes: int | None
+    min_budget_lower_bound_bytes: int | None
+    steps: list[StepDocument]
 
 
 @dataclass(frozen=True)

@@ -57,10 +57,6 @@ class StorePath:
         return f"{self.store_dir}/{self.hash}-{self.name}"
 
     @property
-    def base_name(self) -> str:
-        return f"{self.hash}-{self.name}"
-
-    @property
     def pname(self) -> str:
         return parse_drv_name(self.name)[0]
 

@@ -28,19 +28,34 @@ def _cap() -> None:
 PROGRESS = re.compile(r"budget-solve: [^\n]* \(\d+\.\ds\)")
 
 
-def run(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BUDGET_SOLVE_STATE_DIR": str(tmp / "state"), "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=tmp,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=_cap,
-        check=False,
-    )
+def run(
+    args: list[str | bytes],
+    tmp: Path,
+    *,
+    env: dict[str, str] | None = None,
+    stdout: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """budget-solve with `args`, its stdout captured or written to the file `stdout`."""
+    env = {
+        **os.environ,
+        "BUDGET_SOLVE_STATE_DIR": str(tmp / "state"),
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
+    with open(stdout, "wb") if stdout is not None else open(os.devnull, "rb") as out:
+        return subprocess.run(
+            [sys.executable, "-m", "adapters.cli", *args],
+            stdout=out if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="backslashreplace",
+            timeout=120,
+            env=env,
+            cwd=tmp,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_cap,
+            check=False,
+        )
 
 
 def write(tmp: Path, name: str, content: str | bytes) -> str:
@@ -649,3 +664,51 @@ def test_limit_auto_without_a_size(tmp_path, monkeypatch, store, said):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith("error: ") and "--limit" in lines[0] and said in lines[0], lines[0]
+
+
+PLAN = ["--limit", "3G", "--current", CURRENT, "--target", TARGET, "--time-limit", "5"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_output_in_an_encoding_without_the_bars(tmp_path, encoding):
+    """A terminal or a locale that cannot show the budget bars (PYTHONIOENCODING, a
+    non-UTF-8 locale): the bars in ASCII, escapes where another character does not fit
+    (a name cut short with "…"), not a traceback."""
+    result = run(PLAN, tmp_path, env={"PYTHONIOENCODING": encoding})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    rows = result.stdout.splitlines()
+    assert rows[-1].startswith("plan: ")
+    assert all(row.rstrip().endswith(("#", ".")) for row in rows[1:-1]), rows
+    assert "\\u2026" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_full_stdout_is_one_error(tmp_path, as_json):
+    """`> /dev/full`: one line saying the output could not be written, exit 1 (the input
+    was fine), not a traceback and exit 120 from the interpreter's last flush."""
+    argv = [*PLAN, "--quiet", *(["--json"] if as_json else [])]
+    result = run(argv, tmp_path, stdout=Path("/dev/full"))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr == "error: cannot write the output: No space left on device\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("profile", "shown"),
+    [
+        (b"/tmp/not-utf-8-\xff", "/tmp/not-utf-8-\\udcff"),
+        ("/tmp/two\nlines", "/tmp/two\\nlines"),
+        ("/tmp/red\x1b[31m", "/tmp/red\\x1b[31m"),
+    ],
+    ids=["not-utf-8", "newline", "escape"],
+)
+def test_a_strange_profile_name_is_one_escaped_line(tmp_path, profile, shown):
+    """A value the user gave is written escaped: it cannot start a line of its own or
+    drive the terminal, and bytes that are not UTF-8 do not crash the journal's path."""
+    argv = ["apply", "--yes", "--limit", "1G", "--profile", profile, "--target", f"{STORE}{H}-y"]
+    result = run(argv, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr == f"error: profile {shown}: no such profile\n"

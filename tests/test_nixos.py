@@ -423,7 +423,7 @@ def _standin(tmp_path, monkeypatch, name, body):
 
 
 def test_old_nixpkgs_defaults_to_the_running_systems(tmp_path, monkeypatch):
-    from adapters.cli import apply as cli_apply
+    from adapters.cli import builders
     from adapters.nixstore import nix
 
     rev = "0123456789abcdef0123456789abcdef01234567"
@@ -434,7 +434,7 @@ def test_old_nixpkgs_defaults_to_the_running_systems(tmp_path, monkeypatch):
         f'echo \'{{"nixosVersion": "25.05.1", "nixpkgsRevision": "{rev}"}}\'',
     )
     assert nix.nixos_revision(LOCAL) == rev
-    assert cli_apply._running_nixpkgs(LOCAL)["rev"] == rev
+    assert builders._running_nixpkgs(LOCAL)["rev"] == rev
 
 
 def test_no_nixos_version_asks_for_old_nixpkgs(tmp_path, monkeypatch, capsys):
@@ -449,18 +449,31 @@ def test_no_nixos_version_asks_for_old_nixpkgs(tmp_path, monkeypatch, capsys):
 
 
 def test_etc_nixos_flake_is_implied(tmp_path, monkeypatch):
-    from adapters.cli import apply as cli_apply
+    from adapters.cli import builders
+    from adapters.cli.apply_options import SystemOptions
 
     etc = tmp_path / "etc-nixos"
     etc.mkdir()
     (etc / "flake.nix").write_text("{ outputs = _: {}; }")
-    monkeypatch.setattr(cli_apply, "ETC_NIXOS", etc)
+    monkeypatch.setattr(builders, "ETC_NIXOS", etc)
     old = tmp_path / "old-nixpkgs"
     old.mkdir()
     (old / "default.nix").write_text("{ ... }: {}")
-    builder = cli_apply._nixos_builder(
-        LOCAL, NO_FLAGS, None, None, None, (), str(old), (), "switch", "pin", None
+    system = SystemOptions(
+        profile=None,
+        target=None,
+        target_host=None,
+        build_host=None,
+        sudo=False,
+        substituter=(),
+        nixos=True,
+        flake=None,
+        include=(),
+        old_nixpkgs=str(old),
+        activation="switch",
+        booted_system="pin",
     )
+    builder = builders.nixos_builder(LOCAL, system, NO_FLAGS)
     assert builder.flake == nixos.Flake(f"path:{etc}", socket.gethostname())
     assert builder.configuration is None
 

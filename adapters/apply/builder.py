@@ -3,7 +3,7 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.host import Host
@@ -15,7 +15,12 @@ from solver.plan import Generation, State
 
 
 class ApplyError(BudgetSolveError):
-    """A step failed; the profile still points at the last good generation."""
+    """The run failed; the profile still points at the last good generation. `step`:
+    the step that failed, when one did."""
+
+    def __init__(self, message: str, *, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 def generation_entries(problem: Problem, gen: Generation) -> list[str]:
@@ -64,12 +69,14 @@ class Builder(Protocol):
         """The planned generations as this kind of system can build them."""
         ...
 
-    def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
-        """An intermediate generation, as JSON the journal keeps and `build` reads."""
+    def describe(self, problem: Problem, gen: Generation) -> Mapping[str, object]:
+        """An intermediate generation, as JSON the journal keeps and `build` reads: the
+        builder's own step type (`ProfileStep`, `NixosStep`), opaque to the executor."""
         ...
 
-    def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
-        """Build the generation `spec` describes; its top-level store path."""
+    def build(self, spec: Mapping[str, object], name: str, out_link: Path) -> str:
+        """Build the generation `spec` (from `describe`, read back from the journal)
+        describes, on `host`; its top-level store path."""
         ...
 
     def realise(self, drv: str, out_link: Path) -> str:

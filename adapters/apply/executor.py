@@ -12,9 +12,9 @@ journal names the plan and the step, so a rerun after a crash or a power cut res
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from adapters.apply.builder import ApplyError, Builder
 from adapters.apply.journal import (
@@ -26,10 +26,17 @@ from adapters.apply.journal import (
     state_dir_for,
 )
 from adapters.apply.measure import PeakSampler
-from adapters.apply.operations import Operations, closure_of, kept_bytes
+from adapters.apply.operations import Operations, closure_of, end_spec, kept_bytes
 from adapters.apply.plain import plain_upgrade
 from adapters.apply.planning import InfeasibleError, Planned, PlanOptions, plan_apply
-from adapters.apply.results import ApplyResult, ApplyStatus, DeclinedError, Deletions, StepRecord
+from adapters.apply.results import (
+    ApplyResult,
+    ApplyStatus,
+    DeclinedError,
+    Deletions,
+    PlainOutcome,
+    StepRecord,
+)
 from adapters.apply.resume import awaiting_reboot, forget_replaced, resumable
 from adapters.nixstore import profiles
 from solver.errors import BudgetSolveError, ConnectionLostError
@@ -106,7 +113,7 @@ class Executor:
                     return plain
             journal = self._start(planned, current, limit)
             staged = self._execute(journal, 0, rollback_to_start)
-            return replace(staged, plain="out of space") if plain_first else staged
+            return replace(staged, plain=PlainOutcome.OUT_OF_SPACE) if plain_first else staged
 
     def _resume(
         self, journal: Journal, current: str, limit: int, dry_run: bool, rollback_to_start: bool
@@ -200,15 +207,16 @@ class Executor:
         ops.cleanup()
         gens = plan.generations
         drvs = planned.drvs
-        specs: list[dict[str, Any]] = [
-            {
-                "path": current,
-                "drv": ops.roots.keep_drv("start", drvs.get("start")),
-                # How to build the start again when no cache has it (a walk back).
-                "rebuild": ops.builder.describe(planned.problem, gens[0]),
-            },
-            *(ops.builder.describe(planned.problem, g) for g in gens[1:-1]),
-            {"path": planned.target.path, "drv": ops.roots.keep_drv("target", drvs.get("target"))},
+        problem, builder = planned.problem, ops.builder
+        specs: list[Mapping[str, object]] = [
+            # How to build the start again when no cache has it (a walk back).
+            end_spec(
+                current,
+                ops.roots.keep_drv("start", drvs.get("start")),
+                builder.describe(problem, gens[0]),
+            ),
+            *(builder.describe(problem, g) for g in gens[1:-1]),
+            end_spec(planned.target.path, ops.roots.keep_drv("target", drvs.get("target"))),
         ]
         journal = Journal(
             profile=str(ops.profile),
@@ -254,7 +262,8 @@ class Executor:
                 # the next run resumes from wherever the host stands.
                 raise ApplyError(
                     f"step {k} of {journal.steps}: lost the connection to {ops.host.address} "
-                    f"({e}); run the same command again to resume"
+                    f"({e}); run the same command again to resume",
+                    step=k,
                 ) from e
             except (BudgetSolveError, OSError) as e:
                 self._fail(journal, k, e, rollback_to_start)
@@ -285,17 +294,18 @@ class Executor:
         good = ops.current()
         failed = f"step {k} of {journal.steps} failed: {message}"
         if not rollback_to_start:
-            raise ApplyError(f"{failed}; the profile still points at {good}") from e
+            raise ApplyError(f"{failed}; the profile still points at {good}", step=k) from e
         ops.cleanup()
         try:
             self._roll_back(journal, k - 1)
         except (BudgetSolveError, OSError) as back:
             now = ops.current()
             raise ApplyError(
-                f"{failed}; walking back failed too: {back}; the profile points at {now}"
+                f"{failed}; walking back failed too: {back}; the profile points at {now}",
+                step=k,
             ) from back
         journal.update(status=RunStatus.ROLLED_BACK)
-        raise ApplyError(f"{failed}; rolled back to the starting system") from e
+        raise ApplyError(f"{failed}; rolled back to the starting system", step=k) from e
 
     def _result(self, journal: Journal, status: ApplyStatus) -> ApplyResult:
         calibration = journal.calibration

@@ -12,16 +12,18 @@ journal only says where a plan stands.
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from adapters.apply.measure import Calibration
 from adapters.nixstore.host import LOCAL, Held, Host
-from solver.errors import BudgetSolveError, InputError
+from solver.errors import BudgetSolveError, ExitCode, InputError
+from solver.plan import PlanDocument
 
 VERSION = 3
 # A journal is small: a few hundred bytes per step. Anything far larger is not ours.
@@ -62,9 +64,10 @@ class Journal:
     newest_generation: int
     # Top-level store path of every generation, start to target (None: not built yet).
     paths: list[str | None]
-    specs: list[dict[str, Any]]
+    # Per generation, start to target: `EndSpec` for both ends, the builder's step between.
+    specs: list[Mapping[str, object]]
     summaries: list[str]
-    plan: dict[str, Any]
+    plan: PlanDocument
     model_peaks: list[int]
     arriving: list[int]
     calibration: Calibration
@@ -135,7 +138,8 @@ class Journal:
             paths=get.list_of("paths", str, optional=True),
             specs=get.list_of("specs", dict),
             summaries=get.list_of("summaries", str),
-            plan=get.of("plan", dict),
+            # The plan as `Result.to_json` wrote it (the digest says nothing changed it).
+            plan=cast(PlanDocument, get.of("plan", dict)),
             model_peaks=get.list_of("model_peaks", int),
             arriving=get.list_of("arriving", int),
             calibration=Calibration(
@@ -279,7 +283,9 @@ def _is(value: object, kind: type[Any]) -> bool:
 
 
 class LockedError(BudgetSolveError):
-    """Another apply holds the profile's lock."""
+    """Another apply holds the profile's lock: as bad input, this run changes nothing."""
+
+    exit_code = ExitCode.INPUT
 
 
 # What the state directory holds besides the journal and the lock (adapters/apply/roots.py
@@ -313,5 +319,6 @@ def state_dir_for(host: Host, profile: Path) -> Path:
     # The host's own: on --target-host, its environment and its Nix state directory.
     base = host.environment("BUDGET_SOLVE_STATE_DIR")
     root = Path(base) if base else host.state_dir() / "budget-solve"
-    digest = hashlib.sha256(str(profile.absolute()).encode()).hexdigest()[:16]
+    # os.fsencode: a path that is not UTF-8 (its bytes kept as surrogates) hashes as bytes.
+    digest = hashlib.sha256(os.fsencode(profile.absolute())).hexdigest()[:16]
     return root / f"{profile.name}-{digest}"

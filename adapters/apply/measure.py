@@ -6,6 +6,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypedDict
 
 from adapters.nixstore.host import Host
 from solver.closure import Closure
@@ -19,6 +20,14 @@ def used_bytes(host: Host, path: str | Path) -> int:
 def size_bytes(host: Host, path: str | Path) -> int:
     """Size of the filesystem holding `path` (`--limit auto`)."""
     return host.usage(path).size
+
+
+class CalibrationDocument(TypedDict):
+    """`Calibration` in JSON (`apply --json`, the journal)."""
+
+    ratio: float
+    other_bytes: int
+    tolerance_bytes: int
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class Calibration:
     def to_real(self, model_bytes: int) -> int:
         return self.other + int(self.ratio * model_bytes) + self.tolerance
 
-    def to_json(self) -> dict[str, float | int]:
+    def to_json(self) -> CalibrationDocument:
         """The one JSON form, in `apply --json` and in the journal."""
         return {"ratio": self.ratio, "other_bytes": self.other, "tolerance_bytes": self.tolerance}
 

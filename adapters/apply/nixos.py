@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from adapters.apply.builder import Target
 from adapters.apply.nixos_inputs import Flake
@@ -38,7 +38,6 @@ from solver.plan import Generation, State
 from solver.storepath import StorePath
 
 HERE: Final = Path(__file__).parent
-STEP_NIX: Final = HERE / "nixos-step.nix"
 CONFIG_NIX: Final = HERE / "nixos-config.nix"
 FLAKE_NIX: Final = HERE / "nixos-flake.nix"
 NON_VITAL_NIX: Final = HERE / "nixos-non-vital.nix"
@@ -207,6 +206,25 @@ def remove_booted_root(host: Host, run_dir: Path) -> list[Path]:
     return removed
 
 
+class NixosStep(TypedDict):
+    """An intermediate system, as the journal keeps it: the attributes of the packages
+    kept at their old version, and of those held back (absent)."""
+
+    keep_old: list[str]
+    drop: list[str]
+
+
+def _parse_nixos_step(spec: Mapping[str, object]) -> NixosStep:
+    return {"keep_old": _attributes(spec, "keep_old"), "drop": _attributes(spec, "drop", [])}
+
+
+def _attributes(spec: Mapping[str, object], key: str, default: object = None) -> list[str]:
+    value = spec.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise InputError(f"a NixOS step's {key}: a list of attributes, not {value!r:.80}")
+    return value
+
+
 class NixosBuilder:
     """Generations of a NixOS system: the new configuration with some packages kept old."""
 
@@ -286,7 +304,7 @@ class NixosBuilder:
     def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
         return realisable(problem, generations)
 
-    def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
+    def describe(self, problem: Problem, gen: Generation) -> NixosStep:
         keep: set[str] = set()
         drop: set[str] = set()
         for comp, state in zip(problem.modelled(), gen, strict=True):
@@ -296,8 +314,9 @@ class NixosBuilder:
                 drop.update(attributes(comp))
         return {"keep_old": sorted(keep), "drop": sorted(drop)}
 
-    def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
-        step = self._step(spec["keep_old"], spec.get("drop", ()))
+    def build(self, spec: Mapping[str, object], name: str, out_link: Path) -> str:
+        parsed = _parse_nixos_step(spec)
+        step = self._step(parsed["keep_old"], parsed["drop"])
         if self.host.address is None and self.build_host is None:
             return build_system(
                 self.host,

@@ -7,9 +7,10 @@ policy (resume.py) are written in its terms.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 from adapters.apply.builder import ApplyError, Builder, generation_entries
 from adapters.apply.journal import Journal
@@ -18,12 +19,42 @@ from adapters.apply.roots import Roots
 from adapters.nixstore import builds, nix, profiles
 from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.host import Host
-from solver.errors import NixError
+from solver.errors import InputError, NixError
 from solver.instance import Problem
 from solver.plan import Generation
 from solver.progress import Progress, quiet
 
 log = logging.getLogger(__name__)
+
+
+class EndSpec(TypedDict):
+    """The start or the target of a run, as the journal keeps it: a store path, fetched,
+    or built from `drv` where no cache has it. The start also keeps `rebuild`, its
+    builder's own step (`Builder.describe`), for a walk back that finds it nowhere."""
+
+    path: str
+    drv: str | None
+    rebuild: NotRequired[Mapping[str, object]]
+
+
+def end_spec(path: str, drv: str | None, rebuild: Mapping[str, object] | None = None) -> EndSpec:
+    spec: EndSpec = {"path": path, "drv": drv}
+    if rebuild is not None:
+        spec["rebuild"] = rebuild
+    return spec
+
+
+def _parse_end(spec: Mapping[str, object]) -> EndSpec | None:
+    """`spec` as the start's or the target's; None for an intermediate generation (the
+    builder's own step, which names no path)."""
+    path, drv, rebuild = spec.get("path"), spec.get("drv"), spec.get("rebuild")
+    if path is None:
+        return None
+    if not isinstance(path, str) or not (drv is None or isinstance(drv, str)):
+        raise InputError(f"a journal's start or target: a path and a drv, not {spec!r:.80}")
+    if rebuild is not None and not isinstance(rebuild, Mapping):
+        raise InputError(f"a journal's start: rebuild is a step, not {rebuild!r:.80}")
+    return end_spec(path, drv, rebuild)
 
 
 @dataclass
@@ -98,11 +129,11 @@ class Operations:
         """Generation i on disk: the start or the target fetched, or an intermediate built."""
         spec = journal.specs[i]
         out_link = self.roots.build(root)
-        if "path" not in spec:
-            builds.ship(self.host, spec.get("entries", []), self.flags)
+        end = _parse_end(spec)
+        if end is None:
             return self.builder.build(spec, f"budget-solve-generation-{i}", out_link)
-        path: str = spec["path"]
-        built = self.built_there(path, spec.get("drv"), out_link)
+        path = end["path"]
+        built = self.built_there(path, end["drv"], out_link)
         if built is not None:
             return built
         subs = self.builder.substituters
@@ -111,8 +142,8 @@ class Operations:
                 self.host, path, self.flags, root=out_link, substituters=subs
             )
         except NixError:
-            rebuild = spec.get("rebuild")
-            if not isinstance(rebuild, dict):
+            rebuild = end.get("rebuild")
+            if rebuild is None:
                 raise
             # Gone from the store and from every cache: the same packages, built again
             # (on NixOS, the old ones from --old-nixpkgs), with glue of their own.

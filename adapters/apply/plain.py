@@ -7,7 +7,7 @@ from adapters.apply.builder import ApplyError
 from adapters.apply.measure import PeakSampler
 from adapters.apply.operations import Operations
 from adapters.apply.planning import Planned
-from adapters.apply.results import ApplyResult, ApplyStatus, StepRecord
+from adapters.apply.results import ApplyResult, ApplyStatus, PlainOutcome, StepRecord
 from adapters.nixstore import builds, profiles
 from solver.errors import NixError
 from solver.instance import build_instance
@@ -56,4 +56,4 @@ def plain_upgrade(ops: Operations, planned: Planned) -> ApplyResult | None:
     record = StepRecord(
         1, path, single.peak_bytes, calibration.to_real(single.peak_bytes), sampler.peak
     )
-    return ApplyResult(ApplyStatus.DONE, doc, calibration, [record], plain="done")
+    return ApplyResult(ApplyStatus.DONE, doc, calibration, [record], plain=PlainOutcome.DONE)

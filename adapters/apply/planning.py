@@ -15,7 +15,7 @@ from adapters.nixstore.host import Host
 from adapters.nixstore.loading import live_pinned
 from adapters.nixstore.sources import read_source
 from solver.closure import Closure, merge
-from solver.errors import BudgetSolveError, InputError
+from solver.errors import BudgetSolveError, ExitCode, InputError
 from solver.instance import Problem, build_instance
 from solver.plan import evaluate
 from solver.progress import Progress, quiet
@@ -27,16 +27,19 @@ log = logging.getLogger(__name__)
 
 
 class InfeasibleError(BudgetSolveError):
-    """No plan fits the budget."""
+    """No plan fits the budget (or none was found in time). `hint`: what would free room,
+    said after the budget that would do."""
 
-    def __init__(self, result: Result) -> None:
+    exit_code = ExitCode.NO_PLAN
+
+    def __init__(self, result: Result, hint: str = "") -> None:
         self.result = result
         need = format_size(result.min_feasible_budget or 0)
         if result.status is Status.INFEASIBLE:
             said = f"no plan fits {format_size(result.budget)}"
         else:
             said = f"no plan found under {format_size(result.budget)} within the time limit"
-        super().__init__(f"{said}; a budget of {need} would")
+        super().__init__(f"{said}; a budget of {need} would{hint}")
 
 
 @dataclass(frozen=True)

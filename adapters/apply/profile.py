@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, TypedDict
 
 from adapters.apply.builder import Target, generation_entries
 from adapters.nixstore import builds, profiles
@@ -10,10 +10,25 @@ from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.estimate import read_target
 from adapters.nixstore.host import Host
 from solver.closure import Closure
+from solver.errors import InputError
 from solver.instance import Problem
 from solver.plan import Generation
 
 GENERATION_NIX: Final = Path(__file__).with_name("generation.nix")
+
+
+class ProfileStep(TypedDict):
+    """An intermediate generation of a profile, as the journal keeps it: the store paths
+    its links point at."""
+
+    entries: list[str]
+
+
+def _parse_profile_step(spec: Mapping[str, object]) -> ProfileStep:
+    entries = spec.get("entries")
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise InputError(f"a profile's step names its entries (store paths), not {entries!r:.80}")
+    return {"entries": entries}
 
 
 class ProfileBuilder:
@@ -63,15 +78,18 @@ class ProfileBuilder:
     def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
         return list(generations)
 
-    def describe(self, problem: Problem, gen: Generation) -> dict[str, Any]:
+    def describe(self, problem: Problem, gen: Generation) -> ProfileStep:
         return {"entries": generation_entries(problem, gen)}
 
-    def build(self, spec: Mapping[str, Any], name: str, out_link: Path) -> str:
+    def build(self, spec: Mapping[str, object], name: str, out_link: Path) -> str:
+        entries = _parse_profile_step(spec)["entries"]
+        # On another host: what this machine has of the entries goes there first.
+        builds.ship(self.host, entries, self.flags)
         return builds.build_generation(
             self.host,
             GENERATION_NIX,
             name,
-            spec["entries"],
+            entries,
             out_link=out_link,
             paths_file=self.state / "steps" / f"{name}.json",
             flags=self.flags,

@@ -3,10 +3,11 @@ delete (asked before anything goes)."""
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import NotRequired, TypedDict
 
-from adapters.apply.measure import Calibration
-from solver.errors import BudgetSolveError
+from adapters.apply.measure import Calibration, CalibrationDocument
+from solver.errors import BudgetSolveError, ExitCode
+from solver.plan import PlanDocument, StepDocument
 
 
 class ApplyStatus(Enum):
@@ -15,6 +16,66 @@ class ApplyStatus(Enum):
     REBOOT = "reboot"
     # --dry-run: planned (or found where to resume), nothing changed.
     PLANNED = "planned"
+    # An error stopped the run (`FailureDocument`): a step, Nix, the input, the lock.
+    FAILED = "failed"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """What the command exits with when the run ends so."""
+        if self is ApplyStatus.REBOOT:
+            return ExitCode.REBOOT
+        return ExitCode.FAILED if self is ApplyStatus.FAILED else ExitCode.OK
+
+
+class PlainOutcome(Enum):
+    """What `--plain-first`'s attempt came to."""
+
+    DONE = "done"  # the plain upgrade did it
+    OUT_OF_SPACE = "out of space"  # the disk filled: the staged plan took over
+
+
+class FailureDocument(TypedDict):
+    """What `apply --json` prints when the run stops on an error, as `fleet --apply`
+    reads it: the error's line, the exit status, and the step that failed (None when
+    the run failed outside a step: planning, the input, the lock). When no plan fits,
+    the plan's own document (status `infeasible` or `unknown`) carries the same keys."""
+
+    status: str
+    error: str
+    exit_code: int
+    failed_step: int | None
+
+
+class NoPlanDocument(PlanDocument):
+    """What `apply --json` prints when no plan fits: the plan's document (status
+    `infeasible` or `unknown`, the budget that would do) with `FailureDocument`'s keys."""
+
+    error: str
+    exit_code: int
+    failed_step: None
+
+
+class AppliedStep(StepDocument, total=False):
+    """A step of `apply --json`: the plan's, and once the run has it, its generation's
+    path, the model's peak, the peak predicted on the disk and the one measured there."""
+
+    path: str
+    model_peak_bytes: int
+    predicted_peak_bytes: int
+    measured_peak_bytes: int | None
+
+
+class ApplyDocument(PlanDocument):
+    """What `apply --json` prints when the run ends without an error (`FailureDocument`
+    otherwise): the plan's document, its steps `AppliedStep`s, with the run's status
+    (an `ApplyStatus` value) and exit status, the calibration, and what a dry run would
+    delete or whether the plain upgrade did it."""
+
+    exit_code: int
+    calibration: CalibrationDocument
+    would_delete_generations: NotRequired[list[int]]
+    garbage_bytes: NotRequired[int | None]
+    plain_upgrade: NotRequired[str]
 
 
 @dataclass
@@ -25,9 +86,10 @@ class StepRecord:
     predicted_peak_bytes: int
     measured_peak_bytes: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def measured(self, step: StepDocument) -> AppliedStep:
+        """`step` of the plan with what the run measured of it."""
         return {
-            "index": self.index,
+            **step,
             "path": self.path,
             "model_peak_bytes": self.model_peak_bytes,
             "predicted_peak_bytes": self.predicted_peak_bytes,
@@ -38,7 +100,7 @@ class StepRecord:
 @dataclass
 class ApplyResult:
     status: ApplyStatus
-    plan: dict[str, Any]
+    plan: PlanDocument
     calibration: Calibration
     steps: list[StepRecord] = field(default_factory=list)
     # With --dry-run on an interrupted run: the step a real run would resume after.
@@ -47,21 +109,30 @@ class ApplyResult:
     # and the real bytes of garbage its first collection frees).
     would_delete: list[int] | None = None
     garbage_bytes: int | None = None
-    # With --plain-first: "done" when the plain upgrade did it, "out of space" when the
-    # staged plan took over.
-    plain: str | None = None
+    # With --plain-first: what the plain upgrade came to.
+    plain: PlainOutcome | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.plan)
-        out["status"] = self.status.value
-        out["calibration"] = self.calibration.to_json()
+    def to_json(self) -> ApplyDocument:
+        steps: list[StepDocument] = list(self.plan["steps"])
+        for i, record in enumerate(self.steps[: len(steps)]):
+            steps[i] = record.measured(steps[i])
+        plan = self.plan
+        out: ApplyDocument = {
+            "status": self.status.value,
+            "budget_bytes": plan["budget_bytes"],
+            "peak_bytes": plan["peak_bytes"],
+            "lower_bound_steps": plan["lower_bound_steps"],
+            "min_feasible_budget_bytes": plan["min_feasible_budget_bytes"],
+            "min_budget_lower_bound_bytes": plan["min_budget_lower_bound_bytes"],
+            "steps": steps,
+            "exit_code": int(self.status.exit_code),
+            "calibration": self.calibration.to_json(),
+        }
         if self.would_delete is not None:
             out["would_delete_generations"] = self.would_delete
             out["garbage_bytes"] = self.garbage_bytes
         if self.plain is not None:
-            out["plain_upgrade"] = self.plain
-        for step, record in zip(out.get("steps", []), self.steps, strict=False):
-            step.update(record.to_json())
+            out["plain_upgrade"] = self.plain.value
         return out
 
 

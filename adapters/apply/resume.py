@@ -5,31 +5,32 @@ command line names (found again, not read from the journal)."""
 
 import os
 
-from adapters.apply.builder import ApplyError
 from adapters.apply.journal import Journal
 from adapters.apply.operations import Operations
 from adapters.nixstore import nix, profiles
 from adapters.nixstore.host import LOCAL
+from solver.errors import InputError
 
 
 def resumable(ops: Operations, journal: Journal, current: str, limit: int) -> str | None:
     """The target's top-level path when `journal` is this profile's, for this target and
     budget, and the profile is on its plan; None when it is someone else's plan. A
     journal that names what is not a store path, or whose last generation is not the
-    command line's target, is refused (`ApplyError`)."""
+    command line's target, is refused as a damaged one is (`InputError`, exit 2: remove
+    it)."""
     if journal.profile != str(ops.profile) or current not in journal.paths:
         return None
     if journal.target != ops.builder.identity() or journal.budget != limit:
         return None
     for path in journal.paths:
         if path is not None and not nix.is_store_path(ops.host, path):
-            raise ApplyError(
+            raise InputError(
                 f"{journal.path}: names {path!r}, not a store path of "
                 f"{ops.host.store_dir()}; remove it to plan afresh"
             )
     target = target_path(ops, current)
     if journal.paths[-1] != target:
-        raise ApplyError(
+        raise InputError(
             f"{journal.path}: its last generation {journal.paths[-1]} is not the target "
             f"{target}; remove it to plan afresh"
         )

@@ -1,20 +1,19 @@
 """The `budget-solve` command: the group, its default command, and the entry point."""
 
+import errno
+import io
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 import click
 
 from adapters.cli.apply import apply
-from adapters.cli.options import (
-    EXIT_INPUT,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-)
+from adapters.cli.failures import exit_code, message
 from adapters.cli.plan import plan
 from adapters.cli.studies import fleet, scenario
-from solver.errors import BudgetSolveError
+from solver.errors import BudgetSolveError, ExitCode
 
 
 class DefaultGroup(click.Group):
@@ -59,37 +58,79 @@ for _command in (plan, apply, scenario, fleet):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: one-line `error: ...` for bad input, tracebacks only with --debug."""
+    """Entry point: one line `error: ...` and the error's exit status (`failures`),
+    tracebacks only with --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _encode_anything()
+    reported = True
     try:
         code = cli.main(args=args, prog_name="budget-solve", standalone_mode=False)
+        reported = False
     except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.Abort:
-        click.echo("error: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as e:
+        code, reported = e.exit_code, False
+    except (click.Abort, KeyboardInterrupt) as e:
+        code = _report(e)
+    except (click.ClickException, BudgetSolveError, OSError) as e:
         if debug:
             raise
-        click.echo(f"error: {e.format_message()}", err=True)
-        sys.exit(EXIT_INPUT)
-    except BudgetSolveError as e:
-        if debug:
-            raise
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INPUT)
+        # A write to stdout that failed: its data may still wait in the buffer.
+        unwritable = _flush_stdout() if isinstance(e, OSError) else None
+        if unwritable is not None or _from_output(e):
+            code = _report(unwritable or e, output=True)
+        else:
+            code = _report(e)
+    if not reported:
+        # The command is done: what it wrote must reach stdout now, or be said.
+        unwritable = _flush_stdout()
+        if unwritable is not None:
+            code = _report(unwritable, output=True)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _report(error: BaseException, *, output: bool = False) -> ExitCode:
+    """Say `error` on stderr; its exit status. `output`: it came from writing stdout (a
+    full disk, a closed pipe), which is no fault of the input."""
+    if output:
+        click.echo(f"error: cannot write the output: {message(error)}", err=True)
+        return ExitCode.FAILED
+    click.echo(f"error: {message(error)}", err=True)
+    return exit_code(error)
+
+
+# What a write to stdout fails with: a full disk or quota, a closed pipe, a device error.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPIPE, errno.EIO})
+
+
+def _from_output(error: BaseException) -> bool:
+    """`error` came from writing stdout: an OSError of a write that names no file (every
+    file the commands read or write is named in its error)."""
+    return isinstance(error, OSError) and not error.filename and error.errno in _OUTPUT_ERRNOS
+
+
+def _flush_stdout() -> OSError | None:
+    """Flush stdout; the error when it cannot take the output. Then stdout goes to
+    /dev/null, so that the interpreter's own flush at exit does not fail again (it
+    would print a traceback and exit 120)."""
+    if sys.stdout is None:  # started with stdout closed
+        return None
+    try:
+        sys.stdout.flush()
     except OSError as e:
-        if debug:
-            raise
-        click.echo(
-            f"error: {e.strerror or e}: {e.filename}" if e.filename else f"error: {e}", err=True
-        )
-        sys.exit(EXIT_INPUT)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+        return e
+    return None
+
+
+def _encode_anything() -> None:
+    """Output in any encoding the locale or PYTHONIOENCODING asks for: what it cannot
+    encode (a non-ASCII name on an ASCII terminal, a file name that was not UTF-8) is
+    written as an escape instead of failing the command."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":

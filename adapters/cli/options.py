@@ -1,5 +1,6 @@
-"""Options, types and exit codes the commands share."""
+"""Options and types the commands share."""
 
+import logging
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -13,9 +14,6 @@ from adapters.nixstore import ssh
 from adapters.nixstore.host import Host as Machine
 from solver.errors import InputError
 from solver.units import format_size, parse_size
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_REBOOT = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
 
 SRC_HELP = (
     "a store path (read from the live store), a saved `nix path-info --json` file (any Nix "
@@ -192,7 +190,28 @@ WORKERS_OPTION = click.option(
     default=None,
     help="CP-SAT worker threads [default: CPU count, at most 8].",
 )
-QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
+
+
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """-q silences warnings too (a cache that cannot be reached, say), unless --debug;
+    the level comes back when the command ends, on an error too (the outermost context
+    closes then; this command's does not when a later option is wrong)."""
+    root = logging.getLogger()
+    top = ctx.find_root()
+    if value and not (top.obj or {}).get("debug") and root.level < logging.ERROR:
+        level = root.level
+        root.setLevel(logging.ERROR)
+        top.call_on_close(lambda: root.setLevel(level))
+    return value
+
+
+QUIET_OPTION = click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    callback=_quiet,
+    help="No progress messages or warnings on stderr; errors still say what failed.",
+)
 
 
 class LimitOrAuto(Size):

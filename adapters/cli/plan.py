@@ -7,15 +7,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Self, TypedDict
 
 import click
 
 from adapters.apply.nixos import StepConfig, instantiate_system, tagged_non_vital
 from adapters.apply.nixos_inputs import Flake, split_include
 from adapters.cli.options import (
-    EXIT_INFEASIBLE,
-    EXIT_OK,
     NON_VITAL_OPTION,
     QUIET_OPTION,
     RESERVE_OPTION,
@@ -29,15 +27,16 @@ from adapters.cli.options import (
     couples,
     filesystem_limit,
 )
-from adapters.cli.text import Spinner, render
+from adapters.cli.text import Spinner, bar_cells, render
 from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.estimate import SizingReport, sizing_report
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.host import Host as Machine
 from adapters.nixstore.loading import load_problem
 from adapters.nixstore.ssh import Ssh
-from solver.errors import InputError
+from solver.errors import ExitCode, InputError
 from solver.instance import Problem
+from solver.plan import PlanDocument
 from solver.search import PEAK_GAP, Result, plan_checked
 from solver.units import format_size
 
@@ -167,7 +166,7 @@ def plan(
 
     \b
     Exit status: 0 a plan fits, 3 no plan fits the budget (or none was found in time),
-    2 bad input.
+    2 bad input, 1 Nix failed.
     \b
     Examples:
       budget-solve --limit 9G --target ./target-path-info.json
@@ -175,15 +174,7 @@ def plan(
       budget-solve plan --limit 9G --flake /etc/nixos
       budget-solve plan --target-host root@vps1 --limit auto --flake .#vps1
     """
-    if target is not None and (flake or include):
-        raise click.UsageError("give --target, or --flake / -I for a configuration: not both")
-    if target is None and not (flake or include):
-        raise click.UsageError(
-            "missing --target SRC (or --flake FLAKE / -I nixos-config=PATH to evaluate a "
-            "NixOS configuration)"
-        )
-    if offline and (substituter or target_store):
-        raise click.UsageError("--offline asks no cache: no --substituter or --target-store")
+    _check_sources(target, flake, include, offline, substituter, target_store)
     host: Machine = Ssh.parse(target_host) if target_host is not None else LOCAL
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
         if limit == "auto":
@@ -210,13 +201,7 @@ def plan(
                 substituters=substituter,
                 offline=offline,
             )
-        pinned = problem.pinned.size() if problem.pinned is not None else 0
-        if pinned + reserve > limit:
-            raise InputError(
-                f"the budget {format_size(limit)} is below what stays pinned anyway: "
-                f"{format_size(pinned)} of other GC roots and --keep paths"
-                + (f" plus the {format_size(reserve)} reserve" if reserve else "")
-            )
+        _check_pinned(problem, limit, reserve)
         progress("building the model")
         result, _ = plan_checked(
             problem,
@@ -227,7 +212,58 @@ def plan(
             progress=progress,
         )
     _print(result, Estimates.of(problem, report), as_json)
-    ctx.exit(EXIT_OK if result.plan is not None else EXIT_INFEASIBLE)
+    ctx.exit(ExitCode.OK if result.plan is not None else ExitCode.NO_PLAN)
+
+
+def _check_sources(
+    target: str | None,
+    flake: str | None,
+    include: Sequence[str],
+    offline: bool,
+    substituters: Sequence[str],
+    target_store: str | None,
+) -> None:
+    """One target, named once; no cache named when none is to be asked."""
+    if target is not None and (flake or include):
+        raise click.UsageError("give --target, or --flake / -I for a configuration: not both")
+    if target is None and not (flake or include):
+        raise click.UsageError(
+            "missing --target SRC (or --flake FLAKE / -I nixos-config=PATH to evaluate a "
+            "NixOS configuration)"
+        )
+    if offline and (substituters or target_store):
+        raise click.UsageError("--offline asks no cache: no --substituter or --target-store")
+
+
+def _check_pinned(problem: Problem, limit: int, reserve: int) -> None:
+    """The budget holds at least what stays on disk whatever the plan does."""
+    pinned = problem.pinned.size() if problem.pinned is not None else 0
+    if pinned + reserve > limit:
+        raise InputError(
+            f"the budget {format_size(limit)} is below what stays pinned anyway: "
+            f"{format_size(pinned)} of other GC roots and --keep paths"
+            + (f" plus the {format_size(reserve)} reserve" if reserve else "")
+        )
+
+
+class UnreachableCache(TypedDict):
+    url: str
+    error: str
+
+
+class EstimatesDocument(TypedDict):
+    """What `plan --json` adds to the plan's document: how much of the target is sized
+    exactly, how much estimated, and the caches that could not be asked."""
+
+    estimated_paths: int
+    estimated_bytes: int
+    target_paths: int
+    target_bytes: int
+    unreachable_caches: list[UnreachableCache]
+
+
+class PlanOutput(PlanDocument, EstimatesDocument):
+    """The object `plan --json` prints."""
 
 
 @dataclass(frozen=True)
@@ -266,7 +302,7 @@ class Estimates:
             out.append(f"cache {url} unreachable: its paths were estimated ({reason})")
         return out
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EstimatesDocument:
         return {
             "estimated_paths": self.paths,
             "estimated_bytes": self.bytes,
@@ -280,11 +316,12 @@ class Estimates:
 
 def _print(result: Result, estimates: Estimates, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.to_json() | estimates.to_json(), indent=2))
+        doc: PlanOutput = {**result.to_json(), **estimates.to_json()}
+        click.echo(json.dumps(doc, indent=2))
         return
     # What is estimated goes right above the verdict, which stays the last line.
     text = io.StringIO()
-    render(result, text)
+    render(result, text, cells=bar_cells(sys.stdout))
     table, _, verdict = text.getvalue().rstrip("\n").rpartition("\n")
     sys.stdout.write("".join(f"{line}\n" for line in (table, *estimates.lines(), verdict) if line))
 

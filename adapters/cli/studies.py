@@ -10,9 +10,8 @@ from typing import Any, Final
 import click
 from click.core import ParameterSource
 
+from adapters.apply.results import DeclinedError
 from adapters.cli.options import (
-    EXIT_FAILED,
-    EXIT_OK,
     MAX_WORKERS,
     QUIET_OPTION,
     WORKERS_OPTION,
@@ -30,10 +29,10 @@ from adapters.cli.text import (
 )
 from adapters.studies.fleet.reading import load as load_fleet
 from adapters.studies.fleet.running import run as run_fleet
-from adapters.studies.rollout import Rollout, roll_out
+from adapters.studies.rollout import HostStatus, Rollout, roll_out
 from adapters.studies.scenario import load as load_scenario
 from adapters.studies.scenario import run as run_scenario
-from solver.errors import InputError
+from solver.errors import ExitCode, InputError
 
 # More than any fleet file holds (a study file is at most 1 MiB): a typo, not a fleet.
 MAX_HOSTS: Final = 100_000
@@ -191,12 +190,12 @@ def fleet(
     if roll:
         if plot is not None or scheduler is not None or workers is not None:
             raise click.UsageError("--apply takes no --plot, --scheduler or --workers")
-        rollout = _roll_out(ctx, file, parallel, max_failures, time_limit, yes, quiet)
+        rollout = _roll_out(file, parallel, max_failures, time_limit, yes, quiet)
         if as_json:
             click.echo(json.dumps(rollout.to_json(), indent=2))
         else:
             render_rollout(rollout, sys.stdout)
-        ctx.exit(EXIT_FAILED if rollout.counts()["failed"] else EXIT_OK)
+        ctx.exit(ExitCode.FAILED if rollout.counts()[HostStatus.FAILED] else ExitCode.OK)
     if given:
         raise click.UsageError(f"{', '.join(given)}: only with --apply")
     with Spinner(enabled=not quiet) as progress:
@@ -233,15 +232,9 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 
 def _roll_out(
-    ctx: click.Context,
-    file: Path,
-    parallel: int,
-    max_failures: int,
-    time_limit: float,
-    yes: bool,
-    quiet: bool,
+    file: Path, parallel: int, max_failures: int, time_limit: float, yes: bool, quiet: bool
 ) -> Rollout:
-    """`fleet --apply`: confirmed (or --yes), then every host upgraded over SSH."""
+    """`fleet --apply`: asked once for the whole fleet, then each host's own apply."""
     if not yes and not sys.stdin.isatty():
         raise click.UsageError(
             "fleet --apply deletes each host's starting generation (its rollback) and "
@@ -259,8 +252,7 @@ def _roll_out(
                 err=True,
             )
             if not click.confirm("Proceed?", default=False, err=True):
-                click.echo("error: not confirmed; nothing was changed", err=True)
-                ctx.exit(EXIT_FAILED)
+                raise DeclinedError("not confirmed; nothing was changed")
         return roll_out(
             spec,
             parallel=parallel,

@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import TextIO
 
 from adapters.studies.fleet import FleetProgress, Report
-from adapters.studies.rollout import Rollout
+from adapters.studies.rollout import HostStatus, Rollout
 from adapters.studies.scenario import Outcome
 from adapters.ticker import Ticker
 from solver.search import Result, Status
@@ -16,15 +16,33 @@ from solver.units import format_size
 BAR = 20
 
 
+def one_line(text: str) -> str:
+    """`text` as one line that does nothing to a terminal: every character that is not
+    printable (a newline, an escape, a byte that was not UTF-8) written as Python writes
+    it in a string, `\\n`, `\\x1b`, `\\udcff`."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def signed_size(n: int) -> str:
     """A change of size: +1.2 MiB, -300.0 KiB."""
     return ("-" if n < 0 else "+") + format_size(abs(n))
 
 
-def bar(value: int, whole: int, width: int = BAR) -> str:
-    """`value` against `whole` as a bar of `width` cells (full when `whole` is 0)."""
+def bar(value: int, whole: int, width: int = BAR, cells: str = "█·") -> str:
+    """`value` against `whole` as a bar of `width` cells (full when `whole` is 0), drawn
+    with `cells`' full and empty one."""
     filled = width if whole <= 0 else min(width, round(width * value / whole))
-    return "█" * filled + "·" * (width - filled)
+    return cells[0] * filled + cells[1] * (width - filled)
+
+
+def bar_cells(out: TextIO) -> str:
+    """The bar's cells for `out`: in ASCII where its encoding (PYTHONIOENCODING=ascii, a
+    Latin-1 locale) has no block."""
+    try:
+        "█·".encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return "#."
+    return "█·"
 
 
 def fleet_progress(p: FleetProgress) -> str:
@@ -95,7 +113,9 @@ def verdict(result: Result) -> str:
     return f"plan: {steps} {noun} ({quality}{extra}), {peak}{one}"
 
 
-def render(result: Result, out: TextIO) -> None:
+def render(result: Result, out: TextIO, *, cells: str | None = None) -> None:
+    """The table of steps and the verdict; `cells` for the bars (`bar_cells`) when `out`
+    is a buffer for another stream."""
     if result.plan is not None and result.plan.steps:
         width = shutil.get_terminal_size((100, 24)).columns
         changes_width = max(24, width - 67)
@@ -103,11 +123,13 @@ def render(result: Result, out: TextIO) -> None:
             f"{'step':>4}  {'changes':<{changes_width}}  {'peak':>10}  {'after':>10}  "
             f"{'change':>11}  budget\n"
         )
+        cells = cells or bar_cells(out)
         for step in result.plan.steps:
+            peak = bar(step.peak_bytes, result.budget, cells=cells)
             out.write(
                 f"{step.index:>4}  {step.summary(changes_width):<{changes_width}}  "
                 f"{format_size(step.peak_bytes):>10}  {format_size(step.store_bytes_after):>10}  "
-                f"{signed_size(step.store_delta):>11}  {bar(step.peak_bytes, result.budget)}\n"
+                f"{signed_size(step.store_delta):>11}  {peak}\n"
             )
     out.write(verdict(result) + "\n")
 
@@ -131,7 +153,8 @@ class Spinner:
         self._ticker = Ticker(0.2, self._draw, delay=delay)
 
     def __call__(self, message: str) -> None:
-        self.message = message
+        # A message may name what the user gave (a profile, a host): one line, no escapes.
+        self.message = one_line(message)
         self._detail = ""
 
     def detail(self, text: str) -> None:
@@ -210,21 +233,22 @@ def render_rollout(rollout: Rollout, out: TextIO) -> None:
     why), skipped (why, and the disk it would need), not started."""
     counts = rollout.counts()
     out.write(
-        f"{rollout.fleet}: done {counts['done']}   failed {counts['failed']}   "
-        f"skipped {counts['skipped']}   not started {counts['not started']}\n\n"
+        f"{rollout.fleet}: "
+        + "   ".join(f"{status.value} {counts[status]}" for status in HostStatus)
+        + "\n\n"
     )
     for h in rollout.hosts:
-        if h.status == "done":
+        if h.status is HostStatus.DONE:
             peak = format_size(h.measured_peak_bytes) if h.measured_peak_bytes else "-"
             what = f"{h.steps} step{'s' if h.steps != 1 else ''}, measured peak {peak}"
-        elif h.status == "failed":
+        elif h.status is HostStatus.FAILED:
             at = f"at step {h.failed_step}: " if h.failed_step else ""
             what = f"{at}{h.reason}"
         elif h.needed_bytes:
             what = f"{h.reason} (a plan needs {format_size(h.needed_bytes)} of store)"
         else:
             what = h.reason or ""
-        out.write(f"{h.name:<20} {h.status:<12} {what}\n")
+        out.write(f"{h.name:<20} {h.status.value:<12} {what}\n")
 
 
 def render_fleet(report: Report, out: TextIO, *, max_hosts: int = 40) -> None:

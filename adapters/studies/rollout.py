@@ -9,7 +9,6 @@ resumes every interrupted host from its journal and finds the finished ones done
 """
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -17,13 +16,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from adapters.apply.results import ApplyStatus
 from adapters.nixstore import process
 from adapters.studies.fleet.model import Fleet, Host
-from solver.errors import InputError
-
-# What `apply` exits with (adapters/cli/options.py): done, failed, bad input, no plan.
-_DONE, _FAILED, _BAD, _NO_PLAN = 0, 1, 2, 3
-_STEP = re.compile(r"\bstep (\d+) of (\d+)\b")
+from solver.errors import ExitCode, InputError
 
 
 class HostStatus(StrEnum):
@@ -71,11 +67,11 @@ class Rollout:
     fleet: str
     hosts: list[HostResult]
 
-    def counts(self) -> dict[str, int]:
-        """Hosts by status, keyed by the status's value (every status present)."""
-        out = {status.value: 0 for status in HostStatus}
+    def counts(self) -> dict[HostStatus, int]:
+        """Hosts by status, every status present."""
+        out = dict.fromkeys(HostStatus, 0)
         for h in self.hosts:
-            out[h.status.value] += 1
+            out[h.status] += 1
         return out
 
     def to_json(self) -> RolloutDocument:
@@ -83,7 +79,7 @@ class Rollout:
         return {
             "fleet": self.fleet,
             "hosts": [_host_json(h) for h in self.hosts],
-            "totals": self.counts(),
+            "totals": {status.value: n for status, n in self.counts().items()},
         }
 
 
@@ -137,7 +133,7 @@ def roll_out(
                 result = future.result()
                 results[host.name] = result
                 failures += result.status is HostStatus.FAILED
-                progress(f"{host.name}: {result.status}")
+                progress(f"{host.name}: {result.status.value}")
     for host in todo:
         results[host.name] = HostResult(
             host.name,
@@ -170,32 +166,44 @@ def _apply(fleet: Fleet, host: Host, time_limit: float) -> HostResult:
         f"--time-limit={time_limit:g}",
     ]
     proc = process.run(argv, check=False)
-    doc = _json(proc.stdout)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    reason = errors[-1].removeprefix("error:").strip() if errors else proc.stderr.strip()[-300:]
-    # What the host or its tools printed goes into a report line: one line, no escapes.
-    reason = _one_line(reason)
-    if proc.returncode == _DONE and doc.get("status") == "done":
-        steps = doc.get("steps", [])
-        peaks = [s["measured_peak_bytes"] for s in steps if s.get("measured_peak_bytes")]
+    return _outcome(host, proc.returncode, _json(proc.stdout))
+
+
+def _outcome(host: Host, returncode: int, doc: dict[str, Any]) -> HostResult:
+    """A host's result from the document its `apply --json` printed: on success the
+    result's, on a failure `FailureDocument` (adapters/apply/results.py). Nothing is read
+    from stderr: a run that printed no document failed, and says only its exit status."""
+    code = doc.get("exit_code")
+    if not isinstance(code, int) or code != returncode:
         return HostResult(
-            host.name, host.ssh, HostStatus.DONE, len(steps), max(peaks) if peaks else None
+            host.name,
+            host.ssh,
+            HostStatus.FAILED,
+            reason=f"apply exited with {returncode} without a report",
         )
-    if proc.returncode == _NO_PLAN:
+    # What the host or its tools said goes into a report line: one line, no escapes.
+    error = _one_line(str(doc.get("error") or ""))
+    if code == ExitCode.OK and doc.get("status") == ApplyStatus.DONE.value:
+        steps = doc.get("steps", [])
+        peaks = [s.get("measured_peak_bytes") for s in steps if isinstance(s, dict)]
+        peak = max((p for p in peaks if isinstance(p, int)), default=None)
+        return HostResult(host.name, host.ssh, HostStatus.DONE, len(steps), peak or None)
+    if code == ExitCode.NO_PLAN:
+        needed = doc.get("min_feasible_budget_bytes")
         return HostResult(
             host.name,
             host.ssh,
             HostStatus.SKIPPED,
-            reason=f"disk too small: {reason}",
-            needed_bytes=doc.get("min_feasible_budget_bytes"),
+            reason=f"disk too small: {error}",
+            needed_bytes=needed if isinstance(needed, int) else None,
         )
-    step = _STEP.search(reason)
+    step = doc.get("failed_step")
     return HostResult(
         host.name,
         host.ssh,
         HostStatus.FAILED,
-        failed_step=int(step.group(1)) if step else None,
-        reason=reason or f"apply exited with {proc.returncode}",
+        failed_step=step if isinstance(step, int) else None,
+        reason=error or f"apply ended {doc.get('status')!r} with exit status {code}",
     )
 
 

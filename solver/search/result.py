@@ -3,9 +3,8 @@ fits (`NoPlan`)."""
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
-from solver.plan import Plan
+from solver.plan import Plan, PlanDocument
 
 
 class Status(Enum):
@@ -64,7 +63,7 @@ class Result:
             and self.min_feasible_budget == self.min_budget_lower_bound
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> PlanDocument:
         """The object of the `--json` contract (README, "Usage")."""
         return {
             "status": self.status.value,

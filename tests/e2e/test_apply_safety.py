@@ -201,9 +201,12 @@ def test_a_limit_below_what_the_filesystem_holds_besides_the_store(small_store, 
     store, remount = small_store
     profile, old, new, cache, _budget, _keep, _pkg = prepare(store, remount)
     code, out, err = run(capsys, apply_argv(profile, new, cache, 1 << 20))
-    assert code == 2 and out == ""
+    assert code == 2
     (line,) = err.splitlines()
     assert line.startswith("error: --limit 1.0 MiB leaves nothing for the store: "), line
+    # With --json, the same in the failure document.
+    doc = json.loads(out)
+    assert doc == {"status": "failed", "error": line[7:], "exit_code": 2, "failed_step": None}
     assert os.path.realpath(profile) == old
 
 
