@@ -24,7 +24,7 @@ Each stage is a `Stage`: it takes the `Search` (solver/search/state.py) and adds
 one that settles the answer stops the pipeline. `Search.result` makes the `Result`.
 """
 
-from typing import Any
+from typing import TypedDict, Unpack
 
 from solver.instance import Instance, Problem, build_instance
 from solver.model import default_workers
@@ -94,8 +94,22 @@ def plan_upgrade(
     return search.result()
 
 
+class SearchOptions(TypedDict, total=False):
+    """`plan_upgrade`'s keyword options, as `plan_checked` passes them on."""
+
+    time_limit: float
+    workers: int | None
+    peak_gap: float
+    progress: Progress
+    deterministic: bool
+
+
 def plan_checked(
-    problem: Problem, budget: int, *, inst: Instance | None = None, **options: Any
+    problem: Problem,
+    budget: int,
+    *,
+    inst: Instance | None = None,
+    **options: Unpack[SearchOptions],
 ) -> tuple[Result, Checked | None]:
     """Plan `problem` under `budget` with `plan_upgrade`'s `options`, then recompute the
     plan's needs from the closures (solver/validate.py): the one way every command plans.
