@@ -116,6 +116,7 @@ class PlanDocument(TypedDict):
     min_feasible_budget_bytes: int | None
     min_budget_lower_bound_bytes: int | None
     steps: list[StepDocument]
+    repeatable: bool
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def test_json_contract(capsys):
         "min_feasible_budget_bytes",
         "min_budget_lower_bound_bytes",
         "steps",
+        "repeatable",
         # What of the target is known and what estimated (all known here: saved files).
         "target_paths",
         "target_bytes",
@@ -53,6 +54,7 @@ def test_json_contract(capsys):
         "unreachable_caches",
     }
     assert doc["estimated_paths"] == doc["estimated_bytes"] == 0
+    assert doc["repeatable"] is True
     assert doc["unreachable_caches"] == [] and doc["target_paths"] > 0
     assert doc["status"] in ("optimal", "feasible")
     assert doc["budget_bytes"] == 3 * 2**30

@@ -125,6 +125,8 @@ class ApplyResult:
             "min_feasible_budget_bytes": plan["min_feasible_budget_bytes"],
             "min_budget_lower_bound_bytes": plan["min_budget_lower_bound_bytes"],
             "steps": steps,
+            # A journal written before plans said so holds no "repeatable".
+            "repeatable": plan.get("repeatable", False),
             "exit_code": int(self.status.exit_code),
             "calibration": self.calibration.to_json(),
         }

@@ -11,7 +11,7 @@ from enum import Enum
 
 from ortools.sat.python import cp_model
 
-from solver.deadline import Deadline
+from solver.deadline import WORK_PER_SECOND, Deadline
 from solver.plan import Generation
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,34 @@ class _Stagnation(cp_model.CpSolverSolutionCallback):
         self._thread.join()
 
 
+class _WorkPatience(cp_model.CpSolverSolutionCallback):
+    """Stops a deterministic search at the first solution found `patience` work units
+    after the last one that improved the objective by more than `gain` (a fraction of
+    it): the deterministic counterpart of _Stagnation, checked at solutions only, so that
+    where it stops does not depend on the clock."""
+
+    def __init__(self, patience: float, gain: float = 0.0) -> None:
+        super().__init__()
+        self._patience = patience
+        self._gain = gain
+        self._counted: float | None = None
+        self._since = 0.0
+
+    def on_solution_callback(self) -> None:
+        value, now = self.objective_value, self.deterministic_time
+        if self._counted is None or self._counted - value > self._gain * abs(self._counted):
+            self._counted, self._since = value, now
+        elif now - self._since > self._patience:
+            self.stop_search()
+
+
 def _solver(deadline: Deadline, workers: int, gap: float) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
     if deadline.deterministic:
         # The same answer on every machine and every run: a budget of CP-SAT's own work
-        # units (about seconds) instead of wall time, and one worker.
+        # units, one worker, and the wall clock only as a cap.
         solver.parameters.max_deterministic_time = deadline.solver_seconds()
+        solver.parameters.max_time_in_seconds = deadline.cap_seconds()
         solver.parameters.num_workers = 1
     else:
         solver.parameters.max_time_in_seconds = deadline.solver_seconds()
@@ -123,18 +145,28 @@ def run(
     solution."""
     solver = _solver(deadline, workers, gap)
     start = time.monotonic()
-    if patience is None or deadline.deterministic:
+    if patience is None:
         code = solver.solve(model)
+    elif deadline.deterministic:
+        code = solver.solve(model, _WorkPatience(patience * WORK_PER_SECOND, gap))
     else:
         with _Stagnation(solver, patience, gap) as watch:
             code = solver.solve(model, watch)
     seconds = time.monotonic() - start
+    deadline.spend(solver.response_proto.deterministic_time)
+    deadline.passed()  # notes on the meter when the wall-clock cap stopped the solve
     status = {
         cp_model.OPTIMAL: SolveStatus.OPTIMAL,
         cp_model.FEASIBLE: SolveStatus.FEASIBLE,
         cp_model.INFEASIBLE: SolveStatus.INFEASIBLE,
     }.get(code, SolveStatus.UNKNOWN)
-    log.debug("cp-sat %s: %s in %.2fs", objective.value, status.value, seconds)
+    log.debug(
+        "cp-sat %s: %s in %.2fs (%.2f work)",
+        objective.value,
+        status.value,
+        seconds,
+        solver.response_proto.deterministic_time,
+    )
     if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         return Solution(status, None, None, None, seconds)
     gens = extract(solver)

@@ -6,7 +6,6 @@ solver/search/pipeline.py's.
 
 import logging
 
-from solver.deadline import Deadline
 from solver.model import Objective, SolveStatus, build_model, model_work
 from solver.plan import Plan, evaluate, initial, one_step
 from solver.search.bounds import peak_lower_bound, steps_lower_bound
@@ -64,7 +63,7 @@ def lowest_peak(s: Search) -> None:
     s.progress("ordering components")
     s.lowest = min_peak_plan(s.inst)
     if s.lowest.peak_bytes > s.budget:
-        order_end = Deadline.after(2 * ORDER_SECONDS)
+        order_end = s.clock.deadline.within(2 * ORDER_SECONDS)
         s.lowest = lower_bottleneck(s.inst, s.lowest, order_end, target=s.budget)
 
 

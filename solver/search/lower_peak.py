@@ -20,9 +20,11 @@ log = logging.getLogger(__name__)
 def lower_peak(s: Search) -> None:
     """The lowest peak of a plan with as many steps, to within the peak gap, and its bound."""
     best = s.best
-    # Without time for another model, or with one too large to decide anything in its
-    # share, what is proven is what the floor says.
-    if s.clock.deadline.passed() or model_work(s.inst, len(best)) > LARGE_MODEL:
+    # Within the peak gap of the floor already, there is nothing to lower that the gap
+    # asks for; and without time for another model, or with one too large to decide
+    # anything in its share, what is proven is what the floor says.
+    close = best.peak_bytes - s.floor <= s.peak_gap * s.floor
+    if close or s.clock.deadline.passed() or model_work(s.inst, len(best)) > LARGE_MODEL:
         log.debug("no model to lower the peak of %d steps", len(best))
         s.peak_bound = s.floor
         s.peak_proven = best.peak_bytes == s.floor

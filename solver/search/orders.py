@@ -18,10 +18,10 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 
-from solver.deadline import Deadline
+from solver.deadline import WORK_PER_SECOND, Deadline
 from solver.instance import Instance
 from solver.plan import Generation, Plan, State, evaluate, glue_of, initial
-from solver.search.tuning import ORDER_SECONDS
+from solver.search.tuning import ORDER_CALL_SECONDS, ORDER_PAIR_SECONDS, ORDER_SECONDS
 
 # A move: (component, enters its new state). Vital components have one move that does
 # both; a non-vital one that is dropped first has a leaving move and an entering one.
@@ -34,6 +34,8 @@ class _Orders:
     def __init__(self, inst: Instance, moves: list[Move]) -> None:
         self.inst = inst
         self.count = len(moves)
+        # (group, user) pairs and users: what one `needs` costs grows with.
+        self.pairs = len(inst.old_users.users) + len(inst.new_users.users) + inst.size
         self.comp = np.asarray([c for c, _, _ in moves], dtype=np.int64)
         self.leaves = np.asarray([leaves for _, leaves, _ in moves], dtype=np.bool_)
         self.enters = np.asarray([enters for _, _, enters in moves], dtype=np.bool_)
@@ -141,6 +143,8 @@ def lower_bottleneck(
     start = order
     needs = orders.needs(order)
     score = _score(needs)
+    # What pricing one order costs a deterministic deadline.
+    price = ORDER_CALL_SECONDS + ORDER_PAIR_SECONDS * orders.pairs
     while not deadline.passed() and (target is None or score[0] > target):
         s = int(np.argmax(needs))
         best: tuple[tuple[int, int, int], list[int]] | None = None
@@ -148,6 +152,7 @@ def lower_bottleneck(
             if not _valid(candidate, before):
                 continue
             found = _score(orders.needs(candidate))
+            deadline.spend(price * WORK_PER_SECOND)
             if found < score and (best is None or found < best[0]):
                 best = (found, candidate)
             if deadline.passed():

@@ -74,18 +74,27 @@ def plan_upgrade(
     workers: int | None = None,
     peak_gap: float = PEAK_GAP,
     progress: Progress = quiet,
-    deterministic: bool = False,
+    deterministic: bool | None = None,
 ) -> Result:
     """Fewest steps under `budget`, then the lowest peak, then the least absence.
 
     `time_limit`: seconds for the whole search. `peak_gap`: stop lowering the peak once
     it is within this fraction of its proven bound (the step count is always minimised to
-    the end or the time limit). `deterministic`: CP-SAT counts its own work units instead
-    of seconds, on one worker (see Deadline), so that what it proves does not depend on
-    the machine's load.
+    the end or the time limit).
+
+    Repeatable by default: with `workers` None or 1, every limit is deterministic work
+    (CP-SAT's deterministic time on one worker, and the local searches' counts; see
+    solver/deadline.py), so the same inputs give the same plan on every run, and
+    `time_limit` is only a cap (the result says when it cut the search short:
+    `Result.repeatable`). With more `workers`, CP-SAT runs a parallel portfolio against
+    the wall clock: sometimes faster to a proof on large models, but runs may differ.
+    `deterministic` overrides that choice.
     """
+    if deterministic is None:
+        deterministic = workers is None or workers == 1
     clock = Clock(time_limit, deterministic=deterministic)
-    search = Search(inst, budget, workers or default_workers(), peak_gap, progress, clock)
+    workers = 1 if deterministic else workers or default_workers()
+    search = Search(inst, budget, workers, peak_gap, progress, clock)
     for stage in STAGES:
         stage(search)
         clock.lap(stage.__name__)
@@ -101,7 +110,7 @@ class SearchOptions(TypedDict, total=False):
     workers: int | None
     peak_gap: float
     progress: Progress
-    deterministic: bool
+    deterministic: bool | None
 
 
 def plan_checked(

@@ -51,6 +51,9 @@ class Result:
     steps_proven_seconds: float | None = None
     # No plan with as many steps peaks below this (the plan's own peak when proven).
     peak_bound: int = 0
+    # Every limit of the search was deterministic work and the wall-clock cap (the time
+    # limit) never cut it short: every run gives this same result (solver/deadline.py).
+    repeatable: bool = False
 
     @property
     def peak_bytes(self) -> int:
@@ -73,4 +76,5 @@ class Result:
             "min_feasible_budget_bytes": self.min_feasible_budget,
             "min_budget_lower_bound_bytes": self.min_budget_lower_bound,
             "steps": [s.to_json() for s in self.plan.steps] if self.plan else [],
+            "repeatable": self.repeatable,
         }

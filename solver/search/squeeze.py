@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.components import Change
-from solver.deadline import Deadline
+from solver.deadline import WORK_PER_SECOND, Deadline
 from solver.instance import Instance
 from solver.model import Objective, build_model
 from solver.plan import Generation, Plan, State, canonical, evaluate, glue_of
@@ -40,6 +40,8 @@ from solver.progress import Progress, quiet
 from solver.search.greedy import jump_needs
 from solver.search.tuning import (
     DESCENTS,
+    PRICE_CALL_SECONDS,
+    PRICE_ROW_SECONDS,
     PRICED_TOGETHER,
     STRETCH_MAX_WIDTH,
     STRETCH_MIN_WIDTH,
@@ -352,6 +354,9 @@ class _Moves:
                 # Priced a batch at a time; a move makes the rest of its batch stale.
                 batch = self.moving[at : at + PRICED_TOGETHER]
                 at += len(batch)
+                rows = sum(len(self.groups[c]) for c in batch) * (self.k + 2)
+                price = PRICE_CALL_SECONDS + PRICE_ROW_SECONDS * rows
+                deadline.spend(price * WORK_PER_SECOND)
                 for i, (c, needs) in enumerate(zip(batch, self._priced(batch), strict=True)):
                     scores = self._scores(needs)
                     to = min(range(self.k), key=scores.__getitem__)

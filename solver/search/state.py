@@ -18,7 +18,7 @@ class Clock:
     def __init__(self, limit: float, *, deterministic: bool = False) -> None:
         self.started = time.monotonic()
         self.limit = limit
-        self.deadline = Deadline(self.started + limit, limit if deterministic else None)
+        self.deadline = Deadline.after(limit, deterministic=deterministic)
         self.timings: dict[str, float] = {}
         self._lap = self.started
 
@@ -29,6 +29,12 @@ class Clock:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether the search so far counted work only: the clock never cut it short."""
+        meter = self.deadline.meter
+        return meter is not None and not meter.capped
 
     def share(self, fraction: float) -> Deadline:
         """At most `fraction` of the time limit from now, and never past the deadline."""
@@ -94,6 +100,7 @@ class Search:
             first_plan_seconds=self.first_plan_seconds,
             steps_proven_seconds=self.steps_proven_seconds,
             peak_bound=min(self.peak_bound, plan.peak_bytes) if plan is not None else 0,
+            repeatable=self.clock.repeatable,
         )
 
 

@@ -17,7 +17,7 @@ PEAK_GAP = 1e-4
 PEAK_SHARE = 0.05
 PEAK_PATIENCE = 2.0
 # ... but never less than this, so that small plans get their lowest peak on a busy machine.
-PEAK_SECONDS = 3.0
+PEAK_SECONDS = 4.0
 # ... and never more than this fraction of what is left of the time limit.
 PEAK_OF_LEFT = 0.8
 
@@ -54,6 +54,19 @@ STRETCH_MAX_WIDTH = 5
 STRETCH_SECONDS = 3.0
 STRETCH_PATIENCE = 1.0
 PRICED_TOGETHER = 16
+
+# -- deterministic work (solver/deadline.py) ---------------------------------------------
+
+# What the local searches charge a deterministic deadline, in seconds of one core (times
+# WORK_PER_SECOND in work units), measured on 1,000- to 10,000-path systems: pricing an
+# order of moves (solver/search/orders.py) costs this per call plus this per (group, user)
+# pair and component; pricing a batch of the squeeze's moves, this per call plus this per
+# (group row, step) of the batch; building a model, this per unit of `model_work`.
+ORDER_CALL_SECONDS = 6e-5
+ORDER_PAIR_SECONDS = 5.5e-9
+PRICE_CALL_SECONDS = 5e-4
+PRICE_ROW_SECONDS = 6e-8
+BUILD_WORK_SECONDS = 1.7e-6
 
 # -- orders and the smallest budget --------------------------------------------------------
 

@@ -61,7 +61,7 @@ def curve(
             model = build_model(inst, need, k, hint=plan.generations)
             solved = model.solve(
                 Objective.PEAK,
-                Deadline.after(work_per_step, deterministic=True),
+                Deadline.of_work(work_per_step),
                 workers=1,
                 at_most={Objective.STEPS: k},
             )
