@@ -188,7 +188,9 @@ WORKERS_OPTION = click.option(
     "--workers",
     type=Whole(1, MAX_WORKERS),
     default=None,
-    help="CP-SAT worker threads [default: CPU count, at most 8].",
+    help="CP-SAT worker threads [default: 1: the same plan every run]. More run CP-SAT's "
+    "parallel portfolio against the wall clock: sometimes a proof sooner on large "
+    "models, but two runs may differ.",
 )
 
 
