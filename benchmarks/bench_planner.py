@@ -1,7 +1,8 @@
 """Planner benchmark: our plans against the baselines, on closures shaped like real ones.
 
     python3 benchmarks/bench_planner.py [--time-limit S] [--workers N] [--quick]
-                                        [--only SUBSTRING] [--min-budget-time-limit 5]
+                                        [--only SUBSTRING]... [--held-out] [--repeat N]
+                                        [--min-budget-time-limit 5]
                                         [--readme] [--readme-file PATH]
 
 Every instance is a current system and an update of it, from fixed seeds, so every run
@@ -25,8 +26,16 @@ measures the same work:
   (`half`) and 90 % (`loose`) of the way from the lowest peak a plan is known to reach
   (or the larger of the two systems, if higher) to the one-step need. `leaf` and the
   systems of 10,000 paths and more skip `loose`, and gen-* systems of 10,000 paths and
-  more skip `edge` (within 0.5 % of `tight` there), so that the suite takes about 13
-  minutes (`--quick`: about 2.5).
+  more skip `edge` (within 0.5 % of `tight` there), so that the grid takes about 13
+  minutes (`--quick`: about 4 with its held-out shapes, on 2 cores);
+- held-out shapes (`HELD_OUT`, after the grid; `--held-out` runs only them), chosen by a
+  reviewer where the grid is thin: mass rebuilds of gen_independent systems (2,000 to
+  2,500 paths, and 15,000 paths with 500 packages) at the `half` budget, where the
+  heuristics land one step above a weak lower bound on steps; and a fifth budget,
+  `tight15`, 15 % of the way from the LARGER of the two systems (not the lowest peak a
+  plan reaches, nor the floor) to the one-step need: on 1,000 to 2,000-path systems it
+  often lies under the floor, where the answer is no plan and the band between the
+  smallest budget known to fit and its proven lower bound is what the user sees.
 
 The planner runs as a user runs it: plan_upgrade with its default options (time limit
 60 s, CP-SAT workers one per core up to 8, peak gap 0.01 %) unless --time-limit or
@@ -41,10 +50,20 @@ solver/search/minbudget.py's smallest_budget when it is there (else the heuristi
 and the floor). Each instance runs in a fresh (forked) process, so its memory is its own. Figures
 are printed, not asserted; `--readme` also writes the summary table into README.md (or
 --readme-file). The closure-reading benchmark is benchmarks/bench_read.py.
+
+What a user feels, per instance and in the closing summary: the wall time of the default
+run; steps against the proven lower bound, and whether they are proven optimal (`opt`);
+without a plan, the unknown band, (smallest budget known to fit - its proven lower bound)
+/ that lower bound, in percent; the share of instances with a plan whose steps are proven
+optimal, the widest band, and the longest wall time per size class (up to 2,500 paths,
+over 10,000). `--repeat N` runs every instance N times, each in a fresh process, and
+reports whether the answers were identical (a hash of the plan's generations and its
+peak; without a plan, of the verdict) and the spread of the wall times.
 """
 
 import argparse
 import concurrent.futures
+import hashlib
 import importlib
 import multiprocessing
 import os
@@ -77,6 +96,10 @@ INDEPENDENT = [
     (25_000, 500, ("mixed", "libs")),
 ]
 BUDGETS = ("edge", "tight", "half", "loose")
+# Every budget kind, in the order tables show them: the grid's, and the held-out `tight15`.
+BUDGET_KINDS = ("edge", "tight", "tight15", "half", "loose")
+# `tight15`: this share of the way from the larger of the two systems to the one-step need.
+TIGHT15 = 0.15
 # `edge`: this share of the way from the proven floor to the one-step need.
 EDGE = 0.12
 # Systems that skip `edge`: on synthetic.py's large systems it lies within 0.5 % of `tight`
@@ -84,6 +107,9 @@ EDGE = 0.12
 # instances of the suite.
 NO_EDGE = {"gen-10000-300", "gen-25000-500", "gen-25000-1000"}
 QUICK = {"real-913", "gen-1000-50", "gen-3000-150", "ind-1500-80", "ind-2500-150"}
+# Paths of the size classes the summary reports the longest wall time of.
+SMALL = 2_500
+LARGE = 10_000
 README_START = "<!-- bench_planner:start -->"
 README_END = "<!-- bench_planner:end -->"
 
@@ -101,6 +127,20 @@ class Spec:
     @property
     def name(self) -> str:
         return f"{self.system}/{self.update}/{self.budget}"
+
+
+# The held-out shapes (module docstring), and whether --quick runs them (the cheap ones).
+HELD_OUT: tuple[tuple[Spec, bool], ...] = (
+    # Mass rebuilds at a half-way budget: the heuristics land a step above a weak bound.
+    (Spec("ind-2000-100", "mass", "half"), True),
+    (Spec("ind-2500-150", "mass", "half"), True),
+    (Spec("ind-15000-500", "mass", "half"), False),
+    # Tight budgets measured from the larger system, on 1,000 to 2,000 paths.
+    (Spec("ind-1000-50", "mixed", "tight15"), True),
+    (Spec("ind-1500-80", "mixed", "tight15"), True),
+    (Spec("ind-1500-80", "mass", "tight15"), True),
+    (Spec("ind-2000-100", "mixed", "tight15"), True),
+)
 
 
 @dataclass(frozen=True)
@@ -148,6 +188,26 @@ class Row:
     no_plan_found: int | None
     no_plan_lower: int | None
     min_budget: MinBudget | None
+    # What every run of the instance must give alike: a hash of the plan's generations
+    # and peak (without a plan, of the verdict); and whether the clock never cut it short.
+    answer: str = ""
+    repeatable: bool = False
+    # --repeat: the wall times of all runs, and whether all answers were identical.
+    walls: tuple[float, ...] = ()
+    identical: bool | None = None
+
+    @property
+    def proven(self) -> bool:
+        """A plan whose step count is proven optimal."""
+        return self.steps is not None and self.steps == self.lower_bound
+
+    @property
+    def band(self) -> float | None:
+        """Without a plan: the unknown band, (smallest budget known to fit - its proven
+        lower bound) / that lower bound, in percent (None with a plan or no bracket)."""
+        if self.steps is not None or self.no_plan_found is None or not self.no_plan_lower:
+            return None
+        return 100 * (self.no_plan_found - self.no_plan_lower) / self.no_plan_lower
 
 
 def system(name: str) -> Closure:
@@ -269,6 +329,9 @@ def run(
     floor = min(peak_lower_bound(inst), both)
     if spec.budget == "edge":
         budget = floor + int((both - floor) * EDGE)
+    elif spec.budget == "tight15":
+        # From the larger of the two systems, whatever any plan reaches.
+        budget = larger + int((both - larger) * TIGHT15)
     else:
         # From the lowest peak any plan is known to reach (or the larger system, if
         # higher; no plan goes below it) to the one-step need.
@@ -320,7 +383,21 @@ def run(
         no_plan_found=result.min_feasible_budget,
         no_plan_lower=getattr(result, "min_budget_lower_bound", None),
         min_budget=min_budget,
+        answer=_answer(result),
+        repeatable=result.repeatable,
     )
+
+
+def _answer(result) -> str:  # type: ignore[no-untyped-def]
+    """A hash of what a run answered: the plan's generations and peak, or the verdict."""
+    if result.plan is not None:
+        generations = tuple(tuple(int(x) for x in g) for g in result.plan.generations)
+        what = repr((generations, result.peak_bytes))
+    else:
+        what = repr(
+            (result.status.value, result.min_feasible_budget, result.min_budget_lower_bound)
+        )
+    return hashlib.sha256(what.encode()).hexdigest()[:12]
 
 
 def _gib(n: int) -> str:
@@ -377,14 +454,40 @@ COLUMNS = [
     ("s", 5, lambda r: f"{r.baseline_s:.2f}"),
     ("|", 1, lambda r: "|"),
     ("steps/lb", 8, _steps),
+    ("opt", 3, lambda r: _optimal(r)),
     ("peak", 7, lambda r: _gib(r.peak) if r.steps else _gib(r.no_plan_found or 0)),
     ("gap%", 6, lambda r: f"{100 * (r.peak - r.peak_bound) / r.peak:.1f}" if r.steps else "-"),
+    ("band%", 6, lambda r: _band(r)),
     ("1st s", 7, lambda r: _secs(r.first_plan_s)),
     ("wall s", 7, lambda r: f"{r.wall_s:.2f}"),
     ("proof s", 8, lambda r: _proof(r)),
     ("MiB", 5, lambda r: f"{r.memory_mib:.0f}"),
     ("min budget", 17, lambda r: _min_cell(r)),
 ]
+
+
+# With --repeat N > 1: runs, whether they answered alike, and their wall times.
+REPEAT_COLUMNS = [
+    ("runs", 4, lambda r: f"{len(r.walls)}"),
+    ("same", 4, lambda r: "yes" if r.identical else "NO"),
+    ("wall min-max", 13, lambda r: f"{min(r.walls):.2f}-{max(r.walls):.2f}"),
+    ("spread", 6, lambda r: f"{max(r.walls) - min(r.walls):.2f}"),
+]
+
+
+def _optimal(r: Row) -> str:
+    """Whether the steps are proven optimal: yes, no, or - without a plan."""
+    if r.steps is None:
+        return "-"
+    return "yes" if r.proven else "no"
+
+
+def _band(r: Row, digits: int = 2) -> str:
+    """Without a plan: the unknown band in percent (`?` without a bracket)."""
+    if r.steps is not None:
+        return "-"
+    band = r.band
+    return "?" if band is None else f"{band:.{digits}f}"
 
 
 def _min_cell(r: Row) -> str:
@@ -409,11 +512,80 @@ def _proof_cell(r: Row) -> str:
     return _proof(r).removesuffix(" st")
 
 
-def line(cells: list[str]) -> str:
+def line(cells: list[str], columns: list | None = None) -> str:  # type: ignore[type-arg]
     out = []
-    for (_, width, _), cell in zip(COLUMNS, cells, strict=True):
-        out.append(cell.ljust(width) if width == COLUMNS[0][1] else cell.rjust(width))
+    for i, ((_, width, _), cell) in enumerate(zip(columns or COLUMNS, cells, strict=True)):
+        out.append(cell.ljust(width) if i == 0 else cell.rjust(width))
     return " ".join(out)
+
+
+def _size_class(paths: int) -> str:
+    if paths <= SMALL:
+        return f"<= {SMALL:,} paths"
+    if paths > LARGE:
+        return f"> {LARGE:,} paths"
+    return f"{SMALL:,}-{LARGE:,} paths"
+
+
+def summary(rows: list[Row]) -> str:
+    """What a user feels over all rows: proven-optimal share, widest band, longest waits."""
+    planned = [r for r in rows if r.steps is not None]
+    proven = [r for r in planned if r.proven]
+    share = f" ({100 * len(proven) / len(planned):.0f} %)" if planned else ""
+    parts = [f"steps proven optimal on {len(proven)} of {len(planned)} with a plan{share}"]
+    above = [r for r in planned if not r.proven]
+    if above:
+        gap = max(r.steps - r.lower_bound for r in above)  # type: ignore[operator]
+        parts.append(
+            f"otherwise at most {gap} above the bound ({', '.join(r.name for r in above)})"
+        )
+    banded = [r for r in rows if r.band is not None]
+    no_plan = [r for r in rows if r.steps is None]
+    if banded:
+        widest = max(banded, key=lambda r: r.band or 0.0)
+        parts.append(
+            f"no plan on {len(no_plan)}, widest unknown band {widest.band:.2f} % ({widest.name})"
+        )
+    else:
+        parts.append(f"no plan on {len(no_plan)}" + (", no bracket" if no_plan else ""))
+    walls = []
+    for label in (f"<= {SMALL:,} paths", f"{SMALL:,}-{LARGE:,} paths", f"> {LARGE:,} paths"):
+        members = [r for r in rows if _size_class(r.paths) == label]
+        if members:
+            slowest = max(members, key=lambda r: r.wall_s)
+            walls.append(f"{label} {slowest.wall_s:.1f} s ({slowest.name})")
+    parts.append("longest wall time: " + ", ".join(walls))
+    repeated = [r for r in rows if len(r.walls) > 1]
+    if repeated:
+        differ = [r.name for r in repeated if not r.identical]
+        widest = max(repeated, key=lambda r: max(r.walls) - min(r.walls))
+        spread = max(widest.walls) - min(widest.walls)
+        parts.append(
+            f"repeated {len(repeated[0].walls)} times: identical answers on "
+            f"{len(repeated) - len(differ)} of {len(repeated)}"
+            + (f" (differ: {', '.join(differ)})" if differ else "")
+            + f", widest wall spread {spread:.2f} s ({widest.name}, "
+            f"{100 * spread / max(min(widest.walls), 1e-9):.0f} % of its fastest run)"
+        )
+    return "; ".join(parts) + "."
+
+
+def surprises(rows: list[Row]) -> list[str]:
+    """Rows past what a user should wait or accept: slower than 5 s at up to 2,500 paths
+    or 10 s over 10,000, more than one step above the bound, a band over 0.5 %."""
+    out = []
+    for r in rows:
+        if r.paths <= SMALL and r.wall_s > 5:
+            out.append(f"{r.name}: wall {r.wall_s:.1f} s at {r.paths:,} paths")
+        if r.paths > LARGE and r.wall_s > 10:
+            out.append(f"{r.name}: wall {r.wall_s:.1f} s at {r.paths:,} paths")
+        if r.steps is not None and r.steps - r.lower_bound > 1:
+            out.append(f"{r.name}: {r.steps} steps, bound {r.lower_bound}")
+        if r.band is not None and r.band > 0.5:
+            out.append(f"{r.name}: unknown band {r.band:.2f} %")
+        if len(r.walls) > 1 and not r.identical:
+            out.append(f"{r.name}: runs answered differently")
+    return out
 
 
 def machine() -> str:
@@ -428,7 +600,9 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def specs(quick: bool, only: str | None) -> list[Spec]:
+def specs(quick: bool, only: str | list[str] | None, held_out: bool = False) -> list[Spec]:
+    """The instances to run: the grid, then the held-out shapes (only those with
+    `held_out`); `only`: those whose name has one of these substrings."""
     systems = [(s, UPDATES) for s in (["real-913"] if REAL.exists() else [])]
     systems += [(f"gen-{p}-{c}", UPDATES) for p, c in SYSTEMS]
     systems += [(f"ind-{p}-{c}", updates) for p, c, updates in INDEPENDENT]
@@ -442,37 +616,54 @@ def specs(quick: bool, only: str | None) -> list[Spec]:
         if b != "loose" or (u != "leaf" and s in QUICK)
         if b != "edge" or s not in NO_EDGE
     ]
-    return [s for s in out if only is None or only in s.name]
+    if held_out:
+        out = []
+    out += [s for s, cheap in HELD_OUT if (cheap or not quick) and s not in out]
+    wanted = [only] if isinstance(only, str) else only
+    return [s for s in out if not wanted or any(w in s.name for w in wanted)]
 
 
 def _options(time_limit: float | None, workers: int | None) -> str:
     from solver.model import default_workers
 
     limit = "60 s (default)" if time_limit is None else f"{time_limit:g} s"
-    count = f"{default_workers()} (default)" if workers is None else f"{workers}"
-    return f"time limit {limit}, {count} workers"
+    if workers is None:
+        # plan_upgrade's default: deterministic work on one CP-SAT worker (repeatable).
+        return f"time limit {limit}, 1 worker, deterministic (default; {default_workers()} cores)"
+    return f"time limit {limit}, {workers} workers"
 
 
 def readme_table(rows: list[Row], time_limit: float | None, workers: int | None) -> str:
-    """The README's summary: one line per system and update, its edge, tight and half budgets."""
-    shown = ("edge", "tight", "half")
+    """The README's summary: one line per system and update, its edge, tight, tight15 (when
+    any instance has it) and half budgets."""
+    budgets = {r.name.rpartition("/")[2] for r in rows}
+    shown = tuple(b for b in ("edge", "tight", "tight15", "half") if b != "tight15" or b in budgets)
     lines = [
         f"Generated by `python3 benchmarks/bench_planner.py --readme` on {machine()}; the "
         f"planner as the command line runs it, {_options(time_limit, workers)}. Budgets: "
         f"`edge` {EDGE * 100:g} % of the way from the proven floor (no plan needs less) to the "
         "need of the one-step upgrade; `tight` 10 % and `half` 50 % of the way from the "
-        "lowest peak any plan reaches to that need. `min budget`: the smallest budget "
+        "lowest peak any plan reaches to that need"
+        + (
+            f"; `tight15` {TIGHT15 * 100:g} % of the way from the larger of the two systems "
+            "to that need"
+            if "tight15" in shown
+            else ""
+        )
+        + ". `min budget`: the smallest budget "
         "found for any plan / its proven lower bound, in GiB (`exact` when they meet). "
         "`steps / lb`: our steps and the proven lower bound (`none`: no plan fits, "
-        "`none!`: no plan though one is known to fit, `?`: undecided); `wall`: from the "
+        "`none!`: no plan though one is known to fit, `?`: undecided; without a plan, "
+        "the unknown band: (smallest budget known to fit - its proven lower bound) / that "
+        "bound); `opt`: steps proven optimal; `wall`: from the "
         "closures to the answer; `proof`: time until no plan with fewer steps is left "
         "(`+1`: one step above the bound at the time limit); `greedy`: greedy with merging; "
         "one change per step takes as many steps as there are components.",
         "",
         "| instance | paths | components | changed paths | min budget "
-        + "".join(f"| {b}: steps / lb | first plan | wall | proof | greedy " for b in shown)
+        + "".join(f"| {b}: steps / lb | opt | first plan | wall | proof | greedy " for b in shown)
         + "|",
-        "|---|---:|---:|---:|---:" + "|---:" * 5 * len(shown) + "|",
+        "|---|---:|---:|---:|---:" + "|---:" * 6 * len(shown) + "|",
     ]
     by_name = {r.name: r for r in rows}
     instances: list[str] = []
@@ -481,7 +672,7 @@ def readme_table(rows: list[Row], time_limit: float | None, workers: int | None)
         if instance not in instances:
             instances.append(instance)
     for instance in instances:
-        present = [by_name[f"{instance}/{b}"] for b in BUDGETS if f"{instance}/{b}" in by_name]
+        present = [by_name[f"{instance}/{b}"] for b in BUDGET_KINDS if f"{instance}/{b}" in by_name]
         r = present[0]
         changed = 100 * r.changed_paths / r.paths
         bracket = next((x.min_budget for x in present if x.min_budget is not None), None)
@@ -500,10 +691,12 @@ def readme_table(rows: list[Row], time_limit: float | None, workers: int | None)
         for b in shown:
             row = by_name.get(f"{instance}/{b}")
             if row is None:
-                cells += ["", "", "", "", ""]
+                cells += ["", "", "", "", "", ""]
                 continue
+            band = f" (band {_band(row)} %)" if row.steps is None else ""
             cells += [
-                _steps(row).replace("/", " / "),
+                _steps(row).replace("/", " / ") + band,
+                _optimal(row),
                 f"{row.first_plan_s:.1f} s" if row.first_plan_s is not None else "-",
                 f"{row.wall_s:.1f} s",
                 _proof_cell(row),
@@ -511,20 +704,16 @@ def readme_table(rows: list[Row], time_limit: float | None, workers: int | None)
             ]
         lines.append("| " + " | ".join(cells) + " |")
     planned = [r for r in rows if r.steps]
-    proven = sum(r.proven_s is not None for r in planned)
-    gap = max((r.steps - r.lower_bound for r in planned), default=0)
     worse = [r.name for r in planned if r.merge_steps is not None and r.steps > r.merge_steps]
-    no_plan = [r.name for r in rows if r.steps is None]
     wrong = [r.name for r in rows if _wrongly_infeasible(r)]
-    slowest = max(rows, key=lambda r: r.wall_s)
+    kinds = ", ".join(b for b in BUDGET_KINDS if b in budgets)
     lines += [
         "",
-        f"Over all {len(rows)} instances (edge, tight, half and loose budgets): step count "
-        f"proven optimal on {proven} of {len(planned)} with a plan, otherwise at most {gap} "
-        f"above the lower bound; no plan on {len(no_plan)}"
-        + (f" (a plan known to fit: {', '.join(wrong)})" if wrong else "")
+        f"Over all {len(rows)} instances ({kinds} budgets): "
+        + summary(rows).removesuffix(".")
+        + (f"; no plan though one is known to fit: {', '.join(wrong)}" if wrong else "")
         + f"; first plan at most {max((r.first_plan_s or 0) for r in rows):.1f} s; "
-        f"wall time at most {slowest.wall_s:.1f} s ({slowest.name}); more steps than greedy "
+        "more steps than greedy "
         f"with merging: {', '.join(worse) or 'never'}; peak memory of any instance "
         f"{max((r.memory_mib for r in rows), default=0):.0f} MiB.",
     ]
@@ -562,10 +751,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, help="per instance (default: the planner's, 60 s)")
     ap.add_argument(
-        "--workers", type=int, help="CP-SAT workers (default: the planner's, one per core)"
+        "--workers",
+        type=int,
+        help="CP-SAT workers (default: the planner's, one, repeatable; more: a parallel "
+        "portfolio against the wall clock)",
     )
     ap.add_argument("--quick", action="store_true", help="only the systems up to 3,000 paths")
-    ap.add_argument("--only", metavar="SUBSTRING", help="only instances whose name has it")
+    ap.add_argument(
+        "--only",
+        metavar="SUBSTRING",
+        action="append",
+        help="only instances whose name has it (repeatable: any of them)",
+    )
+    ap.add_argument("--held-out", action="store_true", help="only the held-out shapes")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each instance N times: identical answers? spread of wall times",
+    )
     ap.add_argument(
         "--min-budget-time-limit",
         type=float,
@@ -582,10 +787,13 @@ def main() -> None:
         help="the file --readme writes (default README.md)",
     )
     args = ap.parse_args()
-    todo = specs(args.quick, args.only)
+    if args.repeat < 1:
+        sys.exit("error: --repeat must be at least 1")
+    todo = specs(args.quick, args.only, args.held_out)
     if not todo:
         sys.exit("error: no instance matches")
-    print(f"{len(todo)} instances on {machine()}; {_options(args.time_limit, args.workers)}")
+    runs = f", each run {args.repeat} times" if args.repeat > 1 else ""
+    print(f"{len(todo)} instances{runs} on {machine()}; {_options(args.time_limit, args.workers)}")
     print(
         "Baselines: 1-step: need of the plain upgrade (* fits); seq: one change per step "
         "in greedy order (steps, - when its peak is over; peak); merge: greedy with merging "
@@ -594,10 +802,19 @@ def main() -> None:
         "?: undecided); peak (without a plan: the smallest budget it knows a plan for), "
         "gap%: peak over its proven bound, 1st s: first plan, wall s: closures to answer, "
         "proof s: no plan has fewer steps (+N st: gap at the time limit), MiB: peak memory; "
+        "opt: steps proven optimal; band%: without a plan, (smallest budget known to fit - "
+        "its proven lower bound) / that bound; "
         "min budget: smallest budget of any plan found/proven lower bound (h: heuristics "
         "only, solver/search/minbudget.py missing), once per system and update. Sizes in GiB."
+        + (
+            " runs: how many, same: all answers identical (plan generations and peak, or the "
+            "verdict), wall min-max and spread over the runs (the other columns: the first)."
+            if args.repeat > 1
+            else ""
+        )
     )
-    header = line([h for h, _, _ in COLUMNS])
+    columns = COLUMNS + (REPEAT_COLUMNS if args.repeat > 1 else [])
+    header = line([h for h, _, _ in columns], columns)
     print(header)
     print("-" * len(header))
     rows: list[Row] = []
@@ -608,15 +825,25 @@ def main() -> None:
     for spec in todo:
         # The first budget of each system and update also brackets its smallest budget.
         limit = None if spec.instance in brackets else args.min_budget_time_limit
-        # A fresh process per instance: its peak memory is its own.
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-            row = pool.submit(run, spec, args.time_limit, args.workers, limit).result()
+        answers, walls = [], []
+        for i in range(args.repeat):
+            # A fresh process per run: its peak memory is its own. Only the first brackets
+            # the smallest budget.
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+                got = pool.submit(
+                    run, spec, args.time_limit, args.workers, limit if i == 0 else None
+                ).result()
+            answers.append(got.answer)
+            walls.append(got.wall_s)
+            if i == 0:
+                row = got
+        row = replace(row, walls=tuple(walls), identical=len(set(answers)) == 1)
         if row.min_budget is not None:
             brackets[spec.instance] = row.min_budget
         else:
             row = replace(row, min_budget=brackets.get(spec.instance))
         rows.append(row)
-        print(line([cell(row) for _, _, cell in COLUMNS]), flush=True)
+        print(line([cell(row) for _, _, cell in columns], columns), flush=True)
         if row.merge_steps is not None and (row.steps is None or row.steps > row.merge_steps):
             worse.append(row.name)
     wrong = [r.name for r in rows if _wrongly_infeasible(r)]
@@ -633,6 +860,12 @@ def main() -> None:
         f"undecided: {', '.join(undecided) or 'never'}; "
         f"smallest-budget searches {sum(b.seconds for b in brackets.values()):.0f} s; "
         f"suite {time.perf_counter() - started:.0f} s"
+    )
+    print(f"summary: {summary(rows)}")
+    flagged = surprises(rows)
+    print(
+        "past 5 s (<= 2,500 paths) or 10 s (> 10,000), > 1 step above the bound, band "
+        f"> 0.5 %, or differing runs: {'; '.join(flagged) or 'none'}"
     )
     if args.readme:
         write_readme(readme_table(rows, args.time_limit, args.workers), args.readme_file)

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.components import Change
+from solver.errors import InputError
 from solver.instance import Instance
 
 
@@ -318,3 +319,59 @@ def canonical(inst: Instance, generations: Sequence[Generation]) -> list[Generat
     elif len(out) > 1:
         out[-1] = final(inst)
     return out
+
+
+# The kinds of change a step lists, in the order StepDocument holds them.
+STEP_KINDS = ("upgrade", "add", "remove", "drop", "restore")
+
+
+def replay(inst: Instance, steps: Sequence[StepDocument]) -> Plan:
+    """The plan whose steps are `steps` (a plan's `--json` document, read back), on
+    `inst`: the same plan, or InputError saying where `steps` and `inst` disagree.
+
+    Each step's components become new (upgrade, add, remove), absent (drop) or present
+    again (restore); the last generation is the target. The plan is then described again
+    and must list in each step what `steps` lists: a component of the same name that
+    `inst` decides about otherwise makes the steps another plan.
+    """
+    if not steps:
+        if inst.changed:
+            raise InputError("the plan has no step, and this upgrade changes something")
+        return evaluate(inst, [initial(inst)])
+    state = list(initial(inst))
+    gens: list[Generation] = [tuple(state)]
+    for step in steps:
+        for kind in STEP_KINDS:
+            for name in step[kind]:  # type: ignore[literal-required]
+                c = inst.index(name)
+                if kind == "drop":
+                    state[c] = State.ABSENT
+                elif kind == "restore" and inst.changes[c] is Change.SAME:
+                    state[c] = State.OLD
+                else:
+                    state[c] = State.NEW
+        gens.append(tuple(state))
+    left = [
+        inst.names[c]
+        for c, st in enumerate(state)
+        if st is not State.NEW and inst.changes[c] is not Change.SAME
+    ]
+    if left:
+        raise InputError(f"the plan never upgrades {_listed(left)}, which this upgrade changes")
+    gens[-1] = final(inst)
+    plan = evaluate(inst, gens)
+    if len(plan.steps) != len(steps):
+        raise InputError(f"the plan's {len(steps)} steps are {len(plan.steps)} here")
+    for i, (step, replayed) in enumerate(zip(steps, plan.steps, strict=True), 1):
+        doc = replayed.to_json()
+        for kind in STEP_KINDS:
+            mine, theirs = set(doc[kind]), set(step[kind])  # type: ignore[literal-required]
+            if mine != theirs:
+                names = _listed(sorted(mine ^ theirs))
+                raise InputError(f"step {i} of the plan does not {kind} here what it says: {names}")
+    return plan
+
+
+def _listed(names: Sequence[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")

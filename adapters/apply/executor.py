@@ -38,6 +38,7 @@ from adapters.apply.results import (
     StepRecord,
 )
 from adapters.apply.resume import awaiting_reboot, forget_replaced, resumable
+from adapters.apply.reviewed import Reviewed
 from adapters.nixstore import profiles
 from solver.errors import BudgetSolveError, ConnectionLostError
 from solver.instance import Problem
@@ -87,13 +88,15 @@ class Executor:
         non_vital: Sequence[str] = (),
         time_limit: float = 60.0,
         workers: int | None = None,
+        reviewed: Reviewed | None = None,
     ) -> ApplyResult:
         """Plan and run (or resume) the upgrade; with `dry_run`, plan and stop. With
         `plain_first`, try the plain one-step upgrade before the staged plan, which takes
-        over only when the disk fills."""
+        over only when the disk fills. With `reviewed`, that plan is run instead of a new
+        one, if it still matches (adapters/apply/reviewed.py)."""
         ops = self.ops
         check_state_dir(ops.host, ops.state)
-        options = PlanOptions(reserve, tuple(non_vital), time_limit, workers)
+        options = PlanOptions(reserve, tuple(non_vital), time_limit, workers, reviewed)
         with profile_lock(ops.host, ops.state, ops.profile):
             journal = Journal.load(ops.host, ops.state / "journal.json")
             current = ops.current()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from adapters.apply.builder import ApplyError, Builder, Target
 from adapters.apply.measure import Calibration
+from adapters.apply.reviewed import Reviewed
 from adapters.apply.roots import Roots
 from adapters.nixstore import builds, nix
 from adapters.nixstore.host import Host
@@ -19,7 +20,7 @@ from solver.errors import BudgetSolveError, ExitCode, InputError
 from solver.instance import Problem, build_instance
 from solver.plan import evaluate
 from solver.progress import Progress, quiet
-from solver.search import Result, Status, check, plan_upgrade
+from solver.search import Result, Status, check, plan_upgrade, replayed
 from solver.units import format_size
 from solver.validate import Checked
 
@@ -78,6 +79,8 @@ class PlanOptions:
     non_vital: Sequence[str] = ()
     time_limit: float = 60.0
     workers: int | None = None
+    # `apply --plan FILE`: this plan, checked and replayed, instead of planning.
+    reviewed: Reviewed | None = None
 
 
 def plan_apply(
@@ -97,6 +100,8 @@ def plan_apply(
     else:
         old = nix.live_closure(host, current, source=host.named(profile))
     target = _read_target(builder, roots, old, progress)
+    if options.reviewed is not None:
+        options.reviewed.check_systems(old, target.closure)
     # Every GC root counts, except the link of the generation the plan replaces, the
     # links the builder moves itself, and our temporary build roots.
     replaced = []
@@ -141,8 +146,14 @@ def plan_apply(
             f"besides the store, and Nix needs {format_size(calibration.tolerance)} of "
             "working room"
         )
-    progress(f"planning under {format_size(limit)} ({format_size(budget)} of NAR)")
-    result = plan_upgrade(inst, budget, time_limit=time_limit, workers=workers, progress=progress)
+    if options.reviewed is not None:
+        progress(f"checking {options.reviewed.file} under {format_size(limit)}")
+        result = replayed(inst, budget, options.reviewed.plan(inst, budget))
+    else:
+        progress(f"planning under {format_size(limit)} ({format_size(budget)} of NAR)")
+        result = plan_upgrade(
+            inst, budget, time_limit=time_limit, workers=workers, progress=progress
+        )
     if result.plan is not None:
         gens = builder.adjust(problem, result.plan.generations)
         if gens != list(result.plan.generations):
@@ -153,6 +164,12 @@ def plan_apply(
                     f"the plan needs {format_size(adjusted.peak_bytes)} once additions and "
                     f"removals happen in the first step (a NixOS configuration cannot hold "
                     f"them back), over the budget of {format_size(budget)}"
+                )
+            if options.reviewed is not None:
+                raise InputError(
+                    f"--plan {options.reviewed.file} adds or removes packages after the "
+                    "first step, which a NixOS configuration cannot hold back: plan with "
+                    "`apply --dry-run --json` instead"
                 )
             result = replace(result, plan=adjusted)
     checked = check(problem, result, budget)

@@ -3,6 +3,7 @@
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,6 +13,7 @@ from adapters.apply.executor import Executor
 from adapters.apply.nixos import BootedSystem
 from adapters.apply.planning import InfeasibleError
 from adapters.apply.results import ApplyResult, Deletions
+from adapters.apply.reviewed import Reviewed
 from adapters.cli.apply_options import ApplyOptions, apply_options
 from adapters.cli.apply_report import deletion_lines, print_applied, print_failure
 from adapters.cli.builders import check_hosts, make_builder
@@ -44,6 +46,10 @@ def apply(ctx: click.Context, /, **given: Any) -> None:
     was not confirmed), 2 bad input or another run holds the profile, 3 no plan fits, 4
     reboot into the new generation, then run the same command again. With --json a
     failure is a document on stdout too: its status, error, exit_code and failed_step.
+    With --plan FILE, the run carries out a plan reviewed earlier (`budget-solve plan
+    ... --json > FILE`) and refuses, with one line saying what changed, when the current
+    system, the target or --limit differ from what it was made for.
+
     \b
     Examples:
       budget-solve apply --profile /nix/var/nix/profiles/per-user/me/env \\
@@ -82,8 +88,8 @@ def _apply(options: ApplyOptions) -> tuple[ApplyResult, Builder]:
     host: Machine = LOCAL
     if system.target_host is not None:
         host = Ssh.parse(system.target_host, sudo=system.sudo)
-    limit = filesystem_limit(host) if run.limit == "auto" else run.limit
-    assert isinstance(limit, int)
+    reviewed = _reviewed(run.plan, run.plain_first)
+    limit = _limit(host, run.limit, reviewed)
     check_reserve(limit, run.reserve)
     builder = make_builder(host, system, options.nix.flags())
     # Checked before anything is locked or written: a wrong --profile is one line.
@@ -115,6 +121,7 @@ def _apply(options: ApplyOptions) -> tuple[ApplyResult, Builder]:
                 non_vital=run.non_vital,
                 time_limit=run.time_limit,
                 workers=run.workers,
+                reviewed=reviewed,
             )
         except InfeasibleError as e:
             booted = BootedSystem(system.booted_system)
@@ -126,6 +133,30 @@ def _apply(options: ApplyOptions) -> tuple[ApplyResult, Builder]:
                 raise InfeasibleError(e.result, hint) from e
             raise
     return result, builder
+
+
+def _reviewed(plan: Path | None, plain_first: bool) -> Reviewed | None:
+    """The plan of --plan FILE, read and checked for shape (what it is for is checked
+    against the systems once they are read)."""
+    if plan is None:
+        return None
+    if plain_first:
+        raise click.UsageError("--plain-first runs another plan than --plan's: give one")
+    return Reviewed.read(plan)
+
+
+def _limit(host: Machine, given: int | str | None, reviewed: Reviewed | None) -> int:
+    """--limit in bytes (`auto`: the store's filesystem); with --plan, the plan's own
+    when none is given, and the same as the plan's when one is."""
+    if given is None:
+        if reviewed is None:
+            raise click.UsageError("missing option '--limit' (a size, or auto)")
+        return reviewed.limit
+    limit = filesystem_limit(host) if given == "auto" else given
+    assert isinstance(limit, int)
+    if reviewed is not None:
+        reviewed.check_limit(limit)
+    return limit
 
 
 def _show_plan(as_json: bool, progress: Spinner) -> Callable[[Result], None]:

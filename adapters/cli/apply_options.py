@@ -72,7 +72,8 @@ class NixOptions:
 class RunOptions:
     """The budget, how the planner works under it, and what the run does."""
 
-    limit: int | str
+    limit: int | str | None
+    plan: Path | None
     reserve: int
     non_vital: tuple[str, ...]
     time_limit: float
@@ -140,10 +141,18 @@ _OPTIONS = (
     ),
     click.option(
         "--limit",
-        required=True,
         type=LimitOrAuto(),
         help="Disk budget, or `auto` for the size of the store's filesystem (on --target-host "
-        "when given).",
+        "when given). Required, except with --plan (which says its own).",
+    ),
+    click.option(
+        "--plan",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help="Run this reviewed plan (`budget-solve plan ... --json > FILE`) instead of "
+        "planning again, as terraform applies a saved plan: refused with one line when the "
+        "current system, the target or --limit is not what it was made for, or when it no "
+        "longer fits the disk.",
     ),
     click.option(
         "--target-host",

@@ -13,6 +13,7 @@ import click
 
 from adapters.apply.nixos import StepConfig, instantiate_system, tagged_non_vital
 from adapters.apply.nixos_inputs import Flake, split_include
+from adapters.apply.reviewed import SystemsDocument, systems_document
 from adapters.cli.options import (
     NON_VITAL_OPTION,
     QUIET_OPTION,
@@ -211,7 +212,8 @@ def plan(
             peak_gap=peak_gap / 100,
             progress=progress,
         )
-    _print(result, Estimates.of(problem, report), as_json)
+    systems = systems_document(problem.old, problem.new, limit)
+    _print(result, Estimates.of(problem, report), systems, as_json)
     ctx.exit(ExitCode.OK if result.plan is not None else ExitCode.NO_PLAN)
 
 
@@ -262,8 +264,8 @@ class EstimatesDocument(TypedDict):
     unreachable_caches: list[UnreachableCache]
 
 
-class PlanOutput(PlanDocument, EstimatesDocument):
-    """The object `plan --json` prints."""
+class PlanOutput(PlanDocument, EstimatesDocument, SystemsDocument):
+    """The object `plan --json` prints: `apply --plan` reads it back."""
 
 
 @dataclass(frozen=True)
@@ -314,9 +316,11 @@ class Estimates:
         }
 
 
-def _print(result: Result, estimates: Estimates, as_json: bool) -> None:
+def _print(
+    result: Result, estimates: Estimates, systems: SystemsDocument, as_json: bool
+) -> None:
     if as_json:
-        doc: PlanOutput = {**result.to_json(), **estimates.to_json()}
+        doc: PlanOutput = {**result.to_json(), **estimates.to_json(), **systems}
         click.echo(json.dumps(doc, indent=2))
         return
     # What is estimated goes right above the verdict, which stays the last line.

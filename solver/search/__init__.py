@@ -2,7 +2,7 @@
 them in order), its state, tuning and result, and the heuristics, bounds and improvers
 its stages call."""
 
-from solver.search.pipeline import STAGES, check, plan_checked, plan_upgrade
+from solver.search.pipeline import STAGES, check, plan_checked, plan_upgrade, replayed
 from solver.search.result import NoPlan, Result, Status
 from solver.search.tuning import PEAK_GAP
 
@@ -15,4 +15,5 @@ __all__ = [
     "check",
     "plan_checked",
     "plan_upgrade",
+    "replayed",
 ]

@@ -28,6 +28,7 @@ from typing import TypedDict, Unpack
 
 from solver.instance import Instance, Problem, build_instance
 from solver.model import default_workers
+from solver.plan import Plan
 from solver.progress import Progress, quiet
 from solver.search.fewer_steps import probes, squeeze, whole_model, windows
 from solver.search.first_plan import (
@@ -111,6 +112,19 @@ class SearchOptions(TypedDict, total=False):
     peak_gap: float
     progress: Progress
     deterministic: bool | None
+
+
+def replayed(inst: Instance, budget: int, plan: Plan) -> Result:
+    """The Result of a plan made earlier (a reviewed plan, solver/plan.py's `replay`): the
+    bounds of this instance beside it, and nothing proven of the plan itself."""
+    search = Search(inst, budget, 1, PEAK_GAP, quiet, Clock(0.0, deterministic=True))
+    bounds(search)
+    search.best = plan
+    if search.single.peak_bytes <= budget:
+        search.bound = min(1, len(plan))
+    else:
+        steps_bound(search)
+    return search.result()
 
 
 def plan_checked(

@@ -241,3 +241,57 @@ def test_one_step_when_it_fits_and_limit_auto(small_store, capsys):
     assert os.path.realpath(profile) == new
     st = os.statvfs(store.store_dir)
     assert doc["budget_bytes"] < st.f_blocks * st.f_frsize
+
+
+def test_apply_runs_the_reviewed_plan_or_refuses_what_changed(small_store, capsys, tmp_path):
+    """`plan --json > FILE`, then `apply --plan FILE`: the run carries out the steps that
+    were read, and refuses, with one line and exit 2, a plan for another --limit or
+    another target, before anything is collected."""
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount, extra=40 * MiB)
+    plan_argv = ["plan", "--current", old, "--target", new, "--substituter", f"file://{cache}"]
+    with pytest.raises(SystemExit) as e:
+        main([*plan_argv, "--limit", str(budget), "--json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    reviewed = json.loads(out)
+    assert reviewed["current_roots"] == [old] and reviewed["target_roots"] == [new]
+    assert reviewed["limit_bytes"] == budget
+    file = tmp_path / "plan.json"
+    file.write_text(out)
+    argv = apply_argv(profile, new, cache, budget)
+    limit_at = argv.index("--limit")
+    without_limit = argv[:limit_at] + argv[limit_at + 2 :]
+
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                *argv[:limit_at],
+                "--limit",
+                str(budget - 1),
+                *argv[limit_at + 2 :],
+                "--plan",
+                str(file),
+            ]
+        )
+    _, err = capsys.readouterr()
+    assert e.value.code == 2
+    assert err.startswith(f"error: --plan {file} is for --limit ") and len(err.splitlines()) == 1
+
+    other = dict(reviewed, target_roots=[old])
+    elsewhere = tmp_path / "other.json"
+    elsewhere.write_text(json.dumps(other))
+    with pytest.raises(SystemExit) as e:
+        main([*without_limit, "--plan", str(elsewhere)])
+    _, err = capsys.readouterr()
+    assert e.value.code == 2 and "is for another target" in err, err
+    assert os.path.realpath(profile) == old
+
+    with pytest.raises(SystemExit) as e:
+        main([*without_limit, "--plan", str(file)])
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "done" and os.path.realpath(profile) == new
+    ran = [{k: s[k] for k in ("upgrade", "add", "remove")} for s in doc["steps"]]
+    assert ran == [{k: s[k] for k in ("upgrade", "add", "remove")} for s in reviewed["steps"]]
