@@ -316,9 +316,7 @@ class Estimates:
         }
 
 
-def _print(
-    result: Result, estimates: Estimates, systems: SystemsDocument, as_json: bool
-) -> None:
+def _print(result: Result, estimates: Estimates, systems: SystemsDocument, as_json: bool) -> None:
     if as_json:
         doc: PlanOutput = {**result.to_json(), **estimates.to_json(), **systems}
         click.echo(json.dumps(doc, indent=2))

@@ -25,7 +25,7 @@ from solver.plan import Generation, Plan, State, evaluate, final, initial, one_s
 from solver.search.bounds import peak_lower_bound
 from solver.search.greedy import min_peak_plan
 from solver.search.orders import lower_bottleneck
-from solver.search.tuning import EXACT_WORK, LARGE_SLOT_MODEL, ORDER_SECONDS
+from solver.search.tuning import BRACKET_GAP, EXACT_WORK, LARGE_SLOT_MODEL, ORDER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -322,11 +322,19 @@ def smallest_budget(
     order_end = deadline.share(0.25).within(ORDER_SECONDS)
     best = lower_bottleneck(inst, best, order_end, target=floor)
     slots = transitions_bound(inst)
-    if model_work(inst, slots) > LARGE_SLOT_MODEL or deadline.left() <= 0.05:
+    close = best.peak_bytes - floor <= BRACKET_GAP * floor
+    if close or model_work(inst, slots) > LARGE_SLOT_MODEL or deadline.left() <= 0.05:
         return done(best, floor)
     model = build_model(inst, best.peak_bytes, slots, hint=best.generations)
+    # The floor is proven for every plan: given to CP-SAT, its gap is measured from it,
+    # and the search ends once the bracket is within BRACKET_GAP.
+    model.model.add(model.peak >= floor)
     solved = model.solve(
-        Objective.PEAK, deadline, workers=workers or default_workers(), patience=patience
+        Objective.PEAK,
+        deadline,
+        workers=workers or default_workers(),
+        gap=BRACKET_GAP,
+        patience=patience,
     )
     if solved.generations is not None:
         found = evaluate(inst, solved.generations)

@@ -76,6 +76,9 @@ ORDER_SECONDS = 1.0
 # Without a plan under a budget below the proven floor, the smallest budget that works
 # is searched for this share of the time limit.
 MIN_BUDGET_SHARE = 0.15
+# ... until the smallest budget is bracketed this closely (0.25 %: 20 MB of an 8 GB disk;
+# "unknown" bands are to stay under 0.5 %).
+BRACKET_GAP = 2.5e-3
 # The exact smallest-budget search evaluates every group at every generation and every
 # single change: this many group evaluations take about half a second.
 EXACT_WORK = 40_000_000
