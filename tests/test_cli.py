@@ -55,6 +55,10 @@ def test_json_contract(capsys):
         "estimated_paths",
         "estimated_bytes",
         "unreachable_caches",
+        # What it is for, which `apply --plan` checks.
+        "current_roots",
+        "target_roots",
+        "limit_bytes",
     }
     assert doc["estimated_paths"] == doc["estimated_bytes"] == 0
     assert doc["repeatable"] is True

@@ -13,7 +13,8 @@ from solver.components import Change, split_components
 from solver.deadline import Deadline
 from solver.instance import Problem, build_instance
 from solver.plan import State, evaluate
-from solver.search import minbudget, plan_upgrade
+from solver.search import bounds, minbudget, plan_upgrade
+from solver.search.bounds import steps_lower_bound
 from solver.storepath import NIX_BASE32
 from solver.validate import validate
 from tests.helpers import GiB, MiB, SystemBuilder, fake_path, instance_of, user_story
@@ -567,3 +568,40 @@ def test_smallest_budget_is_exact_on_tiny_problems(problem):
     assert bound.lower <= oracle.min_budget, where
     assert bound.found == oracle.min_budget, where
     assert bound.exact, where
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems_and_budgets())
+def test_steps_lower_bound_is_below_the_fewest_steps(case):
+    """The lower bound on steps, `_middle_store` included (both versions of what every
+    component uses, in every generation between the ends), never passes the oracle's
+    fewest steps."""
+    problem, oracle, budgets = case
+    inst = build_instance(problem)
+    for budget in budgets:
+        fewest = oracle.min_steps(budget)
+        if fewest is not None:
+            assert steps_lower_bound(inst, budget) <= fewest, _describe(problem, oracle)
+
+
+def test_a_mass_rebuild_holds_both_libcs_between_the_ends():
+    """Four packages over one libc, all rebuilt against a new libc: every generation
+    between the ends holds both libcs, so under a budget with room for one libc and a
+    package or two beside the old system, the volume bound sees more steps than it did
+    with one libc counted, and the oracle agrees with it."""
+    mib = 1 << 20
+
+    def system(tag, libc_size):
+        built = SystemBuilder(tag)
+        libc = built.add(f"glibc-2.{tag}", libc_size)
+        return built.system([built.add(f"pkg{i}-1.{tag}", 30 * mib, (libc,)) for i in range(4)])
+
+    old, new = system("39", 100 * mib), system("40", 100 * mib)
+    problem = Problem(old, new, split_components(old, new))
+    inst = build_instance(problem)
+    oracle = exhaustive(problem)
+    budget = old.size() + 100 * mib + 35 * mib
+    fewest = oracle.min_steps(budget)
+    assert fewest is not None
+    assert bounds._middle_store(inst) > bounds._smallest_store(inst)
+    assert steps_lower_bound(inst, budget) == fewest > 2

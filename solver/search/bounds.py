@@ -106,12 +106,31 @@ def _smallest_store(inst: Instance) -> int:
     return sum(_pairs(inst).values())
 
 
+def _middle_store(inst: Instance) -> int:
+    """No generation strictly between the current system and the target stores fewer
+    group bytes than this; 0 where that cannot be shown.
+
+    When every component is vital, each step changes one at least, so every generation
+    between the two ends has a component still old and one new already. A group that
+    every component uses on the old side is then on disk, and so is one that every
+    component uses on the new side: in a mass rebuild, both versions of the libraries
+    everything links (glibc's old and new paths), which `_smallest_store` counts once.
+    Pairs of groups with other users count their smaller side, as there.
+    """
+    if not inst.size or not all(inst.vital):
+        return 0
+    everyone = tuple(range(inst.size))
+    stored = sum(g.size for g in inst.groups if everyone in (g.old_users, g.new_users))
+    return stored + sum(least for users, least in _pairs(inst).items() if users != everyone)
+
+
 def _volume_bound(inst: Instance, budget: int) -> int:
     """Steps needed to bring every new path in (and to see every old one go).
 
     During step j the disk holds generation j-1 plus what arrives for generation j, so a
     step brings at most the budget less the fixed bytes less what generation j-1 stores:
-    exactly the current system for step 1, at least `_smallest_store` after that. Every
+    exactly the current system for step 1, at least `_smallest_store` after that (and
+    `_middle_store`, what every generation between the two systems holds). Every
     path of the target that the current system lacks arrives in some step. Leaving is the
     mirror image, with the target as the last generation.
     """
@@ -120,7 +139,7 @@ def _volume_bound(inst: Instance, budget: int) -> int:
     leaving = sum(g.size for g in inst.groups if g.old_users and not g.new_users)
     current = sum(g.size for g in inst.groups if g.old_users)
     target = sum(g.size for g in inst.groups if g.new_users)
-    room = budget - fixed - _smallest_store(inst)
+    room = budget - fixed - max(_smallest_store(inst), _middle_store(inst))
     bound = 1
     # Arrivals: step 1 has the current system on disk; departures: the last, the target.
     for moving, end in ((arriving, current), (leaving, target)):

@@ -12,7 +12,7 @@ First plan (solver/search/first_plan.py):
  8. steps_bound: the lower bound on steps.
  9. better_order: an order with a lower bottleneck, merged.
 Fewer steps (solver/search/fewer_steps.py), within STEPS_SHARE of the time limit:
-10. probes: CP-SAT raises the bound from below.
+10. probes: proofs before search: CP-SAT raises the bound from below.
 11. squeeze: two steps merged, the overflow spread (solver/search/squeeze.py).
 12. windows: a few steps re-planned in one fewer (solver/search/windows.py).
 13. whole_model: CP-SAT asked for one step fewer until refuted.
