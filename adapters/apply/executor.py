@@ -38,7 +38,7 @@ from adapters.apply.results import (
     StepRecord,
 )
 from adapters.apply.resume import awaiting_reboot, forget_replaced, resumable
-from adapters.apply.reviewed import Reviewed
+from adapters.apply.reviewed import Reviewed, systems_document
 from adapters.nixstore import profiles
 from solver.errors import BudgetSolveError, ConnectionLostError
 from solver.instance import Problem
@@ -108,7 +108,7 @@ class Executor:
             planned = self._plan(limit, options, dry_run)
             assert planned.result.plan is not None
             if dry_run or not planned.result.plan.steps:
-                return self._planned_only(planned, dry_run)
+                return self._planned_only(planned, dry_run, limit)
             self._confirm(planned, current)
             if plain_first:
                 plain = plain_upgrade(ops, planned)
@@ -162,7 +162,7 @@ class Executor:
         self.show_plan(planned.result)
         return planned
 
-    def _planned_only(self, planned: Planned, dry_run: bool) -> ApplyResult:
+    def _planned_only(self, planned: Planned, dry_run: bool, limit: int) -> ApplyResult:
         """A run that changes nothing: --dry-run, or a profile at the target already."""
         ops = self.ops
         ops.roots.drop_keeps()
@@ -178,6 +178,7 @@ class Executor:
             calibration,
             would_delete=[start] if start is not None else [],
             garbage_bytes=planned.garbage_bytes,
+            systems=systems_document(planned.problem.old, planned.problem.new, limit),
         )
 
     def _confirm(self, planned: Planned, current: str) -> None:

@@ -6,6 +6,7 @@ from enum import Enum
 from typing import NotRequired, TypedDict
 
 from adapters.apply.measure import Calibration, CalibrationDocument
+from adapters.apply.reviewed import SystemsDocument
 from solver.errors import BudgetSolveError, ExitCode
 from solver.plan import PlanDocument, StepDocument
 
@@ -76,6 +77,10 @@ class ApplyDocument(PlanDocument):
     would_delete_generations: NotRequired[list[int]]
     garbage_bytes: NotRequired[int | None]
     plain_upgrade: NotRequired[str]
+    # With --dry-run: what the plan is for, so that `apply --plan` can take the document.
+    current_roots: NotRequired[list[str]]
+    target_roots: NotRequired[list[str]]
+    limit_bytes: NotRequired[int]
 
 
 @dataclass
@@ -111,6 +116,8 @@ class ApplyResult:
     garbage_bytes: int | None = None
     # With --plain-first: what the plain upgrade came to.
     plain: PlainOutcome | None = None
+    # With --dry-run: what the plan is for (adapters/apply/reviewed.py).
+    systems: SystemsDocument | None = None
 
     def to_json(self) -> ApplyDocument:
         steps: list[StepDocument] = list(self.plan["steps"])
@@ -135,6 +142,10 @@ class ApplyResult:
             out["garbage_bytes"] = self.garbage_bytes
         if self.plain is not None:
             out["plain_upgrade"] = self.plain.value
+        if self.systems is not None:
+            out["current_roots"] = self.systems["current_roots"]
+            out["target_roots"] = self.systems["target_roots"]
+            out["limit_bytes"] = self.systems["limit_bytes"]
         return out
 
 

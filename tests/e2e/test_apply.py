@@ -295,3 +295,33 @@ def test_apply_runs_the_reviewed_plan_or_refuses_what_changed(small_store, capsy
     assert doc["status"] == "done" and os.path.realpath(profile) == new
     ran = [{k: s[k] for k in ("upgrade", "add", "remove")} for s in doc["steps"]]
     assert ran == [{k: s[k] for k in ("upgrade", "add", "remove")} for s in reviewed["steps"]]
+
+
+def test_a_dry_run_document_is_a_plan_to_apply(small_store, capsys, tmp_path):
+    """`apply --dry-run --json > FILE` plans in apply's own terms (the calibrated disk),
+    so that its document, fed back with --plan, runs those very steps even at a budget
+    where `plan` (the store alone) would plan differently."""
+    store, remount = small_store
+    profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    argv = apply_argv(profile, new, cache, budget)
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--dry-run"])
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    planned = json.loads(out)
+    assert planned["status"] == "planned" and len(planned["steps"]) >= 2
+    assert planned["current_roots"] == [old] and planned["target_roots"] == [new]
+    assert planned["limit_bytes"] == budget
+    file = tmp_path / "plan.json"
+    file.write_text(out)
+    limit_at = argv.index("--limit")
+    with pytest.raises(SystemExit) as e:
+        main([*argv[:limit_at], *argv[limit_at + 2 :], "--plan", str(file)])
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "done" and os.path.realpath(profile) == new
+    kinds = ("upgrade", "add", "remove")
+    assert [{k: s[k] for k in kinds} for s in doc["steps"]] == [
+        {k: s[k] for k in kinds} for s in planned["steps"]
+    ]
