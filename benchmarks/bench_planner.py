@@ -37,19 +37,20 @@ measures the same work:
   often lies under the floor, where the answer is no plan and the band between the
   smallest budget known to fit and its proven lower bound is what the user sees.
 
-The planner runs as a user runs it: plan_upgrade with its default options (time limit
-60 s, CP-SAT workers one per core up to 8, peak gap 0.01 %) unless --time-limit or
---workers is given. Per instance, side by side: the plain one-step upgrade (its need, and
-whether it fits), one change per step in greedy order (steps, peak), greedy with merging
-(steps, peak, and the time of both), and the planner: steps against the proven lower
-bound on steps, peak and the proven bound on it, time to the first plan, wall time from
-the closures to the answer (splitting, grouping and planning), time to the proof that no
-plan has fewer steps (or the gap in steps at the time limit), peak memory; and per system
-and update, the smallest budget any plan fits against its proven lower bound, from
-solver/search/minbudget.py's smallest_budget when it is there (else the heuristics' lowest peak
-and the floor). Each instance runs in a fresh (forked) process, so its memory is its own. Figures
-are printed, not asserted; `--readme` also writes the summary table into README.md (or
---readme-file). The closure-reading benchmark is benchmarks/bench_read.py.
+The planner runs as a user runs it: plan_upgrade with its default options (time limit 60
+s as a cap, deterministic work on one CP-SAT worker: the same answer every run, peak gap
+0.01 %) unless --time-limit or --workers is given. Per instance, side by side: the plain
+one-step upgrade (its need, and whether it fits), one change per step in greedy order
+(steps, peak), greedy with merging (steps, peak, and the time of both), and the planner:
+steps against the proven lower bound on steps, peak and the proven bound on it, time to
+the first plan, wall time from the closures to the answer (splitting, grouping and
+planning), time to the proof that no plan has fewer steps (or the gap in steps at the
+time limit), peak memory; and per system and update, the smallest budget any plan fits
+against its proven lower bound, from solver/search/minbudget.py's smallest_budget when
+it is there (else the heuristics' lowest peak and the floor). Each instance runs in a
+fresh (forked) process, so its memory is its own. Figures are printed, not asserted;
+`--readme` also writes the summary table into README.md (or --readme-file). The
+closure-reading benchmark is benchmarks/bench_read.py.
 
 What a user feels, per instance and in the closing summary: the wall time of the default
 run; steps against the proven lower bound, and whether they are proven optimal (`opt`);
