@@ -97,6 +97,11 @@ class Deadline:
         if self.meter is not None:
             self.meter.spend(units)
 
+    def charge(self, seconds: float) -> None:
+        """Count work that takes about `seconds` of one core (a local search's pricing, a
+        model's build), in work units (nothing, on a wall-clock deadline)."""
+        self.spend(seconds * WORK_PER_SECOND)
+
     def solver_seconds(self) -> float:
         """What CP-SAT is given: the work units left when deterministic, else the seconds
         left (never less than 0.05, CP-SAT's smallest useful limit)."""

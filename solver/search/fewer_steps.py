@@ -6,7 +6,6 @@ the first of them; the squeeze may run past it when the plan is far above the bo
 
 import logging
 
-from solver.deadline import WORK_PER_SECOND
 from solver.model import Objective, SolveStatus, build_model, model_work
 from solver.plan import evaluate
 from solver.search.squeeze import squeeze as one_step_fewer
@@ -107,7 +106,7 @@ def whole_model(s: Search) -> None:
             break
         s.progress(f"searching for a plan in {fewer} steps")
         trial = build_model(s.inst, s.budget, fewer)
-        s.steps_deadline.spend(building * WORK_PER_SECOND)
+        s.steps_deadline.charge(building)
         solved = trial.solve(Objective.STEPS, s.steps_deadline, workers=s.workers)
         if solved.status is SolveStatus.INFEASIBLE:
             s.bound = len(s.best)

@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 
-from solver.deadline import WORK_PER_SECOND, Deadline
+from solver.deadline import Deadline
 from solver.instance import Instance
 from solver.plan import Generation, Plan, State, evaluate, glue_of, initial
 from solver.search.tuning import ORDER_CALL_SECONDS, ORDER_PAIR_SECONDS, ORDER_SECONDS
@@ -152,7 +152,7 @@ def lower_bottleneck(
             if not _valid(candidate, before):
                 continue
             found = _score(orders.needs(candidate))
-            deadline.spend(price * WORK_PER_SECOND)
+            deadline.charge(price)
             if found < score and (best is None or found < best[0]):
                 best = (found, candidate)
             if deadline.passed():

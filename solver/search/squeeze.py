@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.components import Change
-from solver.deadline import WORK_PER_SECOND, Deadline
+from solver.deadline import Deadline
 from solver.instance import Instance
 from solver.model import Objective, build_model
 from solver.plan import Generation, Plan, State, canonical, evaluate, glue_of
@@ -356,7 +356,7 @@ class _Moves:
                 at += len(batch)
                 rows = sum(len(self.groups[c]) for c in batch) * (self.k + 2)
                 price = PRICE_CALL_SECONDS + PRICE_ROW_SECONDS * rows
-                deadline.spend(price * WORK_PER_SECOND)
+                deadline.charge(price)
                 for i, (c, needs) in enumerate(zip(batch, self._priced(batch), strict=True)):
                     scores = self._scores(needs)
                     to = min(range(self.k), key=scores.__getitem__)
