@@ -55,25 +55,38 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+class _Gains:
+    """The objective values that count as improvements: better than the last counted one
+    by more than `gain` (a fraction of it); smaller improvements than the gap the caller
+    accepts do not keep a search going."""
+
+    def __init__(self, gain: float) -> None:
+        self._gain = gain
+        self._counted: float | None = None
+
+    def count(self, value: float) -> bool:
+        """Whether `value` improves enough; if so, it is the one to beat next."""
+        if self._counted is None or self._counted - value > self._gain * abs(self._counted):
+            self._counted = value
+            return True
+        return False
+
+
 class _Stagnation(cp_model.CpSolverSolutionCallback):
     """Stops a search whose objective has not improved for `patience` seconds by more
-    than `gain` (a fraction of it): improvements smaller than the gap the caller accepts
-    do not keep it going."""
+    than `gain` (see _Gains)."""
 
     def __init__(self, solver: cp_model.CpSolver, patience: float, gain: float = 0.0) -> None:
         super().__init__()
         self._solver = solver
         self._patience = patience
-        self._gain = gain
-        self._counted: float | None = None
+        self._gains = _Gains(gain)
         self._last = time.monotonic()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def on_solution_callback(self) -> None:
-        value = self.objective_value
-        if self._counted is None or self._counted - value > self._gain * abs(self._counted):
-            self._counted = value
+        if self._gains.count(self.objective_value):
             self._last = time.monotonic()
 
     def _watch(self) -> None:
@@ -93,21 +106,20 @@ class _Stagnation(cp_model.CpSolverSolutionCallback):
 
 class _WorkPatience(cp_model.CpSolverSolutionCallback):
     """Stops a deterministic search at the first solution found `patience` work units
-    after the last one that improved the objective by more than `gain` (a fraction of
-    it): the deterministic counterpart of _Stagnation, checked at solutions only, so that
-    where it stops does not depend on the clock."""
+    after the last one that improved the objective by more than `gain` (see _Gains): the
+    deterministic counterpart of _Stagnation, checked at solutions only, so that where it
+    stops does not depend on the clock."""
 
     def __init__(self, patience: float, gain: float = 0.0) -> None:
         super().__init__()
         self._patience = patience
-        self._gain = gain
-        self._counted: float | None = None
+        self._gains = _Gains(gain)
         self._since = 0.0
 
     def on_solution_callback(self) -> None:
-        value, now = self.objective_value, self.deterministic_time
-        if self._counted is None or self._counted - value > self._gain * abs(self._counted):
-            self._counted, self._since = value, now
+        now = self.deterministic_time
+        if self._gains.count(self.objective_value):
+            self._since = now
         elif now - self._since > self._patience:
             self.stop_search()
 
