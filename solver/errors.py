@@ -6,8 +6,19 @@ wait for) use the same `ExitCode`s, and `fleet --apply` reads them back from eac
 `apply --json` document.
 """
 
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import ClassVar
+
+# How many names (paths, packages) an error message lists before it says "and N more".
+NAMED_IN_ERRORS = 3
+
+
+def some_named(names: Sequence[str]) -> str:
+    """The first few of `names` for an error message, and how many more there are."""
+    shown = ", ".join(names[:NAMED_IN_ERRORS])
+    more = len(names) - NAMED_IN_ERRORS
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 class ExitCode(IntEnum):

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from solver.components import Change
-from solver.errors import InputError
+from solver.errors import InputError, some_named
 from solver.instance import Instance
 
 
@@ -357,7 +357,7 @@ def replay(inst: Instance, steps: Sequence[StepDocument]) -> Plan:
         if st is not State.NEW and inst.changes[c] is not Change.SAME
     ]
     if left:
-        raise InputError(f"the plan never upgrades {_listed(left)}, which this upgrade changes")
+        raise InputError(f"the plan never upgrades {some_named(left)}, which this upgrade changes")
     gens[-1] = final(inst)
     plan = evaluate(inst, gens)
     if len(plan.steps) != len(steps):
@@ -367,11 +367,6 @@ def replay(inst: Instance, steps: Sequence[StepDocument]) -> Plan:
         for kind in STEP_KINDS:
             mine, theirs = set(doc[kind]), set(step[kind])  # type: ignore[literal-required]
             if mine != theirs:
-                names = _listed(sorted(mine ^ theirs))
+                names = some_named(sorted(mine ^ theirs))
                 raise InputError(f"step {i} of the plan does not {kind} here what it says: {names}")
     return plan
-
-
-def _listed(names: Sequence[str], most: int = 3) -> str:
-    shown = ", ".join(names[:most])
-    return shown + (f" and {len(names) - most} more" if len(names) > most else "")

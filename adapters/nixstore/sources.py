@@ -14,14 +14,14 @@ from pathlib import Path
 
 from adapters.files import read_text
 from adapters.nixstore import nix
-from adapters.nixstore.formats.checks import check_size, load_json, some_paths
+from adapters.nixstore.formats.checks import check_size, load_json
 from adapters.nixstore.formats.graph import read_closure_graph
 from adapters.nixstore.formats.narinfo import read_narinfo
 from adapters.nixstore.formats.pathinfo import read_path_info_json
 from adapters.nixstore.formats.registration import read_registration
 from adapters.nixstore.host import LOCAL
 from solver.closure import Closure, PathInfo
-from solver.errors import ClosureError, InputError
+from solver.errors import ClosureError, InputError, some_named
 
 # A saved closure of 25,000 paths is some 30 MB of JSON; a file far larger is not one.
 MAX_FILE_BYTES = 1 << 30
@@ -136,7 +136,7 @@ def read_db(db_path: str | os.PathLike[str], roots: Iterable[str]) -> Closure:
         missing = [r for r in roots if r not in found]
         if missing:
             raise InputError(
-                f"{some_paths(missing)}: not in the store ({db}): build it first, or pass a "
+                f"{some_named(missing)}: not in the store ({db}): build it first, or pass a "
                 "path-info JSON file or a narinfo directory"
             )
         # One pass over the closure; each row carries its reference ids as "3,17,42".
@@ -167,7 +167,7 @@ def read_db(db_path: str | os.PathLike[str], roots: Iterable[str]) -> Closure:
         "%s: %d paths in the closure of %s in %.3f s",
         db,
         len(closure),
-        some_paths(roots),
+        some_named(roots),
         time.perf_counter() - started,
     )
     return closure
@@ -251,7 +251,7 @@ def _read_derivation(drv: str) -> Closure:
     missing = _missing(outputs)
     if missing:
         raise InputError(
-            f"{drv} is not built: {some_paths(missing)} not in the store; build it, pass a "
+            f"{drv} is not built: {some_named(missing)} not in the store; build it, pass a "
             "path-info JSON file or a narinfo directory, or size it from a substituter "
             "(nix path-info --json -r --store URL)"
         )

@@ -16,7 +16,7 @@ file and the problem. One module per format, each owning its parser:
 The store database `db.sqlite` is read by sources.py.
 """
 
-from adapters.nixstore.formats.checks import check_size, load_json, some_paths
+from adapters.nixstore.formats.checks import check_size, load_json
 from adapters.nixstore.formats.derivation import Derivation, parse_derivations
 from adapters.nixstore.formats.fixed_output import fixed_hash, fixed_output_path, nix32
 from adapters.nixstore.formats.graph import read_closure_graph
@@ -44,5 +44,4 @@ __all__ = [
     "read_narinfo",
     "read_path_info_json",
     "read_registration",
-    "some_paths",
 ]

@@ -1,4 +1,4 @@
-"""What every reader checks: sizes, store paths, JSON syntax, and how errors name paths.
+"""What every reader checks: sizes, store paths, JSON syntax.
 
 `MAX_NAR_SIZE` (solver/closure.py) bounds every size read here: a larger one is a
 corrupted file, not a store path.
@@ -10,16 +10,6 @@ from typing import Any
 from solver.closure import MAX_NAR_SIZE
 from solver.errors import ClosureError, InputError
 from solver.storepath import StorePath
-
-# How many invalid paths an error message lists before it says "and N more".
-_NAMED_IN_ERRORS = 3
-
-
-def some_paths(paths: list[str]) -> str:
-    """The first few of `paths` for an error message, and how many more there are."""
-    shown = ", ".join(paths[:_NAMED_IN_ERRORS])
-    more = len(paths) - _NAMED_IN_ERRORS
-    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def check_size(value: object, path: str, source: str, field: str = "narSize") -> int:

@@ -16,12 +16,11 @@ from adapters.nixstore.formats.checks import (
     check_size,
     join,
     load_json,
-    some_paths,
     store_path,
 )
 from adapters.nixstore.formats.graph import read_closure_graph
 from solver.closure import Closure, PathInfo
-from solver.errors import ClosureError, InputError
+from solver.errors import ClosureError, InputError, some_named
 
 JsonShape = Literal["list", "2.19", "v2"]
 
@@ -98,7 +97,7 @@ def parse_path_info(data: object, source: str, *, known_only: bool = False) -> l
     if known_only:
         pairs = [(path, entry) for path, entry in pairs if entry is not None]
     elif invalid:
-        raise ClosureError(f"{source}: not valid in the store (not built?): {some_paths(invalid)}")
+        raise ClosureError(f"{source}: not valid in the store (not built?): {some_named(invalid)}")
     infos = []
     for path, entry in pairs:
         if not isinstance(entry, dict):
