@@ -276,15 +276,15 @@ def test_apply_usage_errors(capsys, args, message):
             "infeasible",
             200 * 2**20 + 4096,
             200 * 2**20 + 4096,
-            "infeasible: no plan fits 209,715,200 B (proven); the smallest budget that works "
-            "is 209,719,296 B (exact)",
+            "infeasible: no plan fits 200.0 MiB (proven); the smallest budget that works "
+            "is 200.1 MiB (exactly 209,719,296 B)",
         ),
         (
             "infeasible",
             200 * 2**20 + 8192,
             200 * 2**20 + 4096,
-            "infeasible: no plan fits 209,715,200 B (proven); the smallest budget that works "
-            "is between 209,719,296 B and 209,723,392 B",
+            "infeasible: no plan fits 200.000 MiB (proven); the smallest budget that works "
+            "is between 200.003 MiB and 200.008 MiB",
         ),
         (
             "infeasible",
@@ -296,7 +296,8 @@ def test_apply_usage_errors(capsys, args, message):
     ],
 )
 def test_verdicts_never_print_two_sizes_alike(status, found, lower, expected):
-    """Rounding never makes "no plan fits X; the smallest budget that works is X"."""
+    """Rounding never makes "no plan fits X; the smallest budget that works is X": a
+    budget that works rounds up, a bound down, with decimals enough to tell them apart."""
     from adapters.cli.text import no_plan
     from solver.search import Result, Status
 

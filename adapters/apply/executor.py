@@ -59,7 +59,7 @@ class Executor:
         *,
         progress: Progress = quiet,
         detail: Progress = quiet,
-        show_plan: Callable[[Result], None] = lambda _: None,
+        show_plan: Callable[[Result, str], None] = lambda _, __: None,
         confirm: Callable[[Deletions], bool] = lambda _: True,
         keep_rollback: bool = False,
     ) -> None:
@@ -158,8 +158,11 @@ class Executor:
             raise
         if planned.result.plan is None or planned.checked is None:
             ops.roots.drop_keeps()
-            raise InfeasibleError(planned.result)
-        self.show_plan(planned.result)
+            raise InfeasibleError(planned.result, calibration=planned.calibration, limit=limit)
+        calibration = planned.calibration
+        self.show_plan(
+            calibration.in_limit_terms(planned.result, limit), calibration.explained(limit)
+        )
         return planned
 
     def _planned_only(self, planned: Planned, dry_run: bool, limit: int) -> ApplyResult:

@@ -21,7 +21,7 @@ from solver.instance import Problem, build_instance
 from solver.plan import evaluate
 from solver.progress import Progress, quiet
 from solver.search import Result, Status, check, plan_upgrade, replayed
-from solver.units import format_size
+from solver.units import Rounding, format_apart, format_size
 from solver.validate import Checked
 
 log = logging.getLogger(__name__)
@@ -29,18 +29,42 @@ log = logging.getLogger(__name__)
 
 class InfeasibleError(BudgetSolveError):
     """No plan fits the budget (or none was found in time). `hint`: what would free room,
-    said after the budget that would do."""
+    said after the budget that would do. With the run's `calibration`, budgets are said
+    in the terms of --limit (`limit`): the filesystem's used bytes, not the store's NAR
+    bytes the planner counts."""
 
     exit_code = ExitCode.NO_PLAN
 
-    def __init__(self, result: Result, hint: str = "") -> None:
-        self.result = result
-        need = format_size(result.min_feasible_budget or 0)
+    def __init__(
+        self,
+        result: Result,
+        hint: str = "",
+        *,
+        calibration: Calibration | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.result, self.hint, self.calibration, self.limit = result, hint, calibration, limit
+        shown = result
+        if calibration is not None and limit is not None:
+            shown = calibration.in_limit_terms(result, limit)
+        budget, need = format_apart(
+            (shown.budget, Rounding.NEAREST), (shown.min_feasible_budget or 0, Rounding.UP)
+        )
+        name = "--limit" if calibration is not None else "budget"
         if result.status is Status.INFEASIBLE:
-            said = f"no plan fits {format_size(result.budget)}"
+            said = f"no plan fits {name} {budget}"
         else:
-            said = f"no plan found under {format_size(result.budget)} within the time limit"
-        super().__init__(f"{said}; a budget of {need} would{hint}")
+            said = f"no plan found under {name} {budget} within the time limit"
+        if calibration is not None and limit is not None:
+            store = format_size(result.budget, decimals=2)
+            said += (
+                f" (the store may use {store} of it: {format_size(calibration.other)} of "
+                f"other files, {format_size(calibration.tolerance)} for Nix's own)"
+            )
+        super().__init__(f"{said}; a {name} of {need} would{hint}")
+
+    def with_hint(self, hint: str) -> "InfeasibleError":
+        return InfeasibleError(self.result, hint, calibration=self.calibration, limit=self.limit)
 
 
 @dataclass(frozen=True)

@@ -49,11 +49,18 @@ class FailureDocument(TypedDict):
 
 class NoPlanDocument(PlanDocument):
     """What `apply --json` prints when no plan fits: the plan's document (status
-    `infeasible` or `unknown`, the budget that would do) with `FailureDocument`'s keys."""
+    `infeasible` or `unknown`, the budget that would do, in the store's NAR bytes) with
+    `FailureDocument`'s keys, and once the disk was measured, the same budgets in
+    --limit's terms (`limit_bytes`, `min_feasible_limit_bytes`: the --limit to give) and
+    the calibration between the two."""
 
     error: str
     exit_code: int
     failed_step: None
+    limit_bytes: NotRequired[int]
+    min_feasible_limit_bytes: NotRequired[int | None]
+    min_limit_lower_bound_bytes: NotRequired[int | None]
+    calibration: NotRequired[CalibrationDocument]
 
 
 class AppliedStep(StepDocument, total=False):

@@ -23,8 +23,9 @@ from adapters.nixstore import builds, profiles
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.host import Host as Machine
 from adapters.nixstore.ssh import Ssh
-from solver.errors import BudgetSolveError
+from solver.errors import BudgetSolveError, InputError
 from solver.search import Result
+from solver.units import Rounding, format_size
 
 
 @click.command()
@@ -130,7 +131,7 @@ def _apply(options: ApplyOptions) -> tuple[ApplyResult, Builder]:
                     " (/run/booted-system keeps the running system on disk throughout: "
                     "--booted-system reboot or drop frees it)"
                 )
-                raise InfeasibleError(e.result, hint) from e
+                raise e.with_hint(hint) from e
             raise
     return result, builder
 
@@ -152,17 +153,29 @@ def _limit(host: Machine, given: int | str | None, reviewed: Reviewed | None) ->
         if reviewed is None:
             raise click.UsageError("missing option '--limit' (a size, or auto)")
         return reviewed.limit
-    limit = filesystem_limit(host) if given == "auto" else given
+    size = filesystem_limit(host)
+    limit = size if given == "auto" else given
     assert isinstance(limit, int)
+    if limit > size:
+        where = host.named(host.store_dir())
+        raise InputError(
+            f"--limit {format_size(limit)} is more than the filesystem of {where} holds "
+            f"({format_size(size, Rounding.DOWN, 2)}): a plan under it could fill the disk; "
+            "give at most that, or --limit auto"
+        )
     if reviewed is not None:
         reviewed.check_limit(limit)
     return limit
 
 
-def _show_plan(as_json: bool, progress: Spinner) -> Callable[[Result], None]:
-    def show_plan(result: Result) -> None:
+def _show_plan(as_json: bool, progress: Spinner) -> Callable[[Result, str], None]:
+    """The plan in --limit's terms, after the line that says what of --limit the store
+    may use."""
+
+    def show_plan(result: Result, budget: str) -> None:
         if not as_json:
             progress.clear()
+            sys.stdout.write(budget + "\n")
             render(result, sys.stdout)
             sys.stdout.flush()
 

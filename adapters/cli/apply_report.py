@@ -3,6 +3,7 @@
 
 import json
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -26,8 +27,16 @@ def failure_document(error: BaseException) -> FailureDocument | NoPlanDocument:
     and the step that failed; when no plan fits, the plan's document with the same keys."""
     said, code = message(error), int(exit_code(error))
     if isinstance(error, InfeasibleError):
-        plan = error.result.to_json()
-        return {**plan, "error": said, "exit_code": code, "failed_step": None}
+        fields = {"error": said, "exit_code": code, "failed_step": None}
+        doc = cast(NoPlanDocument, {**error.result.to_json(), **fields})
+        if error.calibration is not None and error.limit is not None:
+            # The same budgets in --limit's terms: the filesystem's used bytes.
+            shown = error.calibration.in_limit_terms(error.result, error.limit)
+            doc["limit_bytes"] = error.limit
+            doc["min_feasible_limit_bytes"] = shown.min_feasible_budget
+            doc["min_limit_lower_bound_bytes"] = shown.min_budget_lower_bound
+            doc["calibration"] = error.calibration.to_json()
+        return doc
     return {
         "status": ApplyStatus.FAILED.value,
         "error": said,

@@ -11,7 +11,7 @@ from adapters.studies.rollout import HostStatus, Rollout
 from adapters.studies.scenario import Outcome
 from adapters.ticker import Ticker
 from solver.search import Result, Status
-from solver.units import format_size
+from solver.units import Rounding, format_apart, format_size
 
 BAR = 20
 
@@ -53,14 +53,19 @@ def fleet_progress(p: FleetProgress) -> str:
 
 
 def no_plan(result: Result) -> str:
-    """What is known when no plan was found: proven or not, and the budget that would do."""
+    """What is known when no plan was found: proven or not, and the budget that would do.
+
+    A budget that works is rounded up and a bound down (solver/units.py), with as many
+    decimals as it takes for different sizes to read differently."""
     found = result.min_feasible_budget
     lower = result.min_budget_lower_bound
-    budget, found_text, lower_text = _apart(result.budget, found, lower)
+    budget, found_text, lower_text = format_apart(
+        (result.budget, Rounding.NEAREST), (found, Rounding.UP), (lower, Rounding.DOWN)
+    )
     if found is None:
         least = "no plan is known for any budget"
     elif result.min_budget_proven:
-        least = f"the smallest budget that works is {found_text} (exact)"
+        least = f"the smallest budget that works is {found_text} (exactly {found:,} B)"
     elif lower is not None and lower > result.budget:
         least = f"the smallest budget that works is between {lower_text} and {found_text}"
     else:
@@ -72,16 +77,6 @@ def no_plan(result: Result) -> str:
         f"unknown: no plan found under {budget} and none proven impossible within the time "
         f"limit (no plan can need less than {floor}); {least}; try a larger --time-limit"
     )
-
-
-def _apart(*sizes: int | None) -> list[str]:
-    """Sizes for a human, in exact bytes when rounding would print two different sizes
-    alike ("no plan fits 200.0 MiB; the smallest budget that works is 200.0 MiB")."""
-    texts = [format_size(n) if n is not None else "" for n in sizes]
-    known = {n: t for n, t in zip(sizes, texts, strict=True) if n is not None}
-    if len(set(known.values())) < len(known):
-        texts = [f"{n:,} B" if n is not None else "" for n in sizes]
-    return texts
 
 
 def verdict(result: Result) -> str:
@@ -107,7 +102,8 @@ def verdict(result: Result) -> str:
         # bound on the lowest peak of `steps` steps either way.
         gap = format_size(result.peak_bytes - result.peak_bound)
         peak += f" (at most {gap} above the lowest {steps}-step peak)"
-    one = "" if steps == 1 else f"; one step would need {format_size(result.one_step_peak)}"
+    one_step = format_size(result.one_step_peak, Rounding.UP)
+    one = "" if steps == 1 else f"; one step would need {one_step}"
     return f"plan: {steps} {noun} ({quality}{extra}), {peak}{one}"
 
 
@@ -205,12 +201,14 @@ def render_scenario(outcome: Outcome, out: TextIO) -> None:
     results = outcome.results
     if results:
         first = results[0]
-        out.write(f"one step needs {format_size(first.one_step_peak)}\n")
+        out.write(f"one step needs {format_size(first.one_step_peak, Rounding.UP)}\n")
     out.write(f"\n{'budget':>10}  {'steps':>5}  {'peak':>10}  {'status':<10}  notes\n")
     for r in results:
         if r.plan is None:
-            need = format_size(r.min_feasible_budget or 0)
-            row = f"{format_size(r.budget):>10}  {'-':>5}  {'-':>10}  {r.status.value:<10}  "
+            budget, need = format_apart(
+                (r.budget, Rounding.NEAREST), (r.min_feasible_budget or 0, Rounding.UP)
+            )
+            row = f"{budget:>10}  {'-':>5}  {'-':>10}  {r.status.value:<10}  "
             exact = "" if r.min_budget_proven else " (not proven smallest)"
             out.write(row + f"a plan is known for {need}{exact}\n")
             continue
@@ -243,7 +241,7 @@ def render_rollout(rollout: Rollout, out: TextIO) -> None:
             at = f"at step {h.failed_step}: " if h.failed_step else ""
             what = f"{at}{h.reason}"
         elif h.needed_bytes:
-            what = f"{h.reason} (a plan needs {format_size(h.needed_bytes)} of store)"
+            what = f"{h.reason} (a plan needs {format_size(h.needed_bytes, Rounding.UP)} of store)"
         else:
             what = h.reason or ""
         out.write(f"{h.name:<20} {h.status.value:<12} {what}\n")
@@ -262,14 +260,14 @@ def render_fleet(report: Report, out: TextIO, *, max_hosts: int = 40) -> None:
     out.write("\ndisk every host needs\n")
     for k, size in report.disk_for_steps().items():
         noun = "step" if k == 1 else "steps"
-        out.write(f"  at most {k} {noun:<5}  {format_size(size):>10}\n")
-    out.write(f"  at all           {format_size(report.min_disk_bytes):>10}\n")
+        out.write(f"  at most {k} {noun:<5}  {format_size(size, Rounding.UP):>10}\n")
+    out.write(f"  at all           {format_size(report.min_disk_bytes, Rounding.UP):>10}\n")
     order = {"cannot": 0, "steps": 1, "one-step": 2}
     rows = sorted(report.hosts(), key=lambda r: (order[r.verdict], -(r.steps or 0), r.name))
     out.write(f"\n{'host':<20} {'disk':>10} {'steps':>5}  verdict\n")
     for r in rows[:max_hosts]:
         if r.steps is None:
-            verdict = f"cannot: needs a {format_size(r.needed_disk_bytes or 0)} disk"
+            verdict = f"cannot: needs a {format_size(r.needed_disk_bytes or 0, Rounding.UP)} disk"
         elif r.steps <= 1:
             verdict = "one step"
         else:

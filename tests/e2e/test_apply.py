@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
+from solver.units import parse_size
 from tests.e2e.shell import cache_to_fill, sh, used
 
 pytestmark = [pytest.mark.nix, pytest.mark.every_nix]
@@ -325,3 +326,38 @@ def test_a_dry_run_document_is_a_plan_to_apply(small_store, capsys, tmp_path):
     assert [{k: s[k] for k in kinds} for s in doc["steps"]] == [
         {k: s[k] for k in kinds} for s in planned["steps"]
     ]
+
+
+def test_no_plan_names_a_limit_that_then_works(small_store, capsys):
+    """`--limit` counts the filesystem; a "no plan fits" names, in those terms, a --limit
+    under which the run then reaches the target; a --limit above the disk is refused."""
+    store, remount = small_store
+    profile, _old, new, cache, _budget, _keep, _pkg = prepare(store, remount, extra=40 * MiB)
+    st = os.statvfs(store.store_dir)
+    disk = st.f_blocks * st.f_frsize
+    with pytest.raises(SystemExit) as e:
+        main(apply_argv(profile, new, cache, disk + MiB))
+    _out, err = capsys.readouterr()
+    assert e.value.code == 2 and "is more than the filesystem" in err
+    assert len(err.strip().splitlines()) == 1
+
+    too_small = used(store.store_dir) + 2 * MiB
+    with pytest.raises(SystemExit) as e:
+        main(apply_argv(profile, new, cache, too_small))
+    out, err = capsys.readouterr()
+    assert e.value.code == 3, err
+    doc = json.loads(out)
+    said = doc["error"]
+    assert said.startswith("no plan fits --limit ") and "the store may use" in said
+    printed = parse_size(said.rpartition("a --limit of ")[2].removesuffix(" would"))
+    assert doc["limit_bytes"] == too_small
+    assert too_small < doc["min_feasible_limit_bytes"] <= printed <= disk
+    assert os.path.realpath(profile) != new
+
+    with pytest.raises(SystemExit) as e:
+        main(apply_argv(profile, new, cache, printed))
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    doc = json.loads(out)
+    assert doc["status"] == "done" and os.path.realpath(profile) == new
+    assert all(step["measured_peak_bytes"] <= printed for step in doc["steps"])
