@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +90,27 @@ class Step:
         }
 
 
+class PackageDocument(TypedDict):
+    """A package of a diff (solver/diff.py): its name and versions on each side."""
+
+    name: str
+    old: list[str]
+    new: list[str]
+
+
+class DiffDocument(TypedDict):
+    """A diff in JSON: the packages of each kind by name, and the size change."""
+
+    upgraded: list[PackageDocument]
+    downgraded: list[PackageDocument]
+    added: list[PackageDocument]
+    removed: list[PackageDocument]
+    changed: list[PackageDocument]
+    size_change_bytes: int
+    paths_added: int
+    paths_removed: int
+
+
 class StepDocument(TypedDict):
     """One step in the `--json` contract (docs/DESIGN.md, README "Usage")."""
 
@@ -103,6 +124,8 @@ class StepDocument(TypedDict):
     store_bytes_after: int
     store_delta_bytes: int
     versions: dict[str, str]
+    # `plan --json` and `apply --json`: every package the step changes (solver/diff.py).
+    diff: NotRequired[DiffDocument]
 
 
 class PlanDocument(TypedDict):

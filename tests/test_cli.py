@@ -81,10 +81,19 @@ def test_json_contract(capsys):
             "store_bytes_after",
             "store_delta_bytes",
             "versions",
+            "diff",
         }
         assert step["index"] == i
+        assert step["diff"]["size_change_bytes"] == step["store_delta_bytes"]
     changed = [n for s in doc["steps"] for k in ("upgrade", "add", "remove") for n in s[k]]
     assert len(changed) == len(set(changed))
+    # Every package a step upgrades is in its diff, with its versions.
+    for step in doc["steps"]:
+        listed = {
+            p["name"] for kind in ("upgraded", "downgraded", "changed") for p in step["diff"][kind]
+        }
+        # A coupled component (the kernel and its initrd) lists each package.
+        assert {name for c in step["upgrade"] for name in c.split("+")} <= listed
 
 
 def test_human_output(capsys):

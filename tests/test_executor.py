@@ -146,9 +146,7 @@ def world(tmp_path, monkeypatch):
 
 
 def engine(world: World) -> ex.Executor:
-    return ex.Executor(
-        FakeBuilder(world), show_plan=lambda result, _: world.events.append("show plan")
-    )
+    return ex.Executor(FakeBuilder(world), show_plan=lambda *_: world.events.append("show plan"))
 
 
 def test_the_plan_is_shown_before_anything_is_deleted(world):
@@ -250,7 +248,7 @@ def test_a_declined_run_changes_nothing(world):
         return False
 
     run = ex.Executor(
-        FakeBuilder(world), show_plan=lambda _, __: world.events.append("show plan"), confirm=no
+        FakeBuilder(world), show_plan=lambda *_: world.events.append("show plan"), confirm=no
     )
     with pytest.raises(results.DeclinedError, match="nothing was changed"):
         run.run(BUDGET, time_limit=5)

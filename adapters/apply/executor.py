@@ -40,9 +40,10 @@ from adapters.apply.results import (
 from adapters.apply.resume import awaiting_reboot, forget_replaced, resumable
 from adapters.apply.reviewed import Reviewed, systems_document
 from adapters.nixstore import profiles
+from solver.diff import Diff, step_diffs
 from solver.errors import BudgetSolveError, ConnectionLostError
 from solver.instance import Problem
-from solver.plan import Plan
+from solver.plan import Plan, PlanDocument
 from solver.progress import Progress, quiet
 from solver.search import Result
 from solver.units import format_size
@@ -59,7 +60,7 @@ class Executor:
         *,
         progress: Progress = quiet,
         detail: Progress = quiet,
-        show_plan: Callable[[Result, str], None] = lambda _, __: None,
+        show_plan: Callable[[Result, str, Sequence[Diff]], None] = lambda *_: None,
         confirm: Callable[[Deletions], bool] = lambda _: True,
         keep_rollback: bool = False,
     ) -> None:
@@ -161,7 +162,9 @@ class Executor:
             raise InfeasibleError(planned.result, calibration=planned.calibration, limit=limit)
         calibration = planned.calibration
         self.show_plan(
-            calibration.in_limit_terms(planned.result, limit), calibration.explained(limit)
+            calibration.in_limit_terms(planned.result, limit),
+            calibration.explained(limit),
+            step_diffs(planned.problem, planned.result.plan),
         )
         return planned
 
@@ -169,7 +172,7 @@ class Executor:
         """A run that changes nothing: --dry-run, or a profile at the target already."""
         ops = self.ops
         ops.roots.drop_keeps()
-        doc, calibration = planned.result.to_json(), planned.calibration
+        doc, calibration = _document(planned), planned.calibration
         assert planned.result.plan is not None
         if not planned.result.plan.steps:
             status = ApplyStatus.PLANNED if dry_run else ApplyStatus.DONE
@@ -235,7 +238,7 @@ class Executor:
             paths=[current] + [None] * (len(gens) - 2) + [planned.target.path],
             specs=specs,
             summaries=[s.summary() for s in plan.steps],
-            plan=planned.result.to_json(),
+            plan=_document(planned),
             model_peaks=[s.peak_bytes for s in plan.steps],
             arriving=list(planned.checked.arriving),
             calibration=planned.calibration,
@@ -368,3 +371,13 @@ class Executor:
             ops.progress(f"rolling back to generation {i}")
             ops.switch(journal, ops.build(journal, i, f"back-{i}"))
             ops.cleanup()
+
+
+def _document(planned: Planned) -> PlanDocument:
+    """The plan's JSON document, each step with every package it changes."""
+    doc = planned.result.to_json()
+    if planned.result.plan is not None:
+        diffs = step_diffs(planned.problem, planned.result.plan)
+        for step, diff in zip(doc["steps"], diffs, strict=True):
+            step["diff"] = diff.to_json()
+    return doc

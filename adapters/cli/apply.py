@@ -1,7 +1,8 @@
 """`budget-solve apply`: run a plan on a Nix profile or a NixOS system."""
 
+import io
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from adapters.cli.apply_options import ApplyOptions, apply_options
 from adapters.cli.apply_report import deletion_lines, print_applied, print_failure
 from adapters.cli.builders import check_hosts, make_builder
 from adapters.cli.options import check_reserve, filesystem_limit
-from adapters.cli.text import Spinner, render
+from adapters.cli.text import Spinner, bar_cells, render, render_diffs
 from adapters.nixstore import builds, profiles
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.host import Host as Machine
 from adapters.nixstore.ssh import Ssh
+from solver.diff import Diff
 from solver.errors import BudgetSolveError, InputError
 from solver.search import Result
 from solver.units import Rounding, format_size
@@ -168,15 +170,20 @@ def _limit(host: Machine, given: int | str | None, reviewed: Reviewed | None) ->
     return limit
 
 
-def _show_plan(as_json: bool, progress: Spinner) -> Callable[[Result, str], None]:
+def _show_plan(as_json: bool, progress: Spinner) -> Callable[[Result, str, Sequence[Diff]], None]:
     """The plan in --limit's terms, after the line that says what of --limit the store
-    may use."""
+    may use, and every change of each step."""
 
-    def show_plan(result: Result, budget: str) -> None:
+    def show_plan(result: Result, budget: str, diffs: Sequence[Diff]) -> None:
         if not as_json:
             progress.clear()
             sys.stdout.write(budget + "\n")
-            render(result, sys.stdout)
+            text = io.StringIO()
+            render(result, text, cells=bar_cells(sys.stdout))
+            table, _, verdict = text.getvalue().rstrip("\n").rpartition("\n")
+            sys.stdout.write(table + "\n")
+            render_diffs(diffs, sys.stdout)
+            sys.stdout.write(f"\n{verdict}\n")
             sys.stdout.flush()
 
     return show_plan

@@ -127,6 +127,35 @@ class ApplyOptions:
         return parsed
 
 
+# What passes through to Nix (`NixOptions`): the same on `plan`, which evaluates.
+NIX_OPTIONS = (
+    click.option(
+        "--option",
+        "nix_option",
+        type=(NixSettingName(), NixSettingValue()),
+        multiple=True,
+        metavar="NAME VALUE",
+        help="Passed to every Nix build, fetch and evaluation, as nixos-rebuild does. Repeatable.",
+    ),
+    click.option(
+        "-j",
+        "--max-jobs",
+        type=MaxJobs(),
+        metavar="N|auto",
+        help="Passed to Nix: builds at once (or auto).",
+    ),
+    click.option(
+        "--cores",
+        type=Whole(0, NIX_UNSIGNED_MAX),
+        metavar="N",
+        help="Passed to Nix: cores per build (0: all).",
+    ),
+    click.option(
+        "--fallback", is_flag=True, help="Passed to Nix: build what a cache fails to give."
+    ),
+    click.option("--show-trace", is_flag=True, help="Passed to Nix: evaluation traces on errors."),
+)
+
 _OPTIONS = (
     click.option(
         "--profile",
@@ -238,31 +267,7 @@ _OPTIONS = (
         is_flag=True,
         help="When a step fails, walk back generation by generation to the start.",
     ),
-    click.option(
-        "--option",
-        "nix_option",
-        type=(NixSettingName(), NixSettingValue()),
-        multiple=True,
-        metavar="NAME VALUE",
-        help="Passed to every Nix build, fetch and evaluation, as nixos-rebuild does. Repeatable.",
-    ),
-    click.option(
-        "-j",
-        "--max-jobs",
-        type=MaxJobs(),
-        metavar="N|auto",
-        help="Passed to Nix: builds at once (or auto).",
-    ),
-    click.option(
-        "--cores",
-        type=Whole(0, NIX_UNSIGNED_MAX),
-        metavar="N",
-        help="Passed to Nix: cores per build (0: all).",
-    ),
-    click.option(
-        "--fallback", is_flag=True, help="Passed to Nix: build what a cache fails to give."
-    ),
-    click.option("--show-trace", is_flag=True, help="Passed to Nix: evaluation traces on errors."),
+    *NIX_OPTIONS,
     click.option(
         "--plain-first",
         is_flag=True,
@@ -322,5 +327,12 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 def apply_options(command: Command) -> Command:
     """Declare every option of `apply` on `command`, in the order --help lists them."""
     for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def nix_options(command: Command) -> Command:
+    """Declare the Nix pass-through options (`NixOptions`) on `command`."""
+    for option in reversed(NIX_OPTIONS):
         command = option(command)
     return command

@@ -16,8 +16,8 @@ from adapters.apply.results import (
     FailureDocument,
     NoPlanDocument,
 )
+from adapters.cli.escape import one_line
 from adapters.cli.failures import exit_code, message
-from adapters.cli.text import one_line
 from adapters.nixstore.host import Host
 from solver.units import format_size
 

@@ -7,7 +7,7 @@ the same map for what click and the OS raise, so that `main` and the documents o
 
 import click
 
-from adapters.cli.text import one_line
+from adapters.cli.escape import one_line
 from solver.errors import BudgetSolveError, ExitCode
 
 

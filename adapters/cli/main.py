@@ -1,35 +1,77 @@
-"""The `budget-solve` command: the group, its default command, and the entry point."""
+"""The `budget-solve` command: the group, its default command, and the entry point.
 
+The commands are imported when one runs: `budget-solve --help` and `--version` load no
+solver (CP-SAT, numpy), and the core install needs neither matplotlib nor Dask.
+"""
+
+import codecs
 import errno
+import importlib
 import io
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from adapters.cli.apply import apply
 from adapters.cli.failures import exit_code, message
-from adapters.cli.plan import plan
-from adapters.cli.studies import fleet, scenario
 from solver.errors import BudgetSolveError, ExitCode
+
+# name: (module, attribute, one line for the group's --help).
+COMMANDS = {
+    "plan": ("adapters.cli.plan", "plan", "Plan an upgrade that fits a disk budget (the default)."),
+    "apply": (
+        "adapters.cli.apply",
+        "apply",
+        "Upgrade a profile or NixOS through the planned steps.",
+    ),
+    "scenario": ("adapters.cli.studies", "scenario", "What-if questions from a YAML file."),
+    "fleet": ("adapters.cli.studies", "fleet", "Capacity planning for a fleet of hosts."),
+    "help": ("adapters.cli.main", "help_command", "Show the help of a command."),
+}
 
 
 class DefaultGroup(click.Group):
     """A group whose bare form runs `plan`: `budget-solve --limit 9G ...` is
-    `budget-solve plan --limit 9G ...`. Only --debug and --help belong to the group."""
+    `budget-solve plan --limit 9G ...`. Only --debug, --help and --version belong to the
+    group. Commands are imported when asked for (`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands with their one line, without importing them."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, line) for name, (_, _, line) in COMMANDS.items()])
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         first = next((i for i, a in enumerate(args) if a != "--debug"), None)
         word = args[first] if first is not None else None
-        if word is not None and word not in self.commands and word not in ("-h", "--help"):
+        group_only = ("-h", "--help", "--version")
+        if word is not None and word not in COMMANDS and word not in group_only:
             if not word.startswith("-"):
                 # `plan` takes no bare words: this was meant as a command.
-                commands = ", ".join(sorted(self.commands))
+                commands = ", ".join(sorted(COMMANDS))
                 raise click.UsageError(f"no command {word!r} (commands: {commands})")
             args.insert(first, "plan")  # type: ignore[arg-type]
         return super().parse_args(ctx, args)
+
+
+def _version() -> str:
+    try:
+        return version("budget-solve")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 @click.group(
@@ -38,6 +80,9 @@ class DefaultGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option("--debug", is_flag=True, help="Log what happens, and show tracebacks.")
+@click.version_option(
+    _version(), "--version", prog_name="budget-solve", message="%(prog)s %(version)s"
+)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Upgrade NixOS and Nix profiles on disks too small for both systems at once.
@@ -45,6 +90,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Plans the fewest intermediate generations whose every step fits a disk budget, and
     applies them one by one, collecting garbage in between. Without a command, `plan`:
     `budget-solve --limit 9G --target SRC` is `budget-solve plan --limit 9G --target SRC`.
+    `budget-solve help COMMAND` (or `COMMAND --help`) explains a command.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -53,8 +99,21 @@ def cli(ctx: click.Context, debug: bool) -> None:
     )
 
 
-for _command in (plan, apply, scenario, fleet):
-    cli.add_command(_command)
+@click.command("help")
+@click.argument("command", required=False, metavar="[COMMAND]")
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show the help of COMMAND, or of budget-solve itself."""
+    group = ctx.parent
+    assert group is not None
+    if command is None:
+        click.echo(group.get_help())
+        return
+    found = cli.get_command(ctx, command)
+    if found is None:
+        raise click.UsageError(f"no command {command!r} (commands: {', '.join(sorted(COMMANDS))})")
+    with click.Context(found, info_name=command, parent=group) as sub:
+        click.echo(found.get_help(sub))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -124,13 +183,28 @@ def _flush_stdout() -> OSError | None:
     return None
 
 
+# What the output's own characters become where the encoding lacks them.
+_ASCII = {"→": "->", "←": "<-", "…": "...", "≤": "<=", "≥": ">=", "█": "#", "·": "."}
+
+
+def _plainer(error: UnicodeError) -> tuple[str, int]:
+    """The `budget-solve` codec error handler: an arrow as `->`, anything else unknown
+    as an escape (a name that was not UTF-8 stays readable and does nothing)."""
+    assert isinstance(error, UnicodeEncodeError)
+    bad = error.object[error.start : error.end]
+    text = "".join(_ASCII.get(c) or c.encode("ascii", "backslashreplace").decode() for c in bad)
+    return text, error.end
+
+
+codecs.register_error("budget-solve", _plainer)
+
+
 def _encode_anything() -> None:
     """Output in any encoding the locale or PYTHONIOENCODING asks for: what it cannot
-    encode (a non-ASCII name on an ASCII terminal, a file name that was not UTF-8) is
-    written as an escape instead of failing the command."""
+    encode is written plainer (`_plainer`) instead of failing the command."""
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors="budget-solve")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import click
 from adapters.apply.nixos import StepConfig, instantiate_system, tagged_non_vital
 from adapters.apply.nixos_inputs import Flake, split_include
 from adapters.apply.reviewed import SystemsDocument, systems_document
+from adapters.cli.apply_options import NixOptions, nix_options
 from adapters.cli.options import (
     NON_VITAL_OPTION,
     QUIET_OPTION,
@@ -28,21 +29,40 @@ from adapters.cli.options import (
     couples,
     filesystem_limit,
 )
-from adapters.cli.text import Spinner, bar_cells, render
+from adapters.cli.text import Spinner, bar_cells, render, render_diffs
 from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.estimate import SizingReport, sizing_report
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.host import Host as Machine
-from adapters.nixstore.loading import load_problem
+from adapters.nixstore.loading import is_live, load_problem
 from adapters.nixstore.ssh import Ssh
+from solver.diff import Diff, step_diffs
 from solver.errors import ExitCode, InputError
 from solver.instance import Problem
 from solver.plan import PlanDocument
 from solver.search import PEAK_GAP, Result, plan_checked
-from solver.units import format_size
+from solver.units import Rounding, format_size
 
 
-@click.command("plan")
+class PlanCommand(click.Command):
+    """`plan`, which says so when given an option of `apply` (--ask, --yes, --dry-run...):
+    plan changes nothing, so it takes none of them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as e:
+            from adapters.cli.apply import apply
+
+            if any(e.option_name in p.opts for p in apply.params):
+                raise click.UsageError(
+                    f"{e.option_name} is an option of `budget-solve apply`: plan changes "
+                    "nothing (see budget-solve help apply)"
+                ) from e
+            raise
+
+
+@click.command("plan", cls=PlanCommand)
 @click.option(
     "--limit",
     required=True,
@@ -134,6 +154,7 @@ from solver.units import format_size
     "possible in as many steps; 0 proves the lowest (may take the whole time limit).",
 )
 @WORKERS_OPTION
+@nix_options
 @QUIET_OPTION
 @click.pass_context
 def plan(
@@ -156,6 +177,11 @@ def plan(
     time_limit: float,
     peak_gap: float,
     workers: int | None,
+    nix_option: tuple[tuple[str, str], ...],
+    max_jobs: int | str | None,
+    cores: int | None,
+    fallback: bool,
+    show_trace: bool,
     quiet: bool,
 ) -> None:
     """Plan an upgrade that fits a disk budget (the default command).
@@ -163,7 +189,9 @@ def plan(
     Reads the current and the target system's closures (store paths, references, NAR
     sizes) and finds the fewest intermediate generations such that, while each one is
     built next to the previous one, the store never needs more than --limit bytes.
-    Changes nothing.
+    Changes nothing. The Nix options (--option, -j, --cores, --fallback, --show-trace)
+    are apply's: they go to the evaluation of --flake or -I, so that a command line runs
+    as `plan` and as `apply` alike.
 
     \b
     Exit status: 0 a plan fits, 3 no plan fits the budget (or none was found in time),
@@ -178,7 +206,8 @@ def plan(
     _check_sources(target, flake, include, offline, substituter, target_store)
     host: Machine = Ssh.parse(target_host) if target_host is not None else LOCAL
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
-        if limit == "auto":
+        auto = limit == "auto"
+        if auto:
             progress("measuring the disk")
             limit = filesystem_limit(host)
         assert isinstance(limit, int)
@@ -186,7 +215,8 @@ def plan(
         check_reserve(limit, reserve)
         if target is None:
             progress("evaluating the configuration")
-            target, tagged = _evaluate(flake, include, Path(scratch), host)
+            flags = NixOptions(nix_option, max_jobs, cores, fallback, show_trace).flags()
+            target, tagged = _evaluate(flake, include, Path(scratch), host, flags)
             non_vital = tuple(sorted({*non_vital, *tagged}))
         with sizing_report() as report:
             problem = load_problem(
@@ -212,9 +242,38 @@ def plan(
             peak_gap=peak_gap / 100,
             progress=progress,
         )
+    estimates = Estimates.of(problem, report)
+    live = target_host is not None or is_live(current)
+    notes = [*estimates.lines(), *_disk_notes(host, limit, auto, live)]
     systems = systems_document(problem.old, problem.new, limit)
-    _print(result, Estimates.of(problem, report), systems, as_json)
+    diffs = step_diffs(problem, result.plan) if result.plan is not None else ()
+    _print(result, diffs, estimates, notes, systems, as_json)
     ctx.exit(ExitCode.OK if result.plan is not None else ExitCode.NO_PLAN)
+
+
+def _disk_notes(host: Machine, limit: int, auto: bool, live: bool) -> list[str]:
+    """Planning for a live store: what --limit means against the disk it is on. `plan`
+    counts the store's NAR bytes only; `apply` counts the whole filesystem."""
+    if not live:
+        return []
+    store = host.store_dir()
+    try:
+        usage = host.usage(store)
+    except OSError:
+        return []
+    where = host.named(store)
+    if auto:
+        return [
+            f"--limit auto: {format_size(limit)}, the size of the filesystem of {where}, "
+            f"which holds {format_size(usage.used)} now; this plan counts the store's "
+            "closures only, apply the whole filesystem (see README, What the budget means)"
+        ]
+    if limit > usage.size:
+        return [
+            f"--limit {format_size(limit)} is more than the filesystem of {where} holds "
+            f"({format_size(usage.size, Rounding.DOWN, 2)}): apply refuses it"
+        ]
+    return []
 
 
 def _check_sources(
@@ -316,20 +375,33 @@ class Estimates:
         }
 
 
-def _print(result: Result, estimates: Estimates, systems: SystemsDocument, as_json: bool) -> None:
+def _print(
+    result: Result,
+    diffs: Sequence[Diff],
+    estimates: Estimates,
+    notes: Sequence[str],
+    systems: SystemsDocument,
+    as_json: bool,
+) -> None:
+    """The table of steps, every change of each step, what is estimated, and the verdict
+    last; or all of it as one JSON object."""
     if as_json:
         doc: PlanOutput = {**result.to_json(), **estimates.to_json(), **systems}
+        for step, diff in zip(doc["steps"], diffs, strict=True):
+            step["diff"] = diff.to_json()
         click.echo(json.dumps(doc, indent=2))
         return
-    # What is estimated goes right above the verdict, which stays the last line.
     text = io.StringIO()
     render(result, text, cells=bar_cells(sys.stdout))
     table, _, verdict = text.getvalue().rstrip("\n").rpartition("\n")
-    sys.stdout.write("".join(f"{line}\n" for line in (table, *estimates.lines(), verdict) if line))
+    changes = io.StringIO()
+    render_diffs(diffs, changes)
+    table += "\n" + changes.getvalue()
+    sys.stdout.write("".join(f"{line}\n" for line in (table, *notes, verdict) if line))
 
 
 def _evaluate(
-    flake: str | None, include: Sequence[str], scratch: Path, host: Machine
+    flake: str | None, include: Sequence[str], scratch: Path, host: Machine, flags: NixFlags
 ) -> tuple[str, list[str]]:
     """The top-level derivation of a NixOS configuration, rooted in `scratch` while the
     plan is made (the step module with nothing kept old: the plain new system), and the
@@ -344,7 +416,7 @@ def _evaluate(
     parsed = Flake.parse(flake, host) if flake else None
     drv = instantiate_system(
         step,
-        NixFlags(),
+        flags,
         step_file=scratch / "step.json",
         root=scratch / "target.drv",
         flake=parsed,

@@ -3,24 +3,21 @@
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TextIO
 
+from adapters.cli.escape import one_line
 from adapters.studies.fleet import FleetProgress, Report
 from adapters.studies.rollout import HostStatus, Rollout
 from adapters.studies.scenario import Outcome
 from adapters.ticker import Ticker
+from solver.diff import Diff, Kind
+from solver.diff import render as render_diff
 from solver.search import Result, Status
 from solver.units import Rounding, format_apart, format_size
 
 BAR = 20
-
-
-def one_line(text: str) -> str:
-    """`text` as one line that does nothing to a terminal: every character that is not
-    printable (a newline, an escape, a byte that was not UTF-8) written as Python writes
-    it in a string, `\\n`, `\\x1b`, `\\udcff`."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def signed_size(n: int) -> str:
@@ -79,6 +76,18 @@ def no_plan(result: Result) -> str:
     )
 
 
+def render_diffs(diffs: Sequence[Diff], out: TextIO) -> None:
+    """Every package each step changes, grouped as nvd groups them (solver/diff.py)."""
+    for index, diff in enumerate(diffs, 1):
+        counts = ", ".join(
+            f"{n} {'rebuilt' if kind is Kind.CHANGED else kind.value}"
+            for kind, n in diff.counts.items()
+            if n
+        )
+        out.write(f"\nstep {index} of {len(diffs)}: {counts or 'the glue only'}\n")
+        out.writelines(f"  {line}\n" for line in render_diff(diff))
+
+
 def verdict(result: Result) -> str:
     budget = format_size(result.budget)
     if result.plan is None:
@@ -134,9 +143,10 @@ class Spinner:
     FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
     def __init__(
-        self, stream: TextIO = sys.stderr, delay: float = 1.0, enabled: bool = True
+        self, stream: TextIO | None = None, delay: float = 1.0, enabled: bool = True
     ) -> None:
-        self.stream = stream
+        # stderr as it is now, not as it was when this module was imported.
+        self.stream = stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.message = "reading closures"
         self._detail = ""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from adapters.nixstore import nix
 from adapters.nixstore.estimate import read_target
 from adapters.nixstore.host import LOCAL, Host
-from adapters.nixstore.sources import read_source
+from adapters.nixstore.sources import check_source, read_source
 from solver.closure import Closure, merge
 from solver.errors import InputError, NixError
 from solver.instance import Problem
@@ -106,6 +106,9 @@ def load_problem(
     `target_store` and `substituters` where given, else from nix.conf's substituters; with
     `offline`, from none (what the local store lacks is estimated).
     """
+    check_source(target, "--target")
+    if host.address is None:
+        check_source(current, "--current")
     old = nix.host_closure(host, current) if host.address is not None else read_source(current)
     caches = [*([target_store] if target_store else []), *substituters]
     new, _ = read_target(target, like=old, substituters=caches or None, offline=offline)

@@ -258,6 +258,17 @@ def _read_derivation(drv: str) -> Closure:
     return _live_closure(outputs, drv)
 
 
+def check_source(spec: str, option: str) -> None:
+    """`spec`, given as `option`, names something that exists: checked for every input
+    before any is read, so that the error names the one that is missing."""
+    if spec and _top_level_store_path(spec) is None and not os.path.exists(spec):
+        hint = " (not on NixOS? give --current SRC)" if spec == "/run/current-system" else ""
+        raise InputError(
+            f"{option} {spec!r}: no such file or directory, and not a path in the Nix store "
+            f"({LOCAL.store_dir()}){hint}"
+        )
+
+
 def read_source(spec: str) -> Closure:
     """A closure from what the user named: a saved file, a binary cache directory, a store
     path (or a link to one) in the local store, or a `.drv` whose outputs are built."""

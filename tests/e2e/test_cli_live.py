@@ -93,3 +93,23 @@ def test_target_sized_from_a_binary_cache(nix_store, capsys):
     assert cached == local
     code, _, err = plan(capsys, "--limit", "20M", "--current", old, "--target", new)
     assert code == 2 and err.startswith("error: ")
+
+
+def test_plan_flags_a_limit_against_the_disk(nix_store, capsys):
+    """On a live store, `--limit auto` says what it counts, and a --limit above the disk
+    is flagged (apply refuses it); from saved files, the local disk is nobody's business."""
+    expr = nix_store.write("systems.nix", SYSTEMS)
+    old = nix_store.build(expr, "old", nix_store.root / "old")
+    new = nix_store.build(expr, "new", nix_store.root / "new")
+
+    def text(*args):
+        with pytest.raises(SystemExit) as e:
+            main(["--quiet", *args])
+        out, err = capsys.readouterr()
+        assert e.value.code == 0, err
+        return out
+
+    out = text("--limit", "auto", "--current", old, "--target", new)
+    assert "--limit auto: " in out and "this plan counts the store's closures only" in out
+    out = text("--limit", "1P", "--current", old, "--target", new)
+    assert "is more than the filesystem of" in out and "apply refuses it" in out

@@ -128,7 +128,16 @@ def read_path_info_json(data: str | bytes | object, source: str) -> Closure:
         data = load_json(data, source)
     if isinstance(data, dict) and "nodes" in data and "edges" in data:
         return read_closure_graph(data, source)
-    return Closure(parse_path_info(data, source), source=source)
+    infos = parse_path_info(data, source)
+    listed = {info.path for info in infos}
+    unlisted = sorted({ref for info in infos for ref in info.references} - listed)
+    if unlisted:
+        raise ClosureError(
+            f"{source}: {some_named(unlisted)} referenced but not listed: saved without "
+            "--recursive? `nix path-info --json --recursive PATH > FILE` lists the whole "
+            "closure"
+        )
+    return Closure(infos, source=source)
 
 
 def _entry(info: PathInfo, deriver: str | None, refs: list[str]) -> dict[str, Any]:

@@ -46,7 +46,9 @@ def run_dask(todo: list[Task], scheduler: str, done: Callable[[Answer], None]) -
         from dask.distributed import Client
         from dask.distributed import as_completed as dask_completed
     except ImportError:
-        raise InputError("--scheduler needs Dask's `distributed`, which is not installed") from None
+        raise InputError(
+            "--scheduler needs Dask, which is not installed: pip install 'budget-solve[fleet]'"
+        ) from None
 
     out = []
     with Client(scheduler, timeout="30s") as client:  # type: ignore[no-untyped-call]
