@@ -186,3 +186,27 @@ def test_path_info_without_recursive_gets_a_hint(capsys, tmp_path):
     )
     code, _, err = run(capsys, "--limit", "3G", "--current", str(saved), "--target", str(saved))
     assert code == 2 and "saved without --recursive?" in err and "glibc-2.39" in err
+
+
+@pytest.mark.nix
+def test_an_evaluation_error_names_the_configuration_not_our_command(capsys, tmp_path):
+    """A configuration that does not evaluate: the error says which, with Nix's reason,
+    and not the nix-instantiate command line the tool made up."""
+    config = tmp_path / "configuration.nix"
+    config.write_text("{ ... }: { this is broken\n")
+    code, _, err = run(
+        capsys,
+        "plan",
+        "--limit",
+        "3G",
+        "--current",
+        README_EXAMPLE[3],
+        "-I",
+        f"nixos-config={config}",
+        "-I",
+        f"nixpkgs={tmp_path}",
+        "--quiet",
+    )
+    assert code == 1
+    assert err.startswith(f"error: evaluating the configuration {config} failed"), err
+    assert "nix-instantiate" not in err and "--add-root" not in err

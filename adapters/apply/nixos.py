@@ -130,7 +130,9 @@ def tagged_non_vital(
         # not call it without one).
         expression = [str(NON_VITAL_NIX), "--arg", "flake", "null", *_include_flags(include)]
         expression += ["-I", f"nixos-config={configuration}"]
-    value = builds.evaluate(LOCAL, expression, flakes=flake is not None)
+    what = f"{flake.ref}#{flake.name}" if flake is not None else configuration
+    label = f"reading budgetSolve.nonVital of {what}"
+    value = builds.evaluate(LOCAL, expression, flakes=flake is not None, label=label)
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
         raise InputError(f"budgetSolve.nonVital: a list of package names, not {value!r:.80}")
     return value
@@ -169,7 +171,15 @@ def instantiate_system(
         root=root,
         flakes=flake is not None,
         env={STEP_ENV: str(step_file)},
+        label=f"evaluating {_named(flake, step)}",
     )
+
+
+def _named(flake: Flake | None, step: StepConfig) -> str:
+    """The configuration as the user named it, for messages."""
+    if flake is not None:
+        return f"the configuration {flake.ref}#{flake.name}"
+    return f"the configuration {step.configuration or '<nixos-config>'}"
 
 
 def attributes(component: Component) -> list[str]:

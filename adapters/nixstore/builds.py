@@ -252,11 +252,13 @@ def instantiate(
     root: Path,
     flakes: bool = False,
     env: Mapping[str, str] | None = None,
+    label: str = "nix-instantiate",
 ) -> str:
-    """Evaluate `expression` without building it; its derivation, rooted at `root`."""
+    """Evaluate `expression` without building it; its derivation, rooted at `root`.
+    `label`: what errors call the evaluation (the command line is ours, not the user's)."""
     host.make_dirs(root.parent)
     argv = instantiate_argv(expression, root, flags, flakes=flakes)
-    printed = lines(host.run(argv, check=True, env=env).stdout)
+    printed = lines(host.run(argv, check=True, env=env, label=label).stdout)
     if not printed:
         raise NixError("nix-instantiate printed no derivation")
     return host.realpath(printed[-1])
@@ -267,9 +269,11 @@ def evaluate_argv(expression: Sequence[str], *, flakes: bool = False) -> list[st
     return [*_nix_instantiate(flakes), "--eval", "--json", "--strict", *expression]
 
 
-def evaluate(host: Host, expression: Sequence[str], *, flakes: bool = False) -> object:
-    """The value of `expression`, through JSON."""
-    stdout = host.run(evaluate_argv(expression, flakes=flakes), check=True).stdout
+def evaluate(
+    host: Host, expression: Sequence[str], *, flakes: bool = False, label: str = "nix-instantiate"
+) -> object:
+    """The value of `expression`, through JSON; `label` as for `instantiate`."""
+    stdout = host.run(evaluate_argv(expression, flakes=flakes), check=True, label=label).stdout
     try:
         return json.loads(stdout)
     except json.JSONDecodeError as e:
