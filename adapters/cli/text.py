@@ -89,7 +89,8 @@ def render_diffs(diffs: Sequence[Diff], out: TextIO) -> None:
 
 
 def verdict(result: Result) -> str:
-    budget = format_size(result.budget)
+    """One line: the steps and how good they are, the peak against the budget, and what
+    one step would need; sizes that differ never print alike (`format_apart`)."""
     if result.plan is None:
         return no_plan(result)
     assert result.plan is not None
@@ -105,13 +106,17 @@ def verdict(result: Result) -> str:
     extra = ""
     if result.greedy_steps and result.greedy_steps > steps:
         extra = f", greedy needs {result.greedy_steps}"
-    peak = f"peak {format_size(result.peak_bytes)} of {budget}"
+    budget, peak_text, one_step = format_apart(
+        (result.budget, Rounding.NEAREST),
+        (result.peak_bytes, Rounding.NEAREST),
+        (result.one_step_peak if steps > 1 else None, Rounding.NEAREST),
+    )
+    peak = f"peak {peak_text} of {budget}"
     if result.status is not Status.OPTIMAL and result.peak_bound < result.peak_bytes:
         # The bound is CP-SAT's for plans of as many steps, or the floor of any plan: a
         # bound on the lowest peak of `steps` steps either way.
         gap = format_size(result.peak_bytes - result.peak_bound)
         peak += f" (at most {gap} above the lowest {steps}-step peak)"
-    one_step = format_size(result.one_step_peak, Rounding.UP)
     one = "" if steps == 1 else f"; one step would need {one_step}"
     return f"plan: {steps} {noun} ({quality}{extra}), {peak}{one}"
 
@@ -211,7 +216,8 @@ def render_scenario(outcome: Outcome, out: TextIO) -> None:
     results = outcome.results
     if results:
         first = results[0]
-        out.write(f"one step needs {format_size(first.one_step_peak, Rounding.UP)}\n")
+        # As the one-step row's peak prints it.
+        out.write(f"one step needs {format_size(first.one_step_peak)}\n")
     out.write(f"\n{'budget':>10}  {'steps':>5}  {'peak':>10}  {'status':<10}  notes\n")
     for r in results:
         if r.plan is None:
