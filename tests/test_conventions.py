@@ -86,6 +86,24 @@ def test_core_install_plans_without_matplotlib_or_dask():
     assert json.loads(done.stdout)["steps"]
 
 
+def test_a_missing_extra_is_named():
+    """`fleet --scheduler` without Dask: one line naming the extra."""
+    fleet = next((ROOT / "scenarios").glob("fleet*.yaml"), None) or next(
+        (ROOT / "scenarios").rglob("*fleet*.yaml")
+    )
+    done = python(
+        BLOCKED + "from adapters.cli import main\nmain(sys.argv[1:])",
+        "fleet",
+        str(fleet),
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+        "--quiet",
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and "budget-solve[fleet]" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_ascii_terminal():
     """PYTHONIOENCODING=ascii: the plan prints, arrows and bars in ASCII, no traceback."""
     done = subprocess.run(

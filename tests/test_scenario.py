@@ -1,4 +1,5 @@
-"""What-if scenarios: hash propagation, the YAML schema, the shipped scenarios, figures."""
+"""What-if scenarios: hash propagation, the YAML schema, the shipped scenarios (their
+figures: tests/test_plots.py)."""
 
 import json
 import random
@@ -9,7 +10,6 @@ import networkx as nx
 import pytest
 
 from adapters.cli import main
-from adapters.cli.plots import scenario_figure
 from adapters.nixstore.sources import read_source
 from adapters.studies import changes
 from adapters.studies import scenario as sc
@@ -265,35 +265,6 @@ def assert_matplotlib_png(path: Path) -> None:
     assert b"IEND" in chunks and b"IDAT" in chunks
     texts = b" ".join(chunks.get(b"tEXt", []))
     assert b"Software" in texts and b"Matplotlib" in texts
-
-
-def test_scenario_plot_is_a_matplotlib_png_with_the_budget_lines(tmp_path, capsys):
-    path = ROOT / "scenarios" / "user-story.yaml"
-    out = tmp_path / "story.png"
-    with pytest.raises(SystemExit) as e:
-        main(["scenario", str(path), "--json", "--plot", str(out), "--time-limit", "2", "--quiet"])
-    assert e.value.code == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert_matplotlib_png(out)
-
-    spec = sc.load(path)
-    spec.time_limit = 2
-    outcome = sc.run(spec)
-    fig = scenario_figure(spec.name, outcome.results)
-    use = fig.axes[0]
-    horizontal = {
-        round(line.get_ydata()[0] * (1 << 30))
-        for line in use.lines
-        if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2
-    }
-    budgets = {r["limit_bytes"] for r in doc["results"]}
-    assert all(any(abs(b - h) <= 1 for h in horizontal) for b in budgets)
-    # The plotted peaks are the plans' peaks.
-    plotted = [list(line.get_ydata()) for line in use.lines if len(line.get_ydata()) > 2]
-    for r in outcome.results:
-        if r.plan is not None and len(r.plan) > 2:
-            peaks = [s.peak_bytes / (1 << 30) for s in r.plan.steps]
-            assert any(p == pytest.approx(peaks) for p in plotted)
 
 
 def test_plot_into_a_missing_directory_is_an_error(tmp_path, capsys):

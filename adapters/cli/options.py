@@ -273,7 +273,7 @@ def plot_option(text: str) -> Callable[[Command], Command]:
     return click.option(
         "--plot",
         type=click.Path(path_type=Path, dir_okay=False),
-        metavar="OUT.png",
+        metavar="OUT.png|svg|pdf",
         callback=plot_path,
         help=text,
     )

@@ -19,7 +19,6 @@ from adapters.cli.options import (
     Whole,
     plot_option,
 )
-from adapters.cli.plots import fleet_figure, save_png, scenario_figure
 from adapters.cli.text import (
     Spinner,
     fleet_progress,
@@ -63,7 +62,10 @@ class Scheduler(click.ParamType):  # type: ignore[type-arg]
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
-@plot_option("Write a figure: disk use per step against each budget, and steps per budget.")
+@plot_option(
+    "Write a figure (.png, .svg or .pdf, by the name; needs budget-solve[plots]): disk use "
+    "per step against each budget, and the steps needed against the budget."
+)
 @click.option(
     "--time-limit",
     type=Finite(min=0.1, max=86_400),
@@ -89,6 +91,11 @@ def scenario(
     Nix's hash propagation applied. It is planned under each budget of `limits`.
     See scenarios/*.yaml for examples. Exit status: 0, or 2 for a bad file.
     """
+    if plot is not None:
+        # matplotlib is an extra: loaded for --plot alone, and checked before any work.
+        from adapters.cli.plots import figure_format
+
+        figure_format(plot)
     with Spinner(enabled=not quiet) as progress:
         progress("reading the scenario")
         spec = load_scenario(file)
@@ -97,8 +104,12 @@ def scenario(
         outcome = run_scenario(spec, workers=workers, progress=progress)
         doc = outcome.to_json()
         if plot is not None:
+            from adapters.cli.plots import save, scenario_figure, scenario_stairs
+
+            progress("finding where the steps needed change")
+            stairs = scenario_stairs(outcome.problem, outcome.results)
             progress("drawing")
-            save_png(scenario_figure(spec.name, outcome.results), plot)
+            save(scenario_figure(spec.name, outcome.results, stairs), plot)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
@@ -110,7 +121,10 @@ def scenario(
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@plot_option("Write a figure: hosts by steps needed, and disk size for at most k steps.")
+@plot_option(
+    "Write a figure (.png, .svg or .pdf, by the name; needs budget-solve[plots]): hosts by "
+    "steps needed, and disk size for at most k steps."
+)
 @click.option(
     "--workers",
     type=Whole(1, MAX_WORKERS),
@@ -198,6 +212,11 @@ def fleet(
         ctx.exit(ExitCode.FAILED if rollout.counts()[HostStatus.FAILED] else ExitCode.OK)
     if given:
         raise click.UsageError(f"{', '.join(given)}: only with --apply")
+    if plot is not None:
+        # matplotlib is an extra: loaded for --plot alone, and checked before any work.
+        from adapters.cli.plots import figure_format
+
+        figure_format(plot)
     with Spinner(enabled=not quiet) as progress:
         progress("reading the fleet")
         spec = load_fleet(file)
@@ -214,7 +233,10 @@ def fleet(
         )
         doc = report.to_json()
         if plot is not None:
-            save_png(fleet_figure(report), plot)
+            from adapters.cli.plots import fleet_figure, save
+
+            progress("drawing")
+            save(fleet_figure(report), plot)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:

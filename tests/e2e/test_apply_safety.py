@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.apply.journal import profile_lock, state_dir_for
+from adapters.cli import apply as apply_command
 from adapters.cli import main
 from adapters.nixstore import builds, profiles
 from adapters.nixstore.host import LOCAL
@@ -181,11 +182,15 @@ def test_a_target_no_cache_has_is_bad_input(small_store, tmp_path, capsys, subst
     assert Path(dead).exists()
 
 
-def test_a_full_disk_says_so(small_store, capsys):
-    """A limit larger than the disk: the step that fills it fails, and the one line shown
-    is the ENOSPC one, not Nix's last "error:" line after it."""
+def test_a_full_disk_says_so(small_store, capsys, monkeypatch):
+    """A disk that fills although the plan said it would not (here: a filesystem that
+    claims four times the room it has, as thin-provisioned volumes can): the step that
+    fills it fails, and the one line shown is the ENOSPC one, not Nix's last "error:"
+    line after it. (A --limit above what the filesystem says it holds is refused before
+    anything runs: test_apply.py.)"""
     store, remount = small_store
     profile, old, new, cache, budget, _keep, _pkg = prepare(store, remount)
+    monkeypatch.setattr(apply_command, "filesystem_limit", lambda _host: 4 * budget)
     code, _out, err = run(capsys, apply_argv(profile, new, cache, 4 * budget))
     assert code == 1, err
     (line,) = err.splitlines()

@@ -274,7 +274,7 @@ def test_sudo_that_wants_a_password_is_one_line(remote_host, nix_store, capsys):
     host = remote_host
     profile, old, new = _host_with_old_system(host, nix_store)
     _stand_in_sudo(host, 'echo "sudo: a password is required" >&2\nexit 1')
-    code, _doc, err = apply_remote(capsys, host, profile, new, "1G", "--sudo")
+    code, _doc, err = apply_remote(capsys, host, profile, new, "auto", "--sudo")
     # sudo failed on the host, not the input.
     assert code == 1
     (line,) = err.strip().splitlines()
@@ -293,7 +293,7 @@ def test_the_state_directory_is_the_hosts_own(
     here, there = tmp_path / "state-here", tmp_path / "state-there"
     monkeypatch.setenv("BUDGET_SOLVE_STATE_DIR", str(here))
     host.setenv("BUDGET_SOLVE_STATE_DIR", str(there))
-    code, doc, err = apply_remote(capsys, host, profile, new, 1 << 30, "--dry-run")
+    code, doc, err = apply_remote(capsys, host, profile, new, "auto", "--dry-run")
     assert code == 0, err
     assert doc["status"] == "planned"
     assert not here.exists()
