@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-import networkx as nx
-
 from solver.closure import Closure
 from solver.errors import InputError
 from solver.storepath import StorePath
@@ -191,6 +189,10 @@ def split_components(
     groups: list[list[str]] = [list(g) for g in couple]
     if couple_kernel:
         groups.append(_kernel_group(list(comps.values())))
+    # Imported when closures are split: what only reads plans (solver.plan, a command's
+    # --help) loads no networkx.
+    import networkx as nx
+
     linked = nx.Graph()
     for group in groups:
         missing = [n for n in group if n not in comps]

@@ -3,14 +3,18 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NotRequired, TypedDict
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from solver.components import Change
 from solver.errors import InputError, some_named
-from solver.instance import Instance
+
+if TYPE_CHECKING:
+    # Imported when a plan is evaluated: what only reads plans and results (solver.search's,
+    # a command's --help) loads no numpy.
+    import numpy as np
+    import numpy.typing as npt
+
+    from solver.instance import Instance
 
 
 class State(IntEnum):
@@ -166,11 +170,13 @@ class Plan:
 PAIRS_PER_BLOCK = 2**25
 
 # A component's states in the only order a monotone plan visits them: old, absent, new.
-_RANK = np.array([0, 2, 1], dtype=np.int8)  # indexed by State
+_RANK = (0, 2, 1)  # indexed by State
 
 
-def presence_matrix(inst: Instance, generations: Sequence[Generation]) -> npt.NDArray[np.bool_]:
+def presence_matrix(inst: "Instance", generations: Sequence[Generation]) -> "npt.NDArray[np.bool_]":
     """present[i, g]: is group g on disk in generation i."""
+    import numpy as np
+
     states = np.asarray(generations, dtype=np.int8).reshape(len(generations), inst.size)
     gaps = absence_gaps(inst, states)
     if gaps is not None:
@@ -193,8 +199,8 @@ def presence_matrix(inst: Instance, generations: Sequence[Generation]) -> npt.ND
 
 
 def absence_gaps(
-    inst: Instance, states: npt.NDArray[np.int8]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    inst: "Instance", states: "npt.NDArray[np.int8]"
+) -> "tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None":
     """Where each group is off the disk, when every component of the plan goes only
     forward (old, maybe absent, new): generations lo[g] <= i < hi[g], empty when lo >= hi.
     None for any other plan.
@@ -202,8 +208,10 @@ def absence_gaps(
     Forward, a group is on disk until its last old user leaves its old state and again
     from when its first new user enters its new one: that leaves one gap at most.
     """
+    import numpy as np
+
     count = len(states)
-    if inst.size == 0 or np.any(np.diff(_RANK[states], axis=0) < 0):
+    if inst.size == 0 or np.any(np.diff(np.array(_RANK, dtype=np.int8)[states], axis=0) < 0):
         return None
     not_old = states != State.OLD
     is_new = states == State.NEW
@@ -217,11 +225,13 @@ def absence_gaps(
     return lo, hi
 
 
-def group_sizes(inst: Instance) -> npt.NDArray[np.int64]:
+def group_sizes(inst: "Instance") -> "npt.NDArray[np.int64]":
+    import numpy as np
+
     return np.fromiter((g.size for g in inst.groups), dtype=np.int64, count=len(inst.groups))
 
 
-def glue_of(inst: Instance, i: int, last: int) -> int:
+def glue_of(inst: "Instance", i: int, last: int) -> int:
     """Glue bytes of generation i in a plan whose final generation is `last`."""
     if i == 0:
         return inst.old_glue
@@ -237,7 +247,7 @@ def first_new(generations: Sequence[Generation], c: int) -> int | None:
     return None
 
 
-def scratch_by_step(inst: Instance, generations: Sequence[Generation]) -> list[int]:
+def scratch_by_step(inst: "Instance", generations: Sequence[Generation]) -> list[int]:
     """Build scratch of each step: components that become new for the first time."""
     out = [0] * len(generations)
     for c, bytes_ in enumerate(inst.scratch):
@@ -248,8 +258,10 @@ def scratch_by_step(inst: Instance, generations: Sequence[Generation]) -> list[i
     return out
 
 
-def evaluate(inst: Instance, generations: Sequence[Generation]) -> Plan:
+def evaluate(inst: "Instance", generations: Sequence[Generation]) -> Plan:
     """Exact disk need of every step of a plan (the planner's own accounting)."""
+    import numpy as np
+
     gens = [tuple(g) for g in generations]
     present = presence_matrix(inst, gens)
     sizes = group_sizes(inst)
@@ -268,7 +280,7 @@ def evaluate(inst: Instance, generations: Sequence[Generation]) -> Plan:
 
 
 def _describe(
-    inst: Instance,
+    inst: "Instance",
     index: int,
     before: Generation,
     after: Generation,
@@ -308,20 +320,20 @@ def _describe(
     )
 
 
-def one_step(inst: Instance) -> Plan:
+def one_step(inst: "Instance") -> Plan:
     """The plain upgrade: everything at once."""
     return evaluate(inst, [initial(inst), final(inst)])
 
 
-def initial(inst: Instance) -> Generation:
+def initial(inst: "Instance") -> Generation:
     return (State.OLD,) * inst.size
 
 
-def final(inst: Instance) -> Generation:
+def final(inst: "Instance") -> Generation:
     return (State.NEW,) * inst.size
 
 
-def _same_disk(inst: Instance, a: Generation, b: Generation) -> bool:
+def _same_disk(inst: "Instance", a: Generation, b: Generation) -> bool:
     """Two generations that put the same paths on disk (unchanged components: old == new)."""
     for c, (x, y) in enumerate(zip(a, b, strict=True)):
         if x != y and not (inst.changes[c] is Change.SAME and State.ABSENT not in (x, y)):
@@ -329,7 +341,7 @@ def _same_disk(inst: Instance, a: Generation, b: Generation) -> bool:
     return True
 
 
-def canonical(inst: Instance, generations: Sequence[Generation]) -> list[Generation]:
+def canonical(inst: "Instance", generations: Sequence[Generation]) -> list[Generation]:
     """Drop null steps; the plan starts at the current system and ends at the target."""
     out: list[Generation] = [initial(inst)]
     for gen in generations[1:]:
@@ -348,7 +360,7 @@ def canonical(inst: Instance, generations: Sequence[Generation]) -> list[Generat
 STEP_KINDS = ("upgrade", "add", "remove", "drop", "restore")
 
 
-def replay(inst: Instance, steps: Sequence[StepDocument]) -> Plan:
+def replay(inst: "Instance", steps: Sequence[StepDocument]) -> Plan:
     """The plan whose steps are `steps` (a plan's `--json` document, read back), on
     `inst`: the same plan, or InputError saying where `steps` and `inst` disagree.
 

@@ -13,8 +13,9 @@ from adapters.apply.journal import LockedError
 from adapters.apply.planning import InfeasibleError
 from adapters.apply.results import ApplyStatus, DeclinedError
 from adapters.cli import apply as apply_cli
-from adapters.cli import main, plan
+from adapters.cli import main
 from adapters.cli.failures import exit_code, message
+from adapters.nixstore import loading
 from adapters.nixstore.nix import CacheUnreachableError
 from solver.errors import (
     BudgetSolveError,
@@ -100,7 +101,8 @@ def test_a_nix_failure_is_not_bad_input(capsys, monkeypatch):
     def failing(*_args, **_kwargs):
         raise NixError("nix path-info failed with exit code 1: cannot connect to the daemon")
 
-    monkeypatch.setattr(plan, "load_problem", failing)
+    # `plan` imports the loader when it runs.
+    monkeypatch.setattr(loading, "load_problem", failing)
     code, _out, err = run(capsys, "--limit", "9G", "--target", TARGET, "--quiet")
     assert code == 1
     assert err == "error: nix path-info failed with exit code 1: cannot connect to the daemon\n"
@@ -184,7 +186,7 @@ def test_quiet_silences_warnings(capsys, monkeypatch, caplog, tmp_path, quiet, c
         logging.getLogger("adapters.nixstore.estimate").warning("cache x unreachable")
         raise InputError("stop here")
 
-    monkeypatch.setattr(plan, "load_problem", warn)
+    monkeypatch.setattr(loading, "load_problem", warn)
     monkeypatch.setattr(apply_cli, "_apply", warn)
     args = ["--limit", "9G", "--target", TARGET]
     if command == "apply":

@@ -129,10 +129,11 @@ def test_no_date_in_svg_and_pdf(story, tmp_path):
     ],
 )
 def test_an_unknown_suffix_is_bad_input_before_any_work(tmp_path, capsys, monkeypatch, name, said):
-    import adapters.cli.studies as studies
+    # The commands import what plans when they run.
+    from adapters.studies.fleet import running
 
-    monkeypatch.setattr(studies, "run_scenario", lambda *_, **__: pytest.fail("planned"))
-    monkeypatch.setattr(studies, "run_fleet", lambda *_, **__: pytest.fail("planned"))
+    monkeypatch.setattr(sc, "run", lambda *_, **__: pytest.fail("planned"))
+    monkeypatch.setattr(running, "run", lambda *_, **__: pytest.fail("planned"))
     for command, file in (("scenario", STORY), ("fleet", FLEET)):
         code, _, err = run(capsys, command, str(file), "--plot", str(tmp_path / name), "-q")
         assert code == 2

@@ -3,15 +3,18 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.host import Host
 from solver.closure import Closure
 from solver.components import Change
 from solver.errors import BudgetSolveError
-from solver.instance import Problem
 from solver.plan import Generation, State
+
+if TYPE_CHECKING:
+    # Annotations only: the model (and numpy) is imported by what builds it.
+    from solver.instance import Problem
 
 
 class ApplyError(BudgetSolveError):
@@ -23,7 +26,7 @@ class ApplyError(BudgetSolveError):
         self.step = step
 
 
-def generation_entries(problem: Problem, gen: Generation) -> list[str]:
+def generation_entries(problem: "Problem", gen: Generation) -> list[str]:
     """Top-level paths of a generation: each component's old or new entries, or none."""
     paths: set[str] = set()
     for comp in problem.split.components:
@@ -65,11 +68,11 @@ class Builder(Protocol):
         """The target's top-level path and its closure, exact or estimated."""
         ...
 
-    def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
+    def adjust(self, problem: "Problem", generations: Sequence[Generation]) -> list[Generation]:
         """The planned generations as this kind of system can build them."""
         ...
 
-    def describe(self, problem: Problem, gen: Generation) -> Mapping[str, object]:
+    def describe(self, problem: "Problem", gen: Generation) -> Mapping[str, object]:
         """An intermediate generation, as JSON the journal keeps and `build` reads: the
         builder's own step type (`ProfileStep`, `NixosStep`), opaque to the executor."""
         ...

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from adapters.apply.builder import Target
 from adapters.apply.nixos_inputs import Flake
@@ -33,9 +33,12 @@ from adapters.nixstore.ssh import Ssh
 from solver.closure import Closure
 from solver.components import Change, Component
 from solver.errors import InputError
-from solver.instance import Problem
 from solver.plan import Generation, State
 from solver.storepath import StorePath
+
+if TYPE_CHECKING:
+    # Annotations only: the model (and numpy) is imported by what builds it.
+    from solver.instance import Problem
 
 HERE: Final = Path(__file__).parent
 CONFIG_NIX: Final = HERE / "nixos-config.nix"
@@ -187,7 +190,7 @@ def attributes(component: Component) -> list[str]:
     return sorted({StorePath.parse(p).pname for p in component.old + component.new})
 
 
-def realisable(problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
+def realisable(problem: "Problem", generations: Sequence[Generation]) -> list[Generation]:
     """The generations a NixOS step module can build.
 
     The module keeps packages old; it cannot hold back what the new configuration adds, nor
@@ -311,10 +314,10 @@ class NixosBuilder:
         closure = closure_from_derivation(drv, substituters=self.substituters, like=old)
         return Target(drv, closure.roots[0], closure, drv=drv)
 
-    def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
+    def adjust(self, problem: "Problem", generations: Sequence[Generation]) -> list[Generation]:
         return realisable(problem, generations)
 
-    def describe(self, problem: Problem, gen: Generation) -> NixosStep:
+    def describe(self, problem: "Problem", gen: Generation) -> NixosStep:
         keep: set[str] = set()
         drop: set[str] = set()
         for comp, state in zip(problem.modelled(), gen, strict=True):

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final, TypedDict
+from typing import TYPE_CHECKING, Final, TypedDict
 
 from adapters.apply.builder import Target, generation_entries
 from adapters.nixstore import builds, profiles
@@ -11,8 +11,11 @@ from adapters.nixstore.estimate import read_target
 from adapters.nixstore.host import Host
 from solver.closure import Closure
 from solver.errors import InputError
-from solver.instance import Problem
 from solver.plan import Generation
+
+if TYPE_CHECKING:
+    # Annotations only: the model (and numpy) is imported by what builds it.
+    from solver.instance import Problem
 
 GENERATION_NIX: Final = Path(__file__).with_name("generation.nix")
 
@@ -75,10 +78,10 @@ class ProfileBuilder:
         closure, drv = read_target(self._target, like=old, substituters=self.substituters)
         return Target(self._target, closure.roots[0], closure, drv=drv)
 
-    def adjust(self, problem: Problem, generations: Sequence[Generation]) -> list[Generation]:
+    def adjust(self, problem: "Problem", generations: Sequence[Generation]) -> list[Generation]:
         return list(generations)
 
-    def describe(self, problem: Problem, gen: Generation) -> ProfileStep:
+    def describe(self, problem: "Problem", gen: Generation) -> ProfileStep:
         return {"entries": generation_entries(problem, gen)}
 
     def build(self, spec: Mapping[str, object], name: str, out_link: Path) -> str:

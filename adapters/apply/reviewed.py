@@ -7,13 +7,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Self, TypedDict, cast
 
 from solver.closure import Closure
 from solver.errors import InputError
-from solver.instance import Instance
 from solver.plan import STEP_KINDS, Plan, StepDocument, replay
 from solver.units import format_size
+
+if TYPE_CHECKING:
+    # Annotations only: the model (and numpy) is imported by what builds it.
+    from solver.instance import Instance
 
 
 class SystemsDocument(TypedDict):
@@ -97,7 +100,7 @@ class Reviewed:
                     f"is {_roots(mine)}: plan again"
                 )
 
-    def plan(self, inst: Instance, budget: int) -> Plan:
+    def plan(self, inst: "Instance", budget: int) -> Plan:
         """The reviewed steps on this run's model; InputError when they are not a plan of
         this upgrade, or do not fit `budget` (the model's, calibrated on the disk)."""
         try:

@@ -5,14 +5,12 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from adapters.apply.builder import Builder
-from adapters.apply.executor import Executor
 from adapters.apply.nixos import BootedSystem
-from adapters.apply.planning import InfeasibleError
 from adapters.apply.results import ApplyResult, Deletions
 from adapters.apply.reviewed import Reviewed
 from adapters.cli.apply_options import ApplyOptions, apply_options
@@ -24,10 +22,12 @@ from adapters.nixstore import builds, profiles
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.host import Host as Machine
 from adapters.nixstore.ssh import Ssh
-from solver.diff import Diff
 from solver.errors import BudgetSolveError, InputError
 from solver.search import Result
 from solver.units import Rounding, format_size
+
+if TYPE_CHECKING:
+    from solver.diff import Diff
 
 
 @click.command()
@@ -81,6 +81,10 @@ def _documented(as_json: bool) -> Iterator[None]:
 
 def _apply(options: ApplyOptions) -> tuple[ApplyResult, Builder]:
     """Check every option, make the builder, and run; the result and the builder."""
+    # Imported when run: --help loads no solver (CP-SAT, numpy).
+    from adapters.apply.executor import Executor
+    from adapters.apply.planning import InfeasibleError
+
     system, run, output = options.system, options.run, options.output
     # Every option is checked before the profile is looked at: nothing is locked, read or
     # collected for a command line that is wrong.
@@ -170,11 +174,11 @@ def _limit(host: Machine, given: int | str | None, reviewed: Reviewed | None) ->
     return limit
 
 
-def _show_plan(as_json: bool, progress: Spinner) -> Callable[[Result, str, Sequence[Diff]], None]:
+def _show_plan(as_json: bool, progress: Spinner) -> Callable[[Result, str, Sequence["Diff"]], None]:
     """The plan in --limit's terms, after the line that says what of --limit the store
     may use, and every change of each step."""
 
-    def show_plan(result: Result, budget: str, diffs: Sequence[Diff]) -> None:
+    def show_plan(result: Result, budget: str, diffs: Sequence["Diff"]) -> None:
         if not as_json:
             progress.clear()
             sys.stdout.write(budget + "\n")

@@ -8,7 +8,6 @@ from typing import cast
 import click
 
 from adapters.apply.builder import ApplyError
-from adapters.apply.planning import InfeasibleError
 from adapters.apply.results import (
     ApplyResult,
     ApplyStatus,
@@ -25,6 +24,9 @@ from solver.units import format_size
 def failure_document(error: BaseException) -> FailureDocument | NoPlanDocument:
     """What `apply --json` prints when `error` stops the run: its line, its exit status
     and the step that failed; when no plan fits, the plan's document with the same keys."""
+    # Imported when run: apply's --help, which imports this module, loads no solver.
+    from adapters.apply.planning import InfeasibleError
+
     said, code = message(error), int(exit_code(error))
     if isinstance(error, InfeasibleError):
         fields = {"error": said, "exit_code": code, "failed_step": None}

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self, TypedDict
+from typing import TYPE_CHECKING, Self, TypedDict
 
 import click
 
@@ -34,14 +34,15 @@ from adapters.nixstore.builds import NixFlags
 from adapters.nixstore.estimate import SizingReport, sizing_report
 from adapters.nixstore.host import LOCAL
 from adapters.nixstore.host import Host as Machine
-from adapters.nixstore.loading import is_live, load_problem
 from adapters.nixstore.ssh import Ssh
-from solver.diff import Diff, step_diffs
 from solver.errors import ExitCode, InputError
-from solver.instance import Problem
 from solver.plan import PlanDocument
-from solver.search import PEAK_GAP, Result, plan_checked
+from solver.search import PEAK_GAP, Result
 from solver.units import Rounding, format_size
+
+if TYPE_CHECKING:
+    from solver.diff import Diff
+    from solver.instance import Problem
 
 
 class PlanCommand(click.Command):
@@ -203,6 +204,11 @@ def plan(
       budget-solve plan --limit 9G --flake /etc/nixos
       budget-solve plan --target-host root@vps1 --limit auto --flake .#vps1
     """
+    # Imported when run: --help loads no solver (CP-SAT, numpy).
+    from adapters.nixstore.loading import is_live, load_problem
+    from solver.diff import step_diffs
+    from solver.search import plan_checked
+
     _check_sources(target, flake, include, offline, substituter, target_store)
     host: Machine = Ssh.parse(target_host) if target_host is not None else LOCAL
     with Spinner(enabled=not quiet) as progress, tempfile.TemporaryDirectory() as scratch:
@@ -296,7 +302,7 @@ def _check_sources(
         raise click.UsageError("--offline asks no cache: no --substituter or --target-store")
 
 
-def _check_pinned(problem: Problem, limit: int, reserve: int) -> None:
+def _check_pinned(problem: "Problem", limit: int, reserve: int) -> None:
     """The budget holds at least what stays on disk whatever the plan does."""
     pinned = problem.pinned.size() if problem.pinned is not None else 0
     if pinned + reserve > limit:
@@ -339,7 +345,7 @@ class Estimates:
     unreachable: dict[str, str]
 
     @classmethod
-    def of(cls, problem: Problem, report: SizingReport) -> Self:
+    def of(cls, problem: "Problem", report: SizingReport) -> Self:
         # A path the current system has is known exactly: the planner takes its size there.
         guessed = [i for i in problem.new.infos() if i.estimated and i.path not in problem.old]
         return cls(
@@ -377,7 +383,7 @@ class Estimates:
 
 def _print(
     result: Result,
-    diffs: Sequence[Diff],
+    diffs: Sequence["Diff"],
     estimates: Estimates,
     notes: Sequence[str],
     systems: SystemsDocument,

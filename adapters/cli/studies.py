@@ -5,7 +5,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 from click.core import ParameterSource
@@ -26,12 +26,10 @@ from adapters.cli.text import (
     render_rollout,
     render_scenario,
 )
-from adapters.studies.fleet.reading import load as load_fleet
-from adapters.studies.fleet.running import run as run_fleet
-from adapters.studies.rollout import HostStatus, Rollout, roll_out
-from adapters.studies.scenario import load as load_scenario
-from adapters.studies.scenario import run as run_scenario
 from solver.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from adapters.studies.rollout import Rollout
 
 # More than any fleet file holds (a study file is at most 1 MiB): a typo, not a fleet.
 MAX_HOSTS: Final = 100_000
@@ -91,6 +89,10 @@ def scenario(
     Nix's hash propagation applied. It is planned under each budget of `limits`.
     See scenarios/*.yaml for examples. Exit status: 0, or 2 for a bad file.
     """
+    # Imported when run: --help loads no solver (CP-SAT, numpy).
+    from adapters.studies.scenario import load as load_scenario
+    from adapters.studies.scenario import run as run_scenario
+
     if plot is not None:
         # matplotlib is an extra: loaded for --plot alone, and checked before any work.
         from adapters.cli.plots import figure_format
@@ -200,6 +202,10 @@ def fleet(
     reached). Each host's journal is on the host: running the command again resumes
     interrupted hosts. Exit status: 0, 1 when a host failed, 2 for a bad file.
     """
+    from adapters.studies.fleet.reading import load as load_fleet
+    from adapters.studies.fleet.running import run as run_fleet
+    from adapters.studies.rollout import HostStatus
+
     given = [f"--{n.replace('_', '-')}" for n in _APPLY_ONLY if _given(ctx, n)]
     if roll:
         if plot is not None or scheduler is not None or workers is not None:
@@ -255,8 +261,11 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 def _roll_out(
     file: Path, parallel: int, max_failures: int, time_limit: float, yes: bool, quiet: bool
-) -> Rollout:
+) -> "Rollout":
     """`fleet --apply`: asked once for the whole fleet, then each host's own apply."""
+    from adapters.studies.fleet.reading import load as load_fleet
+    from adapters.studies.rollout import roll_out
+
     if not yes and not sys.stdin.isatty():
         raise click.UsageError(
             "fleet --apply deletes each host's starting generation (its rollback) and "

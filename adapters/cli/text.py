@@ -5,17 +5,20 @@ import sys
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from adapters.cli.escape import one_line
-from adapters.studies.fleet import FleetProgress, Report
-from adapters.studies.rollout import HostStatus, Rollout
-from adapters.studies.scenario import Outcome
 from adapters.ticker import Ticker
-from solver.diff import Diff, Kind
-from solver.diff import render as render_diff
 from solver.search import Result, Status
 from solver.units import Rounding, format_apart, format_size
+
+if TYPE_CHECKING:
+    # The studies and the diffs are imported where they are drawn: a command's --help,
+    # which imports this module, loads no solver.
+    from adapters.studies.fleet import FleetProgress, Report
+    from adapters.studies.rollout import Rollout
+    from adapters.studies.scenario import Outcome
+    from solver.diff import Diff
 
 BAR = 20
 
@@ -42,7 +45,7 @@ def bar_cells(out: TextIO) -> str:
     return "█·"
 
 
-def fleet_progress(p: FleetProgress) -> str:
+def fleet_progress(p: "FleetProgress") -> str:
     return (
         f"{bar(p.hosts, p.hosts_total, 24)} {p.hosts}/{p.hosts_total} hosts "
         f"({p.closures}/{p.closures_total} distinct closures)"
@@ -76,8 +79,11 @@ def no_plan(result: Result) -> str:
     )
 
 
-def render_diffs(diffs: Sequence[Diff], out: TextIO) -> None:
+def render_diffs(diffs: Sequence["Diff"], out: TextIO) -> None:
     """Every package each step changes, grouped as nvd groups them (solver/diff.py)."""
+    from solver.diff import Kind
+    from solver.diff import render as render_diff
+
     for index, diff in enumerate(diffs, 1):
         counts = ", ".join(
             f"{n} {'rebuilt' if kind is Kind.CHANGED else kind.value}"
@@ -202,7 +208,7 @@ class Spinner:
         self._frame += 1
 
 
-def render_scenario(outcome: Outcome, out: TextIO) -> None:
+def render_scenario(outcome: "Outcome", out: TextIO) -> None:
     """One scenario: what changes, then one row per budget."""
     old, new = outcome.problem.old, outcome.problem.new
     out.write(
@@ -240,9 +246,11 @@ def render_scenario(outcome: Outcome, out: TextIO) -> None:
         )
 
 
-def render_rollout(rollout: Rollout, out: TextIO) -> None:
+def render_rollout(rollout: "Rollout", out: TextIO) -> None:
     """Per host of `fleet --apply`: done (steps, measured peak), failed (at which step,
     why), skipped (why, and the disk it would need), not started."""
+    from adapters.studies.rollout import HostStatus
+
     counts = rollout.counts()
     out.write(
         f"{rollout.fleet}: "
@@ -263,7 +271,7 @@ def render_rollout(rollout: Rollout, out: TextIO) -> None:
         out.write(f"{h.name:<20} {h.status.value:<12} {what}\n")
 
 
-def render_fleet(report: Report, out: TextIO, *, max_hosts: int = 40) -> None:
+def render_fleet(report: "Report", out: TextIO, *, max_hosts: int = 40) -> None:
     """Fleet totals, the disk-size table, and the hosts (the ones that need attention first)."""
     t = report.totals()
     out.write(
