@@ -70,11 +70,12 @@ def format_size(n: int | float, rounding: Rounding = Rounding.NEAREST, decimals:
     for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
         value /= 1024
         if value < 1024 or unit == "PiB":
-            return f"{sign}{_rounded(value, rounding, decimals)} {unit}"
+            return f"{sign}{rounded(value, rounding, decimals)} {unit}"
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _rounded(value: float, rounding: Rounding, decimals: int) -> str:
+def rounded(value: float, rounding: Rounding, decimals: int) -> str:
+    """`value` with `decimals` decimals, rounded `rounding`'s way."""
     scale = 10**decimals
     if rounding is Rounding.UP:
         # A hair of float error must not turn an exact 3.0 into 3.1.

@@ -16,7 +16,7 @@ from adapters.apply.reviewed import Reviewed
 from adapters.cli.apply_options import ApplyOptions, apply_options
 from adapters.cli.apply_report import deletion_lines, print_applied, print_failure
 from adapters.cli.builders import check_hosts, make_builder
-from adapters.cli.options import check_reserve, filesystem_limit
+from adapters.cli.options import check_reserve, filesystem_limit, over_the_disk
 from adapters.cli.text import Spinner, bar_cells, render, render_diffs
 from adapters.nixstore import builds, profiles
 from adapters.nixstore.host import LOCAL
@@ -24,7 +24,6 @@ from adapters.nixstore.host import Host as Machine
 from adapters.nixstore.ssh import Ssh
 from solver.errors import BudgetSolveError, InputError
 from solver.search import Result
-from solver.units import Rounding, format_size
 
 if TYPE_CHECKING:
     from solver.diff import Diff
@@ -165,8 +164,7 @@ def _limit(host: Machine, given: int | str | None, reviewed: Reviewed | None) ->
     if limit > size:
         where = host.named(host.store_dir())
         raise InputError(
-            f"--limit {format_size(limit)} is more than the filesystem of {where} holds "
-            f"({format_size(size, Rounding.DOWN, 2)}): a plan under it could fill the disk; "
+            f"{over_the_disk(limit, size, where)}: a plan under it could fill the disk; "
             "give at most that, or --limit auto"
         )
     if reviewed is not None:

@@ -13,7 +13,7 @@ from adapters.apply.measure import size_bytes
 from adapters.nixstore import ssh
 from adapters.nixstore.host import Host as Machine
 from solver.errors import InputError
-from solver.units import format_size, parse_size
+from solver.units import Rounding, format_size, parse_size
 
 SRC_HELP = (
     "a store path (read from the live store), a saved `nix path-info --json` file (any Nix "
@@ -238,6 +238,15 @@ def check_reserve(limit: int, reserve: int) -> None:
             f"--reserve {format_size(reserve)} leaves nothing of --limit {format_size(limit)} "
             "for the store: the reserve is kept free out of the budget"
         )
+
+
+def over_the_disk(limit: int, size: int, where: str) -> str:
+    """What a --limit above the size of the store's filesystem is: `plan` notes it,
+    `apply` refuses it."""
+    return (
+        f"--limit {format_size(limit)} is more than the filesystem of {where} holds "
+        f"({format_size(size, Rounding.DOWN, 2)})"
+    )
 
 
 def filesystem_limit(host: Machine) -> int:

@@ -28,6 +28,7 @@ from adapters.cli.options import (
     check_reserve,
     couples,
     filesystem_limit,
+    over_the_disk,
 )
 from adapters.cli.text import Spinner, bar_cells, render, render_diffs
 from adapters.nixstore.builds import NixFlags
@@ -38,7 +39,7 @@ from adapters.nixstore.ssh import Ssh
 from solver.errors import ExitCode, InputError
 from solver.plan import PlanDocument
 from solver.search import PEAK_GAP, Result
-from solver.units import Rounding, format_size
+from solver.units import format_size
 
 if TYPE_CHECKING:
     from solver.diff import Diff
@@ -275,10 +276,7 @@ def _disk_notes(host: Machine, limit: int, auto: bool, live: bool) -> list[str]:
             "closures only, apply the whole filesystem (see README, What the budget means)"
         ]
     if limit > usage.size:
-        return [
-            f"--limit {format_size(limit)} is more than the filesystem of {where} holds "
-            f"({format_size(usage.size, Rounding.DOWN, 2)}): apply refuses it"
-        ]
+        return [f"{over_the_disk(limit, usage.size, where)}: apply refuses it"]
     return []
 
 

@@ -19,7 +19,7 @@ from adapters.studies.fleet import Report
 from solver.errors import InputError
 from solver.instance import Problem, build_instance
 from solver.search import Result
-from solver.units import Rounding, parse_size
+from solver.units import Rounding, parse_size, rounded
 from solver.whatif.staircase import Staircase, staircase
 
 MISSING: Final = "--plot needs matplotlib: pip install 'budget-solve[plots]'"
@@ -82,13 +82,7 @@ def save(fig: Figure, path: Path) -> None:
 def gib(n: float, rounding: Rounding = Rounding.NEAREST) -> str:
     """Bytes in GiB, the figures' unit: two decimals, or one when the second is 0;
     rounded up for a budget that works, down for a floor."""
-    scaled = n / GiB * 100
-    if rounding is Rounding.UP:
-        scaled = math.ceil(scaled - 1e-9)
-    elif rounding is Rounding.DOWN:
-        scaled = math.floor(scaled + 1e-9)
-    text = f"{round(scaled) / 100:.2f}"
-    return f"{text.removesuffix('0')} GiB"
+    return f"{rounded(n / GiB, rounding, 2).removesuffix('0')} GiB"
 
 
 def titled(name: str) -> str:
