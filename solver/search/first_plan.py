@@ -143,7 +143,8 @@ def better_order(s: Search) -> None:
     """Another order, with a lower bottleneck, often merges into fewer steps."""
     if len(s.best) > s.bound:
         s.progress("improving the order")
-        lowered = lower_bottleneck(s.inst, s.lowest)
+        # A share of the search's own deadline: work, not the clock, when deterministic.
+        lowered = lower_bottleneck(s.inst, s.lowest, s.clock.deadline.within(ORDER_SECONDS))
         if lowered is not s.lowest:
             merged = merge_optimal(s.inst, lowered.generations, s.budget)
             s.best = best_of(s.inst, [s.best.generations, merged])

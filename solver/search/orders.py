@@ -21,7 +21,7 @@ import numpy.typing as npt
 from solver.deadline import Deadline
 from solver.instance import Instance
 from solver.plan import Generation, Plan, State, evaluate, glue_of, initial
-from solver.search.tuning import ORDER_CALL_SECONDS, ORDER_PAIR_SECONDS, ORDER_SECONDS
+from solver.search.tuning import ORDER_CALL_SECONDS, ORDER_PAIR_SECONDS
 
 # A move: (component, enters its new state). Vital components have one move that does
 # both; a non-vital one that is dropped first has a leaving move and an entering one.
@@ -123,19 +123,17 @@ def _score(needs: npt.NDArray[np.int64]) -> tuple[int, int, int]:
 
 
 def lower_bottleneck(
-    inst: Instance, plan: Plan, deadline: Deadline | None = None, *, target: int | None = None
+    inst: Instance, plan: Plan, deadline: Deadline, *, target: int | None = None
 ) -> Plan:
     """A one-change-per-step plan whose peak is no higher than `plan`'s, often lower.
 
     Moves the change of the bottleneck step to every other place, and every other change
     to just before or after the bottleneck, keeping the best; stops when no such move
-    helps, at `deadline` (ORDER_SECONDS from now by default), or once the peak is at most
-    `target`.
+    helps, at `deadline`, or once the peak is at most `target`.
     """
     moves = _moves(inst, plan.generations)
     if moves is None or len(moves) < 2:
         return plan
-    deadline = deadline or Deadline.after(ORDER_SECONDS)
     orders = _Orders(inst, moves)
     leaving = {c: m for m, (c, leaves, enters) in enumerate(moves) if leaves and not enters}
     before = {m: leaving[c] for m, (c, leaves, enters) in enumerate(moves) if enters and not leaves}
