@@ -2,15 +2,19 @@
 search prices moves exactly as `evaluate` does, CP-SAT's overflow is zero exactly when
 the steps fit, and a squeezed plan is valid and never beats the exhaustive oracle."""
 
+import random
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from solver.components import Change
+from solver.components import Change, split_components
 from solver.deadline import Deadline
-from solver.instance import build_instance
+from solver.instance import Problem, build_instance
 from solver.model import Objective, SolveStatus, build_model
-from solver.plan import Generation, State, canonical, evaluate, final, initial
+from solver.plan import Generation, State, canonical, evaluate, final, initial, one_step
+from solver.search.greedy import jump_needs, merge_optimal, min_peak_plan
 from solver.search.squeeze import _Layout, _Moves, squeeze
+from solver.synthetic import generate_pair
 from solver.validate import validate
 from tests.helpers import GiB, SystemBuilder, instance_of
 from tests.oracle import exhaustive
@@ -69,6 +73,56 @@ def test_every_move_is_priced_as_evaluate_prices_the_moved_plan(case, data):
         s.peak_bytes for s in evaluate(inst, _assigned(inst, moved, k)).steps
     ]
     assert moves.generations() == _assigned(inst, moved, k)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(assignments(), st.data())
+def test_kicks_never_raise_the_overflow_and_keep_the_needs_exact(case, data):
+    _, inst, k, steps = case
+    gens = _assigned(inst, steps, k)
+    budget = data.draw(st.integers(0, evaluate(inst, gens).peak_bytes))
+    moves = _Moves(_Layout(inst), budget, gens)
+    moves.descend(Deadline.after(5))
+    before = sum(moves.over())
+    after = moves.wander(Deadline.after(5), random.Random(0))
+    assert sum(moves.over()) <= before
+    assert [int(n) for n in moves.needs] == [s.peak_bytes for s in evaluate(inst, after).steps]
+    assert len(after) == k + 1
+
+
+def _a_merge_the_moves_leave_over():
+    """A 1,000-path rebuild of 90 % of its packages at a budget 30 % of the way from the
+    lowest peak known to the one-step need, the lowest-peak order merged into 3 steps,
+    and those merged further into 2 (the pair whose union needs least)."""
+    pair = generate_pair(1000, 50, changed=0.9, seed=8)
+    problem = Problem(pair.old, pair.new, split_components(pair.old, pair.new))
+    inst = build_instance(problem)
+    lowest = min_peak_plan(inst)
+    low = max(pair.old.size(), pair.new.size(), lowest.peak_bytes)
+    budget = low + (one_step(inst).peak_bytes - low) * 3 // 10
+    gens = merge_optimal(inst, lowest.generations, budget)
+    needs = jump_needs(inst, gens)
+    a = min(range(len(gens) - 2), key=lambda a: int(needs[a, a + 2]))
+    return problem, inst, budget, gens, [*gens[: a + 1], *gens[a + 2 :]]
+
+
+def test_kicks_find_the_plan_single_moves_settle_short_of():
+    """Single moves settle 6.5 MB over the budget in 2 steps; moving a library's users
+    together (a kick) and settling again fits, the same way every run."""
+    problem, inst, budget, gens, merged = _a_merge_the_moves_leave_over()
+    assert len(gens) == 4 and evaluate(inst, gens).peak_bytes <= budget
+    layout = _Layout(inst)
+    plans = []
+    for _ in range(2):
+        moves = _Moves(layout, budget, merged)
+        moves.descend(Deadline.after(10, deterministic=True))
+        assert sum(moves.over()) > 0
+        plans.append(moves.wander(Deadline.after(10, deterministic=True), random.Random(0)))
+        assert sum(moves.over()) == 0
+    assert plans[0] == plans[1]
+    shorter = evaluate(inst, canonical(inst, plans[0]))
+    assert len(shorter) == 2
+    assert validate(problem, shorter, budget).peak == shorter.peak_bytes <= budget
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

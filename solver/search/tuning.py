@@ -54,6 +54,12 @@ STRETCH_MAX_WIDTH = 5
 STRETCH_SECONDS = 3.0
 STRETCH_PATIENCE = 1.0
 PRICED_TOGETHER = 16
+# Its kicks (an iterated local search, `_Moves.wander`): the moves settle again after
+# each, 0.01 to 0.3 s on 3,000 to 25,000 paths; the kicks stop after this many in a row
+# that did not lower the overflow, and a kick that is not a library's users moves this
+# many components.
+KICK_PATIENCE = 30
+KICKED_COMPONENTS = 3
 
 # -- deterministic work (solver/deadline.py) ---------------------------------------------
 
