@@ -398,7 +398,8 @@ class _Moves:
         none is left or KICK_PATIENCE kicks in a row have not lowered it."""
         best = sum(self.over())
         stale = 0
-        while best and stale < KICK_PATIENCE and not deadline.passed():
+        # One step has no neighbour to kick to.
+        while best and self.k > 1 and stale < KICK_PATIENCE and not deadline.passed():
             saved = self._snapshot()
             self._kick(rng, library=stale % 2 == 0)
             self.descend(deadline)
@@ -415,8 +416,6 @@ class _Moves:
         """From the step most over the budget, to a neighbour drawn at random: the users
         there of one shared group (drawn by its bytes) with `library`, else a few of its
         components."""
-        if self.k < 2:
-            return
         j = int(np.argmax(self.needs)) + 1
         to = rng.choice([t for t in (j - 1, j + 1) if 1 <= t <= self.k])
         here = self.step == j
