@@ -227,8 +227,9 @@ class _Layout:
         for c, m in enumerate(mine):
             for g in m:
                 sharing.setdefault(g, set()).add(c)
-        self.shared = [g for g in sorted(sharing) if len(sharing[g]) > 1]
-        self.shared_users = [np.asarray(sorted(sharing[g]), dtype=np.int64) for g in self.shared]
+        shared = [g for g in sorted(sharing) if len(sharing[g]) > 1]
+        self.shared = np.asarray(shared, dtype=np.int64)
+        self.shared_users = [np.asarray(sorted(sharing[g]), dtype=np.int64) for g in shared]
         self.is_old = [np.fromiter((o for o, _ in m.values()), dtype=np.bool_) for m in mine]
         self.is_new = [np.fromiter((n for _, n in m.values()), dtype=np.bool_) for m in mine]
         self.scratch = np.asarray(inst.scratch, dtype=np.int64)
@@ -422,9 +423,11 @@ class _Moves:
         chosen: list[int] = []
         if library:
             layout = self.layout
-            candidates = [i for i, users in enumerate(layout.shared_users) if here[users].any()]
+            # The shared groups with a user changing in step j, from the running counts.
+            users_here = self.old_count[layout.shared, j] + self.new_count[layout.shared, j]
+            candidates = np.flatnonzero(users_here).tolist()
             if candidates:
-                weights = [int(self.sizes[layout.shared[i]]) for i in candidates]
+                weights = self.sizes[layout.shared[candidates]].tolist()
                 (i,) = rng.choices(candidates, weights=weights)
                 users = layout.shared_users[i]
                 chosen = users[here[users]].tolist()
