@@ -62,3 +62,18 @@ def instance_of(old: Closure, new: Closure, **kwargs: object) -> tuple[Problem, 
     split = split_components(old, new, non_vital=non_vital)  # type: ignore[arg-type]
     problem = Problem(old, new, split, **kwargs)  # type: ignore[arg-type]
     return problem, build_instance(problem)
+
+
+def rebuild_of_1000_paths() -> tuple[Problem, Instance, int]:
+    """A generated 1,000-path system with 90 % of its packages rebuilt, at a budget 30 % of
+    the way from the lowest peak known (or the larger system) to the one-step need: the
+    first plan lands a step above the bound, and single moves of the squeeze settle over
+    the budget where its kicks fit."""
+    from solver.plan import one_step
+    from solver.search.greedy import min_peak_plan
+    from solver.synthetic import generate_pair
+
+    pair = generate_pair(1000, 50, changed=0.9, seed=8)
+    problem, inst = instance_of(pair.old, pair.new)
+    low = max(pair.old.size(), pair.new.size(), min_peak_plan(inst).peak_bytes)
+    return problem, inst, low + (one_step(inst).peak_bytes - low) * 3 // 10

@@ -61,17 +61,10 @@ def test_a_repeatable_plan_never_consults_the_clock(monkeypatch):
     """Every deadline a deterministic search asks is one of work: one wall-clock deadline
     (the order search once had its own second of wall time) makes the plan depend on the
     machine's load. A 1,000-path rebuild whose search goes through every stage."""
-    from solver.components import split_components
-    from solver.instance import Problem, build_instance
-    from solver.plan import one_step
     from solver.search import plan_upgrade
-    from solver.search.greedy import min_peak_plan
-    from solver.synthetic import generate_pair
+    from tests.helpers import rebuild_of_1000_paths
 
-    pair = generate_pair(1000, 50, changed=0.9, seed=8)
-    inst = build_instance(Problem(pair.old, pair.new, split_components(pair.old, pair.new)))
-    low = max(pair.old.size(), pair.new.size(), min_peak_plan(inst).peak_bytes)
-    budget = low + (one_step(inst).peak_bytes - low) * 3 // 10
+    _, inst, budget = rebuild_of_1000_paths()
     wall_clock: list[str] = []
     for name in ("passed", "left"):
         asked = getattr(Deadline, name)

@@ -7,16 +7,15 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from solver.components import Change, split_components
+from solver.components import Change
 from solver.deadline import Deadline
-from solver.instance import Problem, build_instance
+from solver.instance import build_instance
 from solver.model import Objective, SolveStatus, build_model
-from solver.plan import Generation, State, canonical, evaluate, final, initial, one_step
+from solver.plan import Generation, State, canonical, evaluate, final, initial
 from solver.search.greedy import jump_needs, merge_optimal, min_peak_plan
 from solver.search.squeeze import _Layout, _Moves, squeeze
-from solver.synthetic import generate_pair
 from solver.validate import validate
-from tests.helpers import GiB, SystemBuilder, instance_of
+from tests.helpers import GiB, SystemBuilder, instance_of, rebuild_of_1000_paths
 from tests.oracle import exhaustive
 from tests.test_oracle import tiny_problems
 from tests.test_orders import single_change_orders
@@ -91,16 +90,10 @@ def test_kicks_never_raise_the_overflow_and_keep_the_needs_exact(case, data):
 
 
 def _a_merge_the_moves_leave_over():
-    """A 1,000-path rebuild of 90 % of its packages at a budget 30 % of the way from the
-    lowest peak known to the one-step need, the lowest-peak order merged into 3 steps,
-    and those merged further into 2 (the pair whose union needs least)."""
-    pair = generate_pair(1000, 50, changed=0.9, seed=8)
-    problem = Problem(pair.old, pair.new, split_components(pair.old, pair.new))
-    inst = build_instance(problem)
-    lowest = min_peak_plan(inst)
-    low = max(pair.old.size(), pair.new.size(), lowest.peak_bytes)
-    budget = low + (one_step(inst).peak_bytes - low) * 3 // 10
-    gens = merge_optimal(inst, lowest.generations, budget)
+    """The 1,000-path rebuild (tests/helpers.py), its lowest-peak order merged into 3
+    steps, and those merged further into 2 (the pair whose union needs least)."""
+    problem, inst, budget = rebuild_of_1000_paths()
+    gens = merge_optimal(inst, min_peak_plan(inst).generations, budget)
     needs = jump_needs(inst, gens)
     a = min(range(len(gens) - 2), key=lambda a: int(needs[a, a + 2]))
     return problem, inst, budget, gens, [*gens[: a + 1], *gens[a + 2 :]]
