@@ -66,12 +66,15 @@ KICKED_COMPONENTS = 3
 # What the local searches charge a deterministic deadline, in seconds of one core (times
 # WORK_PER_SECOND in work units), measured on 1,000- to 10,000-path systems: pricing an
 # order of moves (solver/search/orders.py) costs this per call plus this per (group, user)
-# pair and component; pricing a batch of the squeeze's moves, this per call plus this per
-# (group row, step) of the batch; building a model, this per unit of `model_work`.
+# pair and component; pricing a batch of the squeeze's moves and scoring them, this per
+# call, this per row of the batch (a group of one of its components) to find the rows a
+# move can change, and this per such row and step (fitted on 1,000- to 25,000-path
+# rebuilds); building a model, this per unit of `model_work`.
 ORDER_CALL_SECONDS = 6e-5
 ORDER_PAIR_SECONDS = 5.5e-9
-PRICE_CALL_SECONDS = 5e-4
-PRICE_ROW_SECONDS = 6e-8
+PRICE_CALL_SECONDS = 2.5e-4
+PRICE_FILTER_SECONDS = 2e-8
+PRICE_ROW_SECONDS = 4e-8
 BUILD_WORK_SECONDS = 1.7e-6
 
 # -- orders and the smallest budget --------------------------------------------------------
