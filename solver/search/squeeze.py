@@ -273,17 +273,17 @@ class _Moves:
             ],
             dtype=np.int64,
         )
-        self.present = self._presence(self.old_count, self.new_count, self.kept)
+        self.last_old, self.first_new = self._ends(self.old_count, self.new_count)
+        self.present = self._presence(self.last_old, self.first_new, self.kept)
         self.needs = self._needs()
 
     def _presence(
         self,
-        old_count: npt.NDArray[np.int64],
-        new_count: npt.NDArray[np.int64],
+        last_old: npt.NDArray[np.int64],
+        first_new: npt.NDArray[np.int64],
         kept: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.bool_]:
-        """present[g, j-1] for the groups whose user counts per step are given."""
-        last_old, first_new = self._ends(old_count, new_count)
+        """present[g, j-1] for groups with these ends (`_ends`)."""
         return (
             kept[:, None] | (self.steps <= last_old[:, None]) | (self.steps >= first_new[:, None])
         )
@@ -353,12 +353,20 @@ class _Moves:
                 + PRICE_FILTER_SECONDS * len(fixed)
                 + PRICE_ROW_SECONDS * len(groups) * width
             )
-        rows = np.arange(len(groups))
-        # User counts of each row's group without its component.
-        old_count, new_count = self.old_count[groups], self.new_count[groups]
-        old_count[rows[is_old], now[owner[is_old]]] -= 1
-        new_count[rows[is_new], now[owner[is_new]]] -= 1
-        last_old, first_new = self._ends(old_count, new_count)
+        # Each row's group's ends without its component: they differ from the group's
+        # only where the component is the one user at an end.
+        moved = moved[live]
+        last_old, first_new = self.last_old[groups], self.first_new[groups]
+        alone = (is_old & (moved == last_old) & (self.old_count[groups, last_old] == 1)) | (
+            is_new & (moved == first_new) & (self.new_count[groups, first_new] == 1)
+        )
+        if alone.any():
+            redo = np.flatnonzero(alone)
+            rows = np.arange(len(redo))
+            old_count, new_count = self.old_count[groups[redo]], self.new_count[groups[redo]]
+            old_count[rows[is_old[redo]], moved[redo][is_old[redo]]] -= 1
+            new_count[rows[is_new[redo]], moved[redo][is_new[redo]]] -= 1
+            last_old[redo], first_new[redo] = self._ends(old_count, new_count)
         to = self.steps[None, :]
         last_old = np.where(is_old[:, None], np.maximum(last_old[:, None], to), last_old[:, None])
         first_new = np.where(
@@ -366,7 +374,7 @@ class _Moves:
         )
         # A group is off disk in the steps strictly between the two: bytes off disk per
         # (component, target, step) by a difference array over the steps.
-        sizes = np.where(self.kept[groups], 0, self.sizes[groups]).astype(np.float64)
+        sizes = self.sizes[groups].astype(np.float64)
         start, stop = last_old + 1, first_new
         weights = (sizes[:, None] * (start < stop)).ravel()
         # Each row's cell in a (component, k) table: per target step for what the move
@@ -395,7 +403,9 @@ class _Moves:
             count[groups[side], now] -= 1
             count[groups[side], to] += 1
         self.step[c] = to
-        present = self._presence(self.old_count[groups], self.new_count[groups], self.kept[groups])
+        last_old, first_new = self._ends(self.old_count[groups], self.new_count[groups])
+        self.last_old[groups], self.first_new[groups] = last_old, first_new
+        present = self._presence(last_old, first_new, self.kept[groups])
         changed = present != self.present[groups]
         self.needs = self.needs + self.sizes[groups] @ (changed * np.where(present, 1, -1))
         self.needs[now - 1] -= self.scratch[c]
@@ -480,11 +490,28 @@ class _Moves:
     def _snapshot(self) -> tuple[npt.NDArray[Any], ...]:
         """Copies of the state a move changes, for `_restore`."""
         return tuple(
-            a.copy() for a in (self.step, self.old_count, self.new_count, self.present, self.needs)
+            a.copy()
+            for a in (
+                self.step,
+                self.old_count,
+                self.new_count,
+                self.last_old,
+                self.first_new,
+                self.present,
+                self.needs,
+            )
         )
 
     def _restore(self, saved: tuple[npt.NDArray[Any], ...]) -> None:
-        self.step, self.old_count, self.new_count, self.present, self.needs = saved
+        (
+            self.step,
+            self.old_count,
+            self.new_count,
+            self.last_old,
+            self.first_new,
+            self.present,
+            self.needs,
+        ) = saved
 
     def over(self) -> list[int]:
         """Bytes by which each step exceeds the budget."""

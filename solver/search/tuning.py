@@ -72,9 +72,9 @@ KICKED_COMPONENTS = 3
 # rebuilds); building a model, this per unit of `model_work`.
 ORDER_CALL_SECONDS = 6e-5
 ORDER_PAIR_SECONDS = 5.5e-9
-PRICE_CALL_SECONDS = 2.5e-4
-PRICE_FILTER_SECONDS = 2e-8
-PRICE_ROW_SECONDS = 4e-8
+PRICE_CALL_SECONDS = 2e-4
+PRICE_FILTER_SECONDS = 3e-8
+PRICE_ROW_SECONDS = 2.5e-8
 BUILD_WORK_SECONDS = 1.7e-6
 
 # -- orders and the smallest budget --------------------------------------------------------
