@@ -4,6 +4,7 @@ the steps fit, and a squeezed plan is valid and never beats the exhaustive oracl
 
 import random
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +88,57 @@ def test_kicks_never_raise_the_overflow_and_keep_the_needs_exact(case, data):
     assert sum(moves.over()) <= before
     assert [int(n) for n in moves.needs] == [s.peak_bytes for s in evaluate(inst, after).steps]
     assert len(after) == k + 1
+
+
+def _spread_over(k: int):
+    """The 1,000-path rebuild (tests/helpers.py) with its components dealt round the k
+    steps, and its moves."""
+    _, inst, budget = rebuild_of_1000_paths()
+    steps = [c % k + 1 for c in range(inst.size)]
+    return inst, steps, _Moves(_Layout(inst), budget, _assigned(inst, steps, k))
+
+
+def test_moves_on_a_1000_path_rebuild_are_priced_as_evaluate_prices_them():
+    """Most rows of a rebuild are libraries that another user keeps on disk in every
+    step, which the moves do not price; the prices are exact all the same, also where a
+    component is the only user of a library at its first or last step."""
+    k = 4
+    inst, steps, moves = _spread_over(k)
+    batch = moves.moving[::7]
+    for c, priced in zip(batch, moves._priced(batch), strict=True):
+        for to in range(1, k + 1):
+            moved = [to if d == c else s for d, s in enumerate(steps)]
+            expected = [s.peak_bytes for s in evaluate(inst, _assigned(inst, moved, k)).steps]
+            assert [int(n) for n in priced[to - 1]] == expected, (c, to)
+
+
+def test_a_descent_ends_where_no_single_move_lowers_the_score():
+    *_, moves = _spread_over(3)
+    moves.budget = int(moves.needs.min())  # every step but one over
+    moves.descend(Deadline.after(60, deterministic=True))
+    (score,) = moves._scores(moves.needs[None, :])
+    assert score[0] > 0
+    for at in range(0, len(moves.moving), 16):
+        batch = moves.moving[at : at + 16]
+        _, scores = moves._best_targets(moves._priced(batch))
+        assert min(scores) >= score
+
+
+def test_a_kick_moves_components_out_of_a_step_over_the_budget_only():
+    *_, moves = _spread_over(4)
+    # Only the fullest step is over the budget.
+    fullest = int(moves.needs.argmax()) + 1
+    moves.budget = int(sorted(moves.needs)[-2])
+    assert moves.over().count(0) == 3
+    for seed in range(6):
+        before = moves.step.copy()
+        moves._kick(random.Random(seed), library=seed % 2 == 0)
+        moved = before != moves.step
+        assert moved.any()
+        assert set(before[moved].tolist()) == {fullest}
+        assert set(moves.step[moved].tolist()) <= {fullest - 1, fullest + 1}
+        for c in np.flatnonzero(moved).tolist():
+            moves._move(c, int(before[c]))
 
 
 def _a_merge_the_moves_leave_over():
