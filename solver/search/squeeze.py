@@ -490,31 +490,15 @@ class _Moves:
         for c in chosen:
             self._move(c, to)
 
+    # What a move changes: `_snapshot` copies it, `_restore` puts it back.
+    _STATE = ("step", "old_count", "new_count", "last_old", "first_new", "present", "needs")
+
     def _snapshot(self) -> tuple[npt.NDArray[Any], ...]:
-        """Copies of the state a move changes, for `_restore`."""
-        return tuple(
-            a.copy()
-            for a in (
-                self.step,
-                self.old_count,
-                self.new_count,
-                self.last_old,
-                self.first_new,
-                self.present,
-                self.needs,
-            )
-        )
+        return tuple(getattr(self, name).copy() for name in self._STATE)
 
     def _restore(self, saved: tuple[npt.NDArray[Any], ...]) -> None:
-        (
-            self.step,
-            self.old_count,
-            self.new_count,
-            self.last_old,
-            self.first_new,
-            self.present,
-            self.needs,
-        ) = saved
+        for name, array in zip(self._STATE, saved, strict=True):
+            setattr(self, name, array)
 
     def over(self) -> list[int]:
         """Bytes by which each step exceeds the budget."""
