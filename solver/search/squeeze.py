@@ -25,7 +25,7 @@ compatible adjacent steps merged, two searches take turns bringing that sum to z
   it moves whole groups of components at once, which single moves cannot.
 
 With the kicks, a 25,000-path update of 13 % of its paths at a tight budget gets from 6
-steps to 5, its bound, in 5 s, where single moves settled 230 MB over; the 25,000-path
+steps to 5, its bound, in 5 to 6 s, where single moves settled 230 MB over; the 25,000-path
 mass rebuild of 1,000 packages at a tight budget from 9 steps to 8 (its bound is 7). The
 one of 500 packages still ends some 25 MB over in 8 steps in a default run: 9 stand.
 Only plans without drops are squeezed: the local search moves each component once, from
