@@ -13,11 +13,11 @@ compatible adjacent steps merged, two searches take turns bringing that sum to z
 
 - a local search that moves one component to another step, for the least overflow and
   then the fewest bytes over all steps (`_Moves`); it settles in about a second;
-- kicks out of where it settles (`_Moves.wander`, an iterated local search): from the
-  step most over the budget, the users of one shared library, or a few components, go to
-  a neighbouring step, the moves settle again, and the result is kept when it overflows
-  no more than the best so far. Single moves cannot take a library's users across
-  together, and it is the library that then leaves a step;
+- kicks out of where it settles (`_Moves.wander`, an iterated local search): from a
+  step over the budget (drawn by its bytes over), the users of one shared library, or a
+  few components, go to a neighbouring step, the moves settle again, and the result is
+  kept when it overflows no more than the best so far. Single moves cannot take a
+  library's users across together, and it is the library that then leaves a step;
 - CP-SAT on stretches of STRETCH_MIN_WIDTH to STRETCH_MAX_WIDTH consecutive steps with
   both ends fixed, minimising the stretch's overflow at the same number of steps (a
   model built with `overflow` on windows.py's `restrict` instance; a window, there, is
@@ -307,18 +307,24 @@ class _Moves:
         np.add.at(needs, self.step[moving] - 1, self.scratch[moving])
         return needs
 
-    def _scores(self, needs: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
-        """Per row of needs (a plan's steps): bytes over the budget, then bytes in all."""
-        over = np.maximum(0, needs - self.budget).sum(axis=-1)
-        return list(zip(over.tolist(), needs.sum(axis=-1).tolist(), strict=True))
+    def _parts(
+        self, needs: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """What a plan's score is made of, from its steps' needs (the last axis): bytes
+        over the budget, then bytes in all."""
+        return np.maximum(0, needs - self.budget).sum(axis=-1), needs.sum(axis=-1)
+
+    def _score(self) -> tuple[int, int]:
+        """The plan in hand's score (`_parts`), lower is better."""
+        over, total = self._parts(self.needs)
+        return int(over), int(total)
 
     def _best_targets(
         self, priced: npt.NDArray[np.int64]
     ) -> tuple[list[int], list[tuple[int, int]]]:
         """For each component priced: the step it does best in (the least overflow, then
         the fewest bytes in all, then the earliest) and that score."""
-        over = np.maximum(0, priced - self.budget).sum(axis=-1)
-        total = priced.sum(axis=-1)
+        over, total = self._parts(priced)
         least = over.min(axis=1, keepdims=True)
         best = np.where(over == least, total, np.iinfo(np.int64).max).argmin(axis=1)
         rows = np.arange(len(priced))
@@ -420,7 +426,7 @@ class _Moves:
 
         The components are scanned round and round, a batch priced at a time, and the
         descent ends once a whole round from the last move has found none."""
-        (score,) = self._scores(self.needs[None, :])
+        score = self._score()
         n = len(self.moving)
         at = quiet = 0
         while quiet < n and score[0] and not deadline.passed():
