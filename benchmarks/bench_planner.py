@@ -309,7 +309,7 @@ def run(
     from solver.instance import Problem, build_instance
     from solver.plan import evaluate, one_step
     from solver.search import plan_upgrade
-    from solver.search.bounds import peak_lower_bound
+    from solver.search.bounds import peak_lower_bound, steps_lower_bound
     from solver.search.greedy import greedy_sequence, merge_greedy
     from solver.validate import validate
 
@@ -353,6 +353,9 @@ def run(
     memory_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if result.plan:
         assert validate(problem, result.plan, budget).peak == result.peak_bytes
+        # A lower bound above a plan that validates is wrong (the result shows the bound
+        # capped at the plan's steps, which would hide it).
+        assert steps_lower_bound(inst, budget) <= len(result.plan), "steps bound above a plan"
     heuristic = MinBudget(lowest.peak_bytes, min(floor, lowest.peak_bytes), 0.0, "heuristic")
     min_budget = None
     if min_budget_limit is not None:

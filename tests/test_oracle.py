@@ -581,7 +581,12 @@ def test_steps_lower_bound_is_below_the_fewest_steps(case):
     for budget in budgets:
         fewest = oracle.min_steps(budget)
         if fewest is not None:
-            assert steps_lower_bound(inst, budget) <= fewest, _describe(problem, oracle)
+            where = f"budget {budget}; {_describe(problem, oracle)}"
+            assert steps_lower_bound(inst, budget) <= fewest, where
+            # Each bound on its own: the largest must not hide one that is wrong.
+            assert bounds._volume_bound(inst, budget) <= fewest, where
+            assert bounds._clique_bound(inst, budget) <= fewest, where
+            assert bounds._library_bound(inst, budget) <= fewest, where
 
 
 def test_a_mass_rebuild_holds_both_libcs_between_the_ends():
@@ -605,3 +610,28 @@ def test_a_mass_rebuild_holds_both_libcs_between_the_ends():
     assert fewest is not None
     assert bounds._middle_store(inst) > bounds._smallest_store(inst)
     assert steps_lower_bound(inst, budget) == fewest > 2
+
+
+def test_a_library_three_packages_link_is_on_disk_twice_in_each_of_their_steps():
+    """Three packages over one library, a fourth beside them, all rebuilt against a new
+    libc. With room for one package beside both copies of the library, each of the three
+    needs a step of its own: the library is on disk twice in three steps, which the
+    volume bound (each library counted once) does not see and the library bound does."""
+    mib = 1 << 20
+
+    def system(tag):
+        built = SystemBuilder(tag)
+        libc = built.add(f"glibc-2.{tag}", 100 * mib)
+        libfoo = built.add(f"libfoo-1.{tag}", 60 * mib, (libc,))
+        packages = [built.add(f"pkg{i}-1.{tag}", 30 * mib, (libfoo,)) for i in range(3)]
+        return built.system([*packages, built.add(f"tool-1.{tag}", 30 * mib, (libc,))])
+
+    old, new = system("39"), system("40")
+    problem = Problem(old, new, split_components(old, new))
+    inst = build_instance(problem)
+    budget = old.size() + 195 * mib
+    fewest = exhaustive(problem).min_steps(budget)
+    assert fewest == 4
+    assert bounds._volume_bound(inst, budget) == 2
+    assert bounds._clique_bound(inst, budget) == 1
+    assert bounds._library_bound(inst, budget) == steps_lower_bound(inst, budget) == fewest
