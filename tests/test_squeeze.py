@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import solver.search.squeeze as squeeze_module
 from solver.components import Change
 from solver.deadline import Deadline
 from solver.instance import build_instance
@@ -151,9 +152,28 @@ def _a_merge_the_moves_leave_over():
     return problem, inst, budget, gens, [*gens[: a + 1], *gens[a + 2 :]]
 
 
-def test_kicks_find_the_plan_single_moves_settle_short_of():
-    """Single moves settle 6.5 MB over the budget in 2 steps; moving a library's users
-    together (a kick) and settling again fits, the same way every run."""
+def test_a_swap_finds_the_plan_single_moves_settle_short_of():
+    """Single moves settle 6.5 MB over the budget in 2 steps, both steps full; a swap of
+    two components between them, and single moves again, fit, the same way every run."""
+    problem, inst, budget, _, merged = _a_merge_the_moves_leave_over()
+    layout = _Layout(inst)
+    plans = []
+    for _ in range(2):
+        moves = _Moves(layout, budget, merged)
+        moves._settle(Deadline.after(10, deterministic=True))
+        assert 0 < sum(moves.over()) < 7_000_000
+        plans.append(moves.descend(Deadline.after(10, deterministic=True)))
+        assert sum(moves.over()) == 0
+    assert plans[0] == plans[1]
+    shorter = evaluate(inst, canonical(inst, plans[0]))
+    assert len(shorter) == 2
+    assert validate(problem, shorter, budget).peak == shorter.peak_bytes <= budget
+
+
+def test_kicks_find_the_plan_single_moves_settle_short_of(monkeypatch):
+    """Without swaps, single moves settle 6.5 MB over the budget in 2 steps; moving a
+    library's users together (a kick) and settling again fits, the same way every run."""
+    monkeypatch.setattr(squeeze_module, "SWAPS_CHECKED", 0)
     problem, inst, budget, gens, merged = _a_merge_the_moves_leave_over()
     assert len(gens) == 4 and evaluate(inst, gens).peak_bytes <= budget
     layout = _Layout(inst)

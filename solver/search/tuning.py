@@ -63,6 +63,9 @@ PRICED_TOGETHER = 16
 # many components.
 KICK_PATIENCE = 30
 KICKED_COMPONENTS = 3
+# Its swaps (`_Moves._swap`): how many of the best estimated swaps between two steps are
+# made for real to see whether they lower the score.
+SWAPS_CHECKED = 5
 
 # -- deterministic work (solver/deadline.py) ---------------------------------------------
 
