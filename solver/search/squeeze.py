@@ -12,7 +12,9 @@ which its steps overflow the budget, summed. Starting from the plan with its two
 compatible adjacent steps merged, two searches take turns bringing that sum to zero:
 
 - a local search that moves one component to another step, for the least overflow and
-  then the fewest bytes over all steps (`_Moves`); it settles in about a second;
+  then the fewest bytes over all steps (`_Moves`), and once single moves settle with a
+  step over the budget, swaps a component of that step with one of a neighbour (when
+  both steps are full, no single move between them helps); it settles in about a second;
 - kicks out of where it settles (`_Moves.wander`, an iterated local search): from a
   step over the budget (drawn by its bytes over), the users of one shared library, or a
   few components, go to a neighbouring step, the moves settle again, and the result is
@@ -26,8 +28,9 @@ compatible adjacent steps merged, two searches take turns bringing that sum to z
 
 With the kicks, a 25,000-path update of 13 % of its paths at a tight budget gets from 6
 steps to 5, its bound, in 5 to 6 s, where single moves settled 230 MB over; the 25,000-path
-mass rebuild of 1,000 packages at a tight budget from 9 steps to 8 (its bound is 7). The
-one of 500 packages still ends some 25 MB over in 8 steps in a default run: 9 stand.
+mass rebuild of 1,000 packages at a tight budget from 9 steps to 8 (its bound is 7).
+With the swaps, the one of 500 packages gets from 9 steps to 8 (bound 7) in a default
+run, where single moves and kicks settled 25 MB over.
 Only plans without drops are squeezed: the local search moves each component once, from
 old to new.
 """
