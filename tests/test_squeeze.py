@@ -160,7 +160,7 @@ def test_a_swap_finds_the_plan_single_moves_settle_short_of():
     plans = []
     for _ in range(2):
         moves = _Moves(layout, budget, merged)
-        moves._settle(Deadline.after(10, deterministic=True))
+        moves.descend(Deadline.after(10, deterministic=True), swaps=False)
         assert 0 < sum(moves.over()) < 7_000_000
         plans.append(moves.descend(Deadline.after(10, deterministic=True)))
         assert sum(moves.over()) == 0

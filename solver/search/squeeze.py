@@ -27,10 +27,10 @@ compatible adjacent steps merged, two searches take turns bringing that sum to z
   it moves whole groups of components at once, which single moves cannot.
 
 With the kicks, a 25,000-path update of 13 % of its paths at a tight budget gets from 6
-steps to 5, its bound, in 5 to 6 s, where single moves settled 230 MB over; the 25,000-path
-mass rebuild of 1,000 packages at a tight budget from 9 steps to 8 (its bound is 7).
-With the swaps, the one of 500 packages gets from 9 steps to 8 (bound 7) in a default
-run, where single moves and kicks settled 25 MB over.
+steps to 5, its bound, in 5 to 6 s, where single moves settled 230 MB over. With the
+swaps, the 25,000-path mass rebuilds of 500 and of 1,000 packages at a tight budget get
+from 9 steps to 8 (bound 7) in a default run, in 13 and 16 s; on the one of 500, single
+moves and kicks had settled 25 MB over.
 Only plans without drops are squeezed: the local search moves each component once, from
 old to new.
 """
@@ -88,13 +88,17 @@ def squeeze(
     progress(f"searching for a plan in {len(plan) - 1} steps")
     # Each adjacent pair of steps merged, the smallest merged need first. The moves alone
     # often spread one of them within the budget, and not always the first; the one
-    # they leave least over starts the stretches, then the others in turn.
+    # they leave least over starts the stretches, then the others in turn. Single moves
+    # rank the starts; swaps wait for the start chosen: on a 25,000-path mass rebuild of
+    # 1,000 packages at a tight budget, the three starts' swaps (288 of them, each
+    # followed by single moves) took the squeeze's whole share, and 9 steps stood where
+    # 8 fit in 15 s without them.
     order = sorted(range(len(gens) - 2), key=lambda a: int(needs[a, a + 2]))
     layout = _Layout(inst)
     starts: list[tuple[int, list[Generation]]] = []
     for a in order[:DESCENTS]:
         moves = _Moves(layout, budget, [*gens[: a + 1], *gens[a + 2 :]])
-        moved = moves.descend(deadline)
+        moved = moves.descend(deadline, swaps=False)
         starts.append((sum(moves.over()), moved))
     starts.sort(key=lambda start: start[0])
     rest = [[*gens[: a + 1], *gens[a + 2 :]] for a in order[DESCENTS:]]
@@ -425,18 +429,19 @@ class _Moves:
         self.needs[to - 1] += self.scratch[c]
         self.present[groups] = present
 
-    def descend(self, deadline: Deadline) -> list[Generation]:
-        """Single moves until none lowers the score (`_settle`), then a swap of two
-        components between a step over the budget and a neighbour (`_swap`), and single
-        moves again, until neither lowers it.
+    def descend(self, deadline: Deadline, *, swaps: bool = True) -> list[Generation]:
+        """Single moves until none lowers the score (`_settle`), then, with `swaps`, a
+        swap of two components between a step over the budget and a neighbour (`_swap`),
+        and single moves again, until neither lowers it.
 
         When both steps are full, no single move between them helps, and a swap often
         does: on a 25,000-path mass rebuild of 500 packages at a tight budget, single moves
         and kicks settled 25 MB over in 8 steps after 24 s, and with swaps the plan fits
         after two kicks."""
         self._settle(deadline)
-        while sum(self.over()) and not deadline.passed() and self._swap(deadline):
-            self._settle(deadline)
+        if swaps:
+            while sum(self.over()) and not deadline.passed() and self._swap(deadline):
+                self._settle(deadline)
         return self.generations()
 
     def _settle(self, deadline: Deadline) -> None:
