@@ -351,3 +351,17 @@ def test_the_readme_example_gives_the_same_plan_every_run():
     assert outs[0] == outs[1] == outs[2]
     doc = json.loads(outs[0])
     assert doc["repeatable"] is True and len(doc["steps"]) == 3
+
+
+def test_the_readme_sample_output_is_what_the_example_prints(capsys):
+    """The README's sample of a step's changes: each of its lines, in order, is a line of
+    what its first command prints ("..." stands for lines left out)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```\nstep 1 of 3:") + len("```\n")
+    sample = readme[start : readme.index("```", start)].splitlines()
+    code, out, _err = run(capsys, "--limit", "3G", "--current", CURRENT, "--target", TARGET)
+    assert code == 0
+    lines = iter(out.splitlines())
+    for expected in sample:
+        if expected.strip() != "...":
+            assert expected in lines, expected

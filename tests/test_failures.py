@@ -126,6 +126,32 @@ def test_apply_json_documents_bad_input(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--limit", "9X"], "Invalid value for '--limit': invalid size '9X'"),
+        (["--bogus"], "No such option '--bogus'"),
+        (["--workers", "x"], "Invalid value for '--workers'"),
+        (["--plan", "."], "Invalid value for '--plan'"),
+    ],
+)
+def test_apply_json_documents_a_command_line_click_rejects(capsys, given, said):
+    """Click rejects these while parsing, before apply runs: with --json they are a
+    document too, the same as the stderr line, exit 2."""
+    code, out, err = run(capsys, "apply", "--json", "--target", STORE_PATH, *given)
+    assert code == 2
+    doc = json.loads(out)
+    assert doc["error"].startswith(said)
+    assert doc == {"status": "failed", "error": doc["error"], "exit_code": 2, "failed_step": None}
+    assert err == f"error: {doc['error']}\n"
+
+
+def test_apply_without_json_prints_nothing_on_stdout_for_a_command_line_click_rejects(capsys):
+    code, out, err = run(capsys, "apply", "--target", STORE_PATH, "--bogus")
+    assert (code, out) == (2, "")
+    assert err == "error: No such option '--bogus'.\n"
+
+
+@pytest.mark.parametrize(
     ("error", "code", "step"),
     [
         (ApplyError("step 2 of 3 failed: No space left on device", step=2), 1, 2),

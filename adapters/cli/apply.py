@@ -29,7 +29,17 @@ if TYPE_CHECKING:
     from solver.diff import Diff
 
 
-@click.command()
+class _ApplyCommand(click.Command):
+    """`apply`'s command: with --json, an error in the command line itself (an unknown
+    option, a value click rejects) is a document on stdout too, as every other error of
+    the run is (`_documented`): click parses the options before `apply` runs."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _documented("--json" in args):
+            return super().parse_args(ctx, args)
+
+
+@click.command(cls=_ApplyCommand)
 @apply_options
 @click.pass_context
 def apply(ctx: click.Context, /, **given: Any) -> None:
